@@ -1,0 +1,55 @@
+"""One robot's navigation nodes: perception and planner, under the robot's namespace.
+
+    ros2 launch wm_bringup robot.launch.py namespace:=robot1
+    ros2 launch wm_bringup robot.launch.py namespace:=robot1 params_file:=/path/robot.yaml \
+        use_sim_time:=true rviz:=true
+
+Nodes are lifecycle nodes with autostart (they configure and activate themselves); set
+autostart:=false to hand them to a lifecycle manager.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    namespace = LaunchConfiguration("namespace")
+    params_file = LaunchConfiguration("params_file")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    autostart = LaunchConfiguration("autostart")
+    cmd_vel_stamped = LaunchConfiguration("cmd_vel_stamped")
+    rviz = LaunchConfiguration("rviz")
+    overrides = {"use_sim_time": use_sim_time, "autostart": autostart}
+    return LaunchDescription([
+        DeclareLaunchArgument("namespace", default_value="robot1",
+                              description="robot id; every topic lives under /<namespace>"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",
+                                                "robot.yaml"]),
+            description="parameters of perception and planner (/**/node: keys)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="use /clock (simulation)"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="nodes configure and activate themselves"),
+        DeclareLaunchArgument("cmd_vel_stamped", default_value="false",
+                              description="publish TwistStamped (Jazzy diff_drive_controller)"),
+        DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
+        LifecycleNode(
+            package="wm_perception", executable="perception", name="perception",
+            namespace=namespace, output="screen",
+            parameters=[params_file, overrides]),
+        LifecycleNode(
+            package="wm_planner", executable="planner", name="planner",
+            namespace=namespace, output="screen",
+            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped}]),
+        Node(
+            package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
+            arguments=["-d", PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",
+                                                   "wm.rviz"])],
+            parameters=[{"use_sim_time": use_sim_time}],
+            condition=IfCondition(rviz)),
+    ])

@@ -1,0 +1,40 @@
+# Source this file (bash) to use the project's ROS 2 environment from any directory:
+#   source scripts/env.sh
+# It activates .venv (ROS 2 Kilted from PyPI wheels), puts the venv prefix on
+# AMENT_PREFIX_PATH / CMAKE_PREFIX_PATH, sources the colcon overlay ros2_ws/install (if built)
+# and selects Fast DDS.
+
+_wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export WM_REPO_ROOT="$_wm_root"
+
+if [ ! -x "$_wm_root/.venv/bin/python" ]; then
+  echo "env.sh: $_wm_root/.venv is missing; run: bash $_wm_root/scripts/setup.sh" >&2
+  unset _wm_root
+  return 1 2>/dev/null || exit 1
+fi
+
+# shellcheck disable=SC1091
+VIRTUAL_ENV_DISABLE_PROMPT="${VIRTUAL_ENV_DISABLE_PROMPT:-1}" source "$_wm_root/.venv/bin/activate"
+
+_wm_prepend() {  # _wm_prepend VAR DIR: put DIR first on the colon list VAR, once
+  local cur="${!1:-}"
+  case ":$cur:" in
+    *":$2:"*) ;;
+    *) export "$1=$2${cur:+:$cur}" ;;
+  esac
+}
+_wm_prepend AMENT_PREFIX_PATH "$VIRTUAL_ENV"
+_wm_prepend CMAKE_PREFIX_PATH "$VIRTUAL_ENV"
+unset -f _wm_prepend
+
+if [ -f "$_wm_root/ros2_ws/install/setup.bash" ]; then
+  # colcon's scripts read unset variables; relax nounset while sourcing them.
+  case $- in *u*) _wm_nounset=1; set +u ;; *) _wm_nounset= ;; esac
+  # shellcheck disable=SC1091
+  source "$_wm_root/ros2_ws/install/setup.bash"
+  [ -n "$_wm_nounset" ] && set -u
+  unset _wm_nounset
+fi
+
+export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+unset _wm_root

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+package_name = 'wm_perception'
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(include=[package_name, package_name + '.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='wm-nav maintainers',
+    maintainer_email='maintainers@wm-nav.dev',
+    description='Voxelisation and distance-field perception for the wm navigation stack.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'perception = wm_perception.perception_node:main',
+        ],
+    },
+)

@@ -1,0 +1,33 @@
+"""The perception node's parameters: one source of truth for the node, the YAML check and the
+README table."""
+from wm_common.params import Param
+
+PERCEPTION_PARAMS = [
+    Param("odom_frame", "odom", "frame of the voxel grid and the distance field"),
+    Param("base_frame", "base_link", "robot body frame"),
+    Param("sensor_frame", "lidar_link",
+          "expected frame_id of the clouds when tf2 is not used (clouds in another frame are "
+          "rejected)"),
+    Param("sensor_extrinsic", [0.0, 0.0, 0.4, 0.0],
+          "pose of sensor_frame in base_frame [x, y, z, yaw] (m, rad), used without tf2"),
+    Param("use_tf", "auto",
+          "sensor->base source: 'auto' (tf2 if importable, else sensor_extrinsic), 'tf', "
+          "'static'"),
+    Param("resolution", 0.1, "voxel and distance-field cell size [m]", 0.02, 1.0),
+    Param("window_size", 16.0, "side of the local window centred on the robot [m]", 2.0, 100.0),
+    Param("z_min", 0.05, "lowest height kept, above the floor in base frame [m]", -5.0, 5.0),
+    Param("z_max", 1.8, "highest height kept [m] (the robot's height plus margin)", -5.0, 10.0),
+    Param("min_range", 0.35, "points nearer the sensor are the robot itself [m]", 0.0, 10.0),
+    Param("max_range", 15.0, "points farther are dropped [m]", 0.5, 300.0),
+    Param("min_points_per_voxel", 1, "points a voxel needs to count as occupied", 1, 1000),
+    Param("max_distance", 3.0, "distance field saturates here; unknown space reads this [m]",
+          0.1, 50.0),
+    Param("max_points", 2000000, "clouds with more points are rejected", 1, 50000000),
+    Param("max_cloud_age", 0.5, "clouds older than this on the node's clock are rejected [s]",
+          0.01, 60.0),
+    Param("max_future", 0.2, "clouds stamped further in the future are rejected [s]",
+          0.0, 60.0),
+    Param("odom_tolerance", 0.1, "max gap between a cloud's stamp and the odometry used [s]",
+          0.001, 5.0),
+    Param("marker_every", 5, "publish voxel markers every N clouds (0: never)", 0, 1000),
+]

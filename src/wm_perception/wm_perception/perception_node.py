@@ -1,0 +1,227 @@
+"""Perception node: a thin rclpy adapter around wm_perception.pipeline.
+
+In: points (sensor_msgs/PointCloud2, SensorDataQoS), odom (nav_msgs/Odometry).
+Out: voxel_grid (wm_msgs/VoxelGrid, odom frame), distance_field (wm_msgs/DistanceField, odom
+frame, stamped with the cloud's stamp), markers (visualization_msgs/MarkerArray), /diagnostics.
+
+Sensor->base comes from tf2 when tf2_ros is importable (robots with a full ROS 2 install), else
+from the static `sensor_extrinsic` parameter; base->odom from odometry at the cloud's stamp.
+Bad clouds are rejected with a throttled log line and a diagnostics counter; the node keeps
+running, and the planner notices the missing distance fields and stops the robot.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import Point
+from nav_msgs.msg import Odometry
+from rclpy.time import Time
+from sensor_msgs.msg import PointCloud2
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wm_common.geometry import yaw_from_quaternion
+from wm_common.ros import lifecycle
+from wm_common.ros.convert import grid_to_distance_field, pose_to_pose2d, stamp_to_sec
+from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.params import declare_params, read_params
+from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
+from wm_msgs.msg import DistanceField, VoxelGrid
+from wm_perception.params import PERCEPTION_PARAMS
+from wm_perception.pipeline import Perception, PerceptionConfig
+from wm_perception.pointcloud import CloudError, decode_points
+
+try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
+    import tf2_ros
+    HAVE_TF2 = True
+except ImportError:  # pragma: no cover - depends on the install
+    HAVE_TF2 = False
+
+
+class PerceptionNode(lifecycle.ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("perception", **kwargs)
+        declare_params(self, PERCEPTION_PARAMS)
+
+    def on_configure(self, state):
+        p = self.p = read_params(self, PERCEPTION_PARAMS)
+        ext = list(p["sensor_extrinsic"])
+        if len(ext) != 4 or not all(math.isfinite(v) for v in ext):
+            self.get_logger().error("configure failed: sensor_extrinsic must be 4 finite numbers")
+            return lifecycle.FAILURE
+        if p["z_max"] <= p["z_min"] or p["max_range"] <= p["min_range"]:
+            self.get_logger().error("configure failed: z_max <= z_min or max_range <= min_range")
+            return lifecycle.FAILURE
+        if p["use_tf"] not in ("auto", "tf", "static"):
+            self.get_logger().error("configure failed: use_tf must be auto, tf or static")
+            return lifecycle.FAILURE
+        self.use_tf = p["use_tf"] == "tf" or (p["use_tf"] == "auto" and HAVE_TF2)
+        if self.use_tf and not HAVE_TF2:
+            self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
+            return lifecycle.FAILURE
+        self.extrinsic = tuple(ext)
+        self.perception = Perception(PerceptionConfig(
+            resolution=p["resolution"], size_xy=p["window_size"], z_min=p["z_min"],
+            z_max=p["z_max"], max_range=p["max_range"], min_range=p["min_range"],
+            min_points_per_voxel=p["min_points_per_voxel"], max_distance=p["max_distance"],
+            max_points=p["max_points"]))
+        self.odom_buffer = deque(maxlen=400)
+        self.last_cloud_t = None
+        self.n_clouds = 0
+        self.grid_pub = self.create_lifecycle_publisher(VoxelGrid, "voxel_grid", STATUS_QOS)
+        self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
+                                                         FIELD_QOS)
+        self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
+        self.diag = DiagnosticsReporter(self, "perception")
+        self.diag.set_value("sensor_to_base", "tf2" if self.use_tf else "sensor_extrinsic")
+        if self.use_tf:
+            self.tf_buffer = tf2_ros.Buffer()
+            self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
+        self._subs = [
+            self.create_subscription(PointCloud2, "points", self._on_cloud, SENSOR_QOS),
+            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
+        ]
+        self.get_logger().info("configured: sensor->base from %s, %.2f m voxels, %.0f m window"
+                               % ("tf2" if self.use_tf else "sensor_extrinsic",
+                                  p["resolution"], p["window_size"]))
+        return lifecycle.SUCCESS
+
+    def on_cleanup(self, state):
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self.diag.destroy()
+        for pub in (self.grid_pub, self.field_pub, self.marker_pub):
+            self.destroy_lifecycle_publisher(pub)
+        return lifecycle.SUCCESS
+
+    def on_shutdown(self, state):
+        return lifecycle.SUCCESS
+
+    # ---------------------------------------------------------------- inputs
+    def _reject(self, reason: str, detail: str) -> None:
+        n = self.diag.reject(reason)
+        self.diag.set_level(DiagnosticStatus.WARN, "rejected: " + reason)
+        self.get_logger().warn("rejected cloud: %s (%d so far): %s" % (reason, n, detail),
+                               throttle_duration_sec=2.0)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        try:
+            pose = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            n = self.diag.reject("odom_invalid")
+            self.get_logger().warn("rejected odometry (%d so far): %s" % (n, e),
+                                   throttle_duration_sec=2.0)
+            return
+        t = stamp_to_sec(msg.header.stamp)
+        if self.odom_buffer and t < self.odom_buffer[-1][0]:
+            self.diag.reject("odom_out_of_order")
+            return
+        self.odom_buffer.append((t, pose))
+
+    def _odom_at(self, t: float):
+        best = None
+        for entry in reversed(self.odom_buffer):
+            if best is None or abs(entry[0] - t) < abs(best[0] - t):
+                best = entry
+            if entry[0] < t - self.p["odom_tolerance"]:
+                break
+        if best is None or abs(best[0] - t) > self.p["odom_tolerance"]:
+            return None
+        return best[1]
+
+    def _sensor_in_base(self, msg: PointCloud2):
+        if not self.use_tf:
+            if msg.header.frame_id != self.p["sensor_frame"]:
+                return None
+            return self.extrinsic
+        try:
+            tf = self.tf_buffer.lookup_transform(self.p["base_frame"], msg.header.frame_id,
+                                                 Time())
+        except Exception:  # tf2's lookup exceptions all mean 'no transform'
+            return None
+        tr, q = tf.transform.translation, tf.transform.rotation
+        return (tr.x, tr.y, tr.z, yaw_from_quaternion(q.x, q.y, q.z, q.w))
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        if not self.active:
+            return
+        t0 = time.perf_counter()
+        now = self.get_clock().now().nanoseconds * 1e-9
+        t = stamp_to_sec(msg.header.stamp)
+        if now - t > self.p["max_cloud_age"]:
+            return self._reject("stale", "cloud is %.3f s old" % (now - t))
+        if t - now > self.p["max_future"]:
+            return self._reject("future_stamp", "cloud stamped %.3f s ahead" % (t - now))
+        if self.last_cloud_t is not None and t <= self.last_cloud_t:
+            return self._reject("out_of_order", "stamp %.3f not after %.3f" % (
+                t, self.last_cloud_t))
+        extrinsic = self._sensor_in_base(msg)
+        if extrinsic is None:
+            return self._reject("unknown_frame", "no transform from %r to %r" % (
+                msg.header.frame_id, self.p["base_frame"]))
+        try:
+            cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
+                                  msg.row_step, msg.is_bigendian, max_points=self.p["max_points"])
+        except CloudError as e:
+            return self._reject(e.reason, str(e))
+        base_in_odom = self._odom_at(t)
+        if base_in_odom is None:
+            return self._reject("no_odom", "no odometry within %.3f s of the cloud" %
+                                self.p["odom_tolerance"])
+        out = self.perception.process(cloud.xyz, extrinsic, base_in_odom)
+        self.last_cloud_t = t
+        self.n_clouds += 1
+        self._publish(out, msg.header.stamp)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.diag.count("clouds_processed")
+        self.diag.set_value("last_processing_ms", "%.2f" % ms)
+        self.diag.set_value("last_points_used", out.n_points_used)
+        self.diag.set_level(DiagnosticStatus.OK, "ok")
+
+    # ---------------------------------------------------------------- outputs
+    def _publish(self, out, stamp) -> None:
+        frame = self.p["odom_frame"]
+        vg = out.voxels
+        gmsg = VoxelGrid()
+        gmsg.header.stamp, gmsg.header.frame_id = stamp, frame
+        gmsg.resolution = float(vg.resolution)
+        gmsg.origin.x, gmsg.origin.y, gmsg.origin.z = (float(v) for v in vg.origin)
+        gmsg.size_x, gmsg.size_y, gmsg.size_z = (int(v) for v in vg.dims)
+        gmsg.indices = np.ascontiguousarray(vg.indices, dtype=np.uint32)
+        gmsg.values = np.ascontiguousarray(vg.values, dtype=np.float32)
+        gmsg.value_name = "point_count"
+        self.grid_pub.publish(gmsg)
+
+        fmsg = DistanceField()
+        fmsg.header.stamp, fmsg.header.frame_id = stamp, frame
+        grid_to_distance_field(out.distance_field, fmsg)
+        self.field_pub.publish(fmsg)
+
+        every = self.p["marker_every"]
+        if every and self.n_clouds % every == 0:
+            self.marker_pub.publish(self._voxel_markers(vg, stamp, frame))
+
+    def _voxel_markers(self, vg, stamp, frame) -> MarkerArray:
+        m = Marker()
+        m.header.stamp, m.header.frame_id = stamp, frame
+        m.ns, m.id, m.type, m.action = "voxels", 0, Marker.CUBE_LIST, Marker.ADD
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = float(vg.resolution)
+        m.color.r, m.color.g, m.color.b, m.color.a = 1.0, 0.5, 0.0, 0.8
+        nx, ny = int(vg.dims[0]), int(vg.dims[1])
+        idx = np.asarray(vg.indices, dtype=np.int64)
+        ijk = np.stack([idx % nx, (idx // nx) % ny, idx // (nx * ny)], axis=1)
+        centres = np.asarray(vg.origin) + (ijk + 0.5) * vg.resolution
+        m.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in centres[:20000]]
+        return MarkerArray(markers=[m])
+
+
+def main(args=None):
+    return lifecycle.run(PerceptionNode, args=args, threads=2)
+
+
+if __name__ == "__main__":
+    main()

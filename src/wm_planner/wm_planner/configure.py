@@ -1,0 +1,29 @@
+"""Build the optimizer from flat parameters (ROS parameters or a YAML dict), so the node and
+the benchmarks configure it the same way."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from wm_planner.critics import CRITIC_REGISTRY, make_critics
+from wm_planner.models import OptimizerSettings, RobotLimits
+from wm_planner.optimizer import MPPI
+
+
+def build_optimizer(p: Mapping[str, Any]) -> MPPI:
+    """An MPPI from the planner node's parameter dict (see wm_planner.params)."""
+    settings = OptimizerSettings(
+        num_samples=p["num_samples"], horizon=p["horizon"], dt=p["dt"],
+        temperature=p["temperature"], noise_sigma_v=p["noise_sigma_v"],
+        noise_sigma_w=p["noise_sigma_w"], iterations=p["iterations"],
+        time_budget_ms=p["time_budget_ms"], seed=None if p["seed"] < 0 else p["seed"])
+    limits = RobotLimits(v_max=p["v_max"], v_min=p["v_min"], w_max=p["w_max"],
+                         a_max=p["a_max"], alpha_max=p["alpha_max"])
+    config = {}
+    for name in p["critics"]:
+        if name not in CRITIC_REGISTRY:
+            raise ValueError("unknown critic %r; registered: %s" % (name,
+                                                                    sorted(CRITIC_REGISTRY)))
+        config[name] = {k: p["%s.%s" % (name, k)] for k in CRITIC_REGISTRY[name].PARAMS
+                        if "%s.%s" % (name, k) in p}
+    return MPPI(settings, limits, make_critics(config), robot_radius=p["robot_radius"],
+                num_visualized=p["sampled_trajectories_shown"])

@@ -1,0 +1,68 @@
+"""The planner node's parameters (names, defaults, ranges, descriptions): one source of truth
+for the node, the YAML check and the README table."""
+from wm_common.params import Param
+from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS
+
+PLANNER_PARAMS = [
+    # Frames (REP-105): control happens in odom; goals may come in map and are re-transformed
+    # every cycle through the latest map->odom.
+    Param("odom_frame", "odom", "frame of odometry, the distance field and the local plan"),
+    Param("map_frame", "map", "global frame of goals and localization"),
+    Param("base_frame", "base_link", "robot body frame (TwistStamped frame_id)"),
+    Param("cmd_vel_stamped", False,
+          "publish geometry_msgs/TwistStamped (Jazzy-era diff_drive_controller) instead of Twist"),
+    Param("use_tf", "auto",
+          "map->odom source: 'auto' (tf2 if importable, else the localization pose topic), "
+          "'tf' or 'topic'"),
+    # Staleness: the robot stops when any input is older than this on the node's clock.
+    Param("odom_timeout", 0.5, "max age of odometry before stopping [s]", 0.05, 10.0),
+    Param("field_timeout", 0.6, "max age of the perception distance field before stopping [s]",
+          0.05, 10.0),
+    Param("localization_timeout", 5.0,
+          "max age of map->odom before map-frame goals are refused [s]", 0.1, 600.0),
+    Param("watchdog_rate", 20.0, "rate of the staleness watchdog [Hz]", 1.0, 200.0),
+    # MPPI
+    Param("num_samples", 512, "sampled control sequences per iteration (K)", 16, 16384),
+    Param("horizon", 10, "prediction steps (H)", 2, 100),
+    Param("dt", 0.1, "model step [s]", 0.01, 1.0),
+    Param("temperature", 0.3, "MPPI softmax temperature", 1e-4, 100.0),
+    Param("noise_sigma_v", 0.3, "sampling noise on linear velocity [m/s]", 0.0, 5.0),
+    Param("noise_sigma_w", 0.6, "sampling noise on angular velocity [rad/s]", 0.0, 10.0),
+    Param("iterations", 1, "MPPI iterations per cycle (more if the budget allows)", 1, 50),
+    Param("time_budget_ms", 20.0, "planning time budget per cycle [ms]", 1.0, 1000.0),
+    Param("seed", -1, "random seed (-1: from the OS)", -1, 2 ** 31 - 1),
+    # Robot
+    Param("v_max", 0.8, "max forward speed [m/s]", 0.0, 5.0),
+    Param("v_min", -0.2, "max reverse speed (negative) [m/s]", -5.0, 0.0),
+    Param("w_max", 1.2, "max angular speed [rad/s]", 0.0, 10.0),
+    Param("a_max", 1.0, "max linear acceleration [m/s^2]", 0.01, 20.0),
+    Param("alpha_max", 2.5, "max angular acceleration [rad/s^2]", 0.01, 50.0),
+    Param("robot_radius", 0.35, "footprint radius incl. payload overhang [m]", 0.05, 3.0),
+    Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
+    Param("yaw_goal_tolerance", 3.2,
+          "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),
+    # Critics (Nav2 MPPI style): each a small class in critics/, composed in this order;
+    # their own parameters are <critic>.<param>, generated below from the critic classes.
+    Param("critics", list(DEFAULT_CRITICS), "critics to compose, in order"),
+    # Action
+    Param("navigate_timeout", 300.0, "abort a navigate_to_pose goal after this long [s]",
+          1.0, 86400.0),
+    Param("sampled_trajectories_shown", 16, "sampled rollouts drawn in markers", 0, 1000),
+]
+
+
+def critic_params():
+    """`<critic>.<param>` for every registered critic, defaults from the critic class."""
+    out = []
+    for name in sorted(CRITIC_REGISTRY):
+        cls = CRITIC_REGISTRY[name]
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        for key, default in cls.PARAMS.items():
+            lo = 0.0 if isinstance(default, float) else None
+            out.append(Param("%s.%s" % (name, key), default,
+                             "%s critic: %s" % (name, key if key != "weight" else
+                                                "weight (" + doc.rstrip(".") + ")"), lo))
+    return out
+
+
+PLANNER_PARAMS += critic_params()

@@ -1,0 +1,480 @@
+"""Planner node: a thin rclpy adapter around the MPPI optimizer.
+
+In: odom (nav_msgs/Odometry), distance_field (wm_msgs/DistanceField, from perception),
+goal_pose (geometry_msgs/PoseStamped), localization_pose (PoseWithCovarianceStamped, for
+map->odom when tf2 is not available), the navigate_to_pose action.
+Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
+(wm_msgs/PlanStatus), markers (visualization_msgs/MarkerArray), /diagnostics.
+
+A control cycle runs on every new distance field (so the latency from cloud to command is one
+perception + one planning step); a watchdog stops the robot when any input goes stale.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Optional
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Twist,
+                               TwistStamped)
+from nav_msgs.msg import Odometry, Path
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
+from rclpy.time import Time
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wm_common.geometry import Pose2D, compose, inverse, yaw_from_quaternion
+from wm_common.ros import lifecycle
+from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_to_pose2d,
+                                   stamp_to_sec, trajectory_to_path)
+from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.params import declare_params, read_params
+from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, SENSOR_QOS, STATUS_QOS
+from wm_msgs.action import NavigateToPose
+from wm_msgs.msg import DistanceField, PlanStatus
+from wm_planner.goal_checker import goal_reached
+from wm_planner.models import Goal, RobotState
+from wm_planner.params import PLANNER_PARAMS
+from wm_planner.configure import build_optimizer
+
+try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
+    import tf2_ros  # noqa: F401
+    HAVE_TF2 = True
+except ImportError:  # pragma: no cover - depends on the install
+    HAVE_TF2 = False
+
+ERR = NavigateToPose.Result
+
+
+class NavGoal:
+    """The goal being pursued: from the action (with a handle) or from goal_pose (without)."""
+
+    def __init__(self, pose: Pose2D, frame_id: str, handle=None):
+        self.pose = pose
+        self.frame_id = frame_id
+        self.handle = handle
+        self.done = threading.Event()
+        self.error_code = ERR.NONE
+        self.error_msg = ""
+        self.distance_remaining = float("nan")
+        self.current_pose = None  # PoseStamped, for feedback
+        self.started = time.monotonic()
+
+    def finish(self, code: int, msg: str = "") -> None:
+        if not self.done.is_set():
+            self.error_code, self.error_msg = code, msg
+            self.done.set()
+
+
+class PlannerNode(lifecycle.ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("planner", **kwargs)
+        declare_params(self, PLANNER_PARAMS)
+        self._lock = threading.RLock()
+        self._entities = []
+        self._reset_state()
+
+    # ---------------------------------------------------------------- lifecycle
+    def _reset_state(self):
+        self.odom_buffer = deque(maxlen=200)  # (t, Pose2D in odom, v, w)
+        self.last_odom_t = None
+        self.last_field_t = None
+        self.map_to_odom = None  # (t, Pose2D)
+        self.goal: Optional[NavGoal] = None
+        self.last_cmd_t = None
+        self.stopped = True
+        self.cycle = 0
+
+    def on_configure(self, state):
+        p = self.p = read_params(self, PLANNER_PARAMS)
+        try:
+            self.optimizer = build_optimizer(p)
+        except (ValueError, KeyError, TypeError) as e:
+            self.get_logger().error("configure failed: %s" % e)
+            return lifecycle.FAILURE
+        if p["use_tf"] not in ("auto", "tf", "topic"):
+            self.get_logger().error("configure failed: use_tf must be auto, tf or topic")
+            return lifecycle.FAILURE
+        self.use_tf = p["use_tf"] == "tf" or (p["use_tf"] == "auto" and HAVE_TF2)
+        if self.use_tf and not HAVE_TF2:
+            self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
+            return lifecycle.FAILURE
+        self._reset_state()
+        ctl = MutuallyExclusiveCallbackGroup()
+        act = ReentrantCallbackGroup()
+        cmd_type = TwistStamped if p["cmd_vel_stamped"] else Twist
+        self.cmd_pub = self.create_lifecycle_publisher(cmd_type, "cmd_vel", CMD_VEL_QOS)
+        self.plan_pub = self.create_lifecycle_publisher(Path, "local_plan", STATUS_QOS)
+        self.status_pub = self.create_lifecycle_publisher(PlanStatus, "plan_status", STATUS_QOS)
+        self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
+        self.diag = DiagnosticsReporter(self, "planner")
+        self._subs = [
+            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS,
+                                     callback_group=ctl),
+            self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS,
+                                     callback_group=ctl),
+            self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS,
+                                     callback_group=ctl),
+        ]
+        if self.use_tf:
+            self.tf_buffer = tf2_ros.Buffer()
+            self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
+        else:
+            self._subs.append(self.create_subscription(
+                PoseWithCovarianceStamped, "localization_pose", self._on_localization,
+                STATUS_QOS, callback_group=ctl))
+        self.watchdog = self.create_timer(1.0 / p["watchdog_rate"], self._on_watchdog,
+                                          callback_group=ctl)
+        self.action_server = ActionServer(
+            self, NavigateToPose, "navigate_to_pose", execute_callback=self._execute,
+            goal_callback=self._on_action_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+            handle_accepted_callback=self._on_action_accepted, callback_group=act)
+        self.get_logger().info(
+            "configured: K=%d H=%d dt=%.2f, map->odom from %s, cmd_vel as %s" % (
+                p["num_samples"], p["horizon"], p["dt"], "tf2" if self.use_tf else
+                "localization_pose", cmd_type.__name__))
+        return lifecycle.SUCCESS
+
+    def on_deactivate(self, state):
+        self._publish_stop()
+        with self._lock:
+            if self.goal is not None:
+                self.goal.finish(ERR.UNKNOWN, "planner deactivated")
+                self.goal = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self.destroy_timer(self.watchdog)
+        self.action_server.destroy()
+        self.diag.destroy()
+        for pub in (self.cmd_pub, self.plan_pub, self.status_pub, self.marker_pub):
+            self.destroy_lifecycle_publisher(pub)
+        return lifecycle.SUCCESS
+
+    def on_shutdown(self, state):
+        return lifecycle.SUCCESS
+
+    # ---------------------------------------------------------------- inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _reject(self, reason: str, detail: str) -> None:
+        n = self.diag.reject(reason)
+        self.get_logger().warn("rejected %s (%d so far): %s" % (reason, n, detail),
+                               throttle_duration_sec=2.0)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
+            return self._reject("odom_frame", "odom in frame %r, expected %r" % (
+                msg.header.frame_id, self.p["odom_frame"]))
+        try:
+            pose = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            return self._reject("odom_invalid", str(e))
+        v, w = msg.twist.twist.linear.x, msg.twist.twist.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)) or abs(v) > 20.0 or abs(w) > 20.0:
+            return self._reject("odom_invalid", "twist not finite or absurd")
+        t = stamp_to_sec(msg.header.stamp)
+        if self.last_odom_t is not None and t < self.last_odom_t:
+            return self._reject("odom_out_of_order", "stamp %.3f older than %.3f" % (
+                t, self.last_odom_t))
+        self.odom_buffer.append((t, pose, float(v), float(w)))
+        self.last_odom_t = t
+
+    def _odom_at(self, t: float, tolerance: float = 0.1):
+        best = None
+        for entry in reversed(self.odom_buffer):
+            if best is None or abs(entry[0] - t) < abs(best[0] - t):
+                best = entry
+            if entry[0] < t - tolerance:
+                break
+        if best is None or abs(best[0] - t) > tolerance:
+            return None
+        return best
+
+    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
+        if msg.header.frame_id != self.p["map_frame"]:
+            return self._reject("localization_frame", "pose in %r, expected %r" % (
+                msg.header.frame_id, self.p["map_frame"]))
+        try:
+            map_base = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            return self._reject("localization_invalid", str(e))
+        t = stamp_to_sec(msg.header.stamp)
+        odom = self._odom_at(t)
+        if odom is None:
+            return self._reject("localization_no_odom", "no odometry near stamp %.3f" % t)
+        # map->odom = map->base * (odom->base)^-1, at the localization's stamp
+        self.map_to_odom = (t, compose(map_base, inverse(odom[1])))
+
+    def _map_to_odom(self, now: float) -> Optional[Pose2D]:
+        if self.use_tf:
+            try:
+                tf = self.tf_buffer.lookup_transform(self.p["map_frame"], self.p["odom_frame"],
+                                                     Time())
+            except Exception:  # tf2 raises several lookup exceptions; all mean 'unknown'
+                return None
+            q = tf.transform.rotation
+            return Pose2D(tf.transform.translation.x, tf.transform.translation.y,
+                          yaw_from_quaternion(q.x, q.y, q.z, q.w))
+        if self.map_to_odom is None or now - self.map_to_odom[0] > self.p["localization_timeout"]:
+            return None
+        return self.map_to_odom[1]
+
+    def _goal_from_pose(self, msg: PoseStamped) -> NavGoal:
+        frame = msg.header.frame_id or self.p["map_frame"]
+        if frame not in (self.p["map_frame"], self.p["odom_frame"]):
+            raise ValueError("goal frame %r is neither %r nor %r" % (
+                frame, self.p["map_frame"], self.p["odom_frame"]))
+        return NavGoal(pose_to_pose2d(msg.pose), frame)
+
+    def _on_goal_pose(self, msg: PoseStamped) -> None:
+        try:
+            goal = self._goal_from_pose(msg)
+        except ValueError as e:
+            return self._reject("goal_invalid", str(e))
+        self._set_goal(goal)
+        self.get_logger().info("new goal from goal_pose: (%.2f, %.2f) in %s" % (
+            goal.pose.x, goal.pose.y, goal.frame_id))
+
+    def _set_goal(self, goal: Optional[NavGoal]) -> None:
+        with self._lock:
+            if self.goal is not None and self.goal is not goal:
+                self.goal.finish(ERR.CANCELED, "preempted by a new goal")
+            self.goal = goal
+            self.optimizer.reset()
+
+    # ---------------------------------------------------------------- control cycle
+    def _inputs_stale(self, now: float) -> Optional[str]:
+        if self.last_odom_t is None or now - self.last_odom_t > self.p["odom_timeout"]:
+            return "odometry"
+        if self.last_field_t is None or now - self.last_field_t > self.p["field_timeout"]:
+            return "distance field"
+        return None
+
+    def _on_field(self, msg: DistanceField) -> None:
+        if not self.active:
+            return
+        if msg.header.frame_id != self.p["odom_frame"]:
+            return self._reject("field_frame", "distance field in %r, expected %r" % (
+                msg.header.frame_id, self.p["odom_frame"]))
+        try:
+            field = distance_field_to_grid(msg)
+        except ValueError as e:
+            return self._reject("field_invalid", str(e))
+        t_field = stamp_to_sec(msg.header.stamp)
+        if self.last_field_t is not None and t_field < self.last_field_t:
+            return self._reject("field_out_of_order", "stamp %.3f older than %.3f" % (
+                t_field, self.last_field_t))
+        self.last_field_t = t_field
+        self._control(field, msg.header.stamp)
+
+    def _control(self, field, input_stamp) -> None:
+        now = self._now()
+        self.cycle += 1
+        with self._lock:
+            goal = self.goal
+        if goal is None:
+            return self._stop(PlanStatus.STATUS_IDLE, input_stamp)
+        stale = self._inputs_stale(now)
+        if stale is not None:
+            self.diag.count("stale_stops")
+            return self._stop(PlanStatus.STATUS_STALE_INPUTS, input_stamp)
+        t, pose, v, w = self.odom_buffer[-1]
+        goal_odom = goal.pose
+        if goal.frame_id == self.p["map_frame"]:
+            m2o = self._map_to_odom(now)
+            if m2o is None:
+                self._reject("no_transform", "no recent %s->%s" % (self.p["map_frame"],
+                                                                   self.p["odom_frame"]))
+                return self._stop(PlanStatus.STATUS_NO_TRANSFORM, input_stamp)
+            goal_odom = compose(inverse(m2o), goal.pose)
+            goal.current_pose = (compose(m2o, pose), self.p["map_frame"])
+        else:
+            goal.current_pose = (pose, self.p["odom_frame"])
+        state = RobotState(pose.x, pose.y, pose.yaw, v, w)
+        target = Goal(goal_odom.x, goal_odom.y, goal_odom.yaw,
+                      xy_tolerance=self.p["xy_goal_tolerance"],
+                      yaw_tolerance=self.p["yaw_goal_tolerance"])
+        goal.distance_remaining = math.hypot(goal_odom.x - pose.x, goal_odom.y - pose.y)
+        if goal_reached(state, target):
+            goal.finish(ERR.NONE)
+            with self._lock:
+                if self.goal is goal:
+                    self.goal = None
+            self.get_logger().info("goal reached")
+            return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
+        try:
+            result = self.optimizer.plan(state, target, field)
+        except Exception as e:  # a planner bug must stop the robot, not kill the node
+            self.diag.count("planner_exceptions")
+            self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
+            return self._stop(PlanStatus.STATUS_FAILED, input_stamp)
+        if result.status != "ok":
+            self.diag.count("planner_" + result.status)
+            self._publish_plan(result, PlanStatus.STATUS_FAILED, input_stamp, goal)
+            return self._publish_stop()
+        v_cmd, w_cmd = float(result.controls[0, 0]), float(result.controls[0, 1])
+        self._publish_cmd(v_cmd, w_cmd)
+        self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
+        self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
+
+    def _on_watchdog(self) -> None:
+        if not self.active:
+            return
+        now = self._now()
+        stale = self._inputs_stale(now)
+        if stale is not None:
+            self.diag.set_level(DiagnosticStatus.WARN, "stale input: " + stale)
+            if self.goal is not None or not self.stopped:
+                self.get_logger().warn("stale %s: stopping" % stale, throttle_duration_sec=2.0)
+                self._stop(PlanStatus.STATUS_STALE_INPUTS, None)
+        elif self.last_cmd_t is not None and now - self.last_cmd_t > self.p["field_timeout"]:
+            # inputs fresh but no cycle ran (e.g. rejected fields): never leave an old command
+            self._publish_stop()
+
+    # ---------------------------------------------------------------- outputs
+    def _publish_cmd(self, v: float, w: float) -> None:
+        if self.p["cmd_vel_stamped"]:
+            msg = TwistStamped()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.frame_id = self.p["base_frame"]
+            tw = msg.twist
+        else:
+            msg = tw = Twist()
+        tw.linear.x, tw.angular.z = v, w
+        self.cmd_pub.publish(msg)
+        self.last_cmd_t = self._now()
+        self.stopped = v == 0.0 and w == 0.0
+
+    def _publish_stop(self) -> None:
+        self._publish_cmd(0.0, 0.0)
+
+    def _stop(self, status: int, input_stamp) -> None:
+        self._publish_stop()
+        msg = PlanStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p["odom_frame"]
+        msg.status = status
+        msg.solver = "mppi"
+        if input_stamp is not None:
+            msg.input_stamp = input_stamp
+        self.status_pub.publish(msg)
+
+    def _publish_plan(self, result, status: int, input_stamp, goal: NavGoal) -> None:
+        stamp = self.get_clock().now()
+        path = trajectory_to_path(result.trajectory, self.p["odom_frame"],
+                                  stamp.nanoseconds * 1e-9, self.p["dt"])
+        self.plan_pub.publish(path)
+        msg = PlanStatus()
+        msg.header.stamp = stamp.to_msg()
+        msg.header.frame_id = self.p["odom_frame"]
+        msg.status = status
+        msg.solver = "mppi"
+        msg.cost = float(result.cost)
+        msg.iterations = int(result.iterations)
+        msg.num_samples = int(self.p["num_samples"])
+        msg.solve_time_ms = float(result.solve_time_ms)
+        msg.input_stamp = input_stamp
+        msg.distance_to_goal = float(goal.distance_remaining)
+        msg.predicted_trajectory = path
+        self.status_pub.publish(msg)
+        self.diag.set_value("solve_time_ms", "%.2f" % result.solve_time_ms)
+        if self.p["sampled_trajectories_shown"] > 0 and self.cycle % 5 == 0:
+            self.marker_pub.publish(self._markers(result, stamp.to_msg()))
+
+    def _markers(self, result, stamp) -> MarkerArray:
+        m = Marker()
+        m.header.frame_id = self.p["odom_frame"]
+        m.header.stamp = stamp
+        m.ns, m.id, m.type, m.action = "sampled", 0, Marker.LINE_LIST, Marker.ADD
+        m.scale.x = 0.01
+        m.color.r, m.color.g, m.color.b, m.color.a = 0.2, 0.6, 1.0, 0.4
+        m.pose.orientation.w = 1.0
+        pts = []
+        for traj in list(result.sampled_trajectories)[: self.p["sampled_trajectories_shown"]]:
+            for a, b in zip(traj[:-1], traj[1:]):
+                pts.append(Point(x=float(a[0]), y=float(a[1])))
+                pts.append(Point(x=float(b[0]), y=float(b[1])))
+        m.points = pts
+        return MarkerArray(markers=[m])
+
+    # ---------------------------------------------------------------- action
+    def _on_action_goal(self, request) -> int:
+        try:
+            self._goal_from_pose(request.pose)
+        except ValueError as e:
+            self._reject("goal_invalid", str(e))
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT if self.active else GoalResponse.REJECT
+
+    def _on_action_accepted(self, handle) -> None:
+        goal = self._goal_from_pose(handle.request.pose)
+        goal.handle = handle
+        self._set_goal(goal)
+        self.get_logger().info("navigate_to_pose: (%.2f, %.2f) in %s" % (
+            goal.pose.x, goal.pose.y, goal.frame_id))
+        handle.execute()
+
+    def _execute(self, handle):
+        with self._lock:
+            goal = self.goal if self.goal is not None and self.goal.handle is handle else None
+        result = NavigateToPose.Result()
+        if goal is None:
+            handle.abort()
+            result.error_code, result.error_msg = ERR.UNKNOWN, "preempted before start"
+            return result
+        timeout = self.p["navigate_timeout"]
+        while not goal.done.wait(0.2):
+            if handle.is_cancel_requested:
+                goal.finish(ERR.CANCELED, "canceled")
+                with self._lock:
+                    if self.goal is goal:
+                        self.goal = None
+                self._publish_stop()
+                break
+            if time.monotonic() - goal.started > timeout:
+                goal.finish(ERR.TIMEOUT, "not reached within %.0f s" % timeout)
+                self._set_goal(None)
+                self._publish_stop()
+                break
+            try:
+                handle.publish_feedback(self._feedback(goal))
+            except Exception:  # the node is shutting down under us: nothing left to report
+                return result
+        result.error_code, result.error_msg = goal.error_code, goal.error_msg
+        if goal.error_code == ERR.NONE:
+            handle.succeed()
+        elif goal.error_code == ERR.CANCELED and handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _feedback(self, goal: NavGoal):
+        fb = NavigateToPose.Feedback()
+        if goal.current_pose is not None:
+            fb.current_pose.header.frame_id = goal.current_pose[1]
+            fb.current_pose.header.stamp = self.get_clock().now().to_msg()
+            fb.current_pose.pose = pose2d_to_pose(goal.current_pose[0])
+        elapsed = time.monotonic() - goal.started
+        fb.navigation_time = Duration(seconds=elapsed).to_msg()
+        d = goal.distance_remaining
+        fb.distance_remaining = float(d) if math.isfinite(d) else 0.0
+        if math.isfinite(d) and self.p["v_max"] > 0:
+            fb.estimated_time_remaining = Duration(seconds=d / self.p["v_max"]).to_msg()
+        return fb
+
+
+def main(args=None):
+    return lifecycle.run(PlannerNode, args=args, threads=3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Helpers for tests that run the real nodes as separate processes over DDS."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL = REPO / "ros2_ws" / "install"
+CONFIG = REPO / "config"
+
+
+def executable(package: str, name: str) -> str:
+    """Path of a node executable as `ros2 run <package> <name>` would find it."""
+    path = INSTALL / package / "lib" / package / name
+    if not path.exists():
+        raise FileNotFoundError("%s not built: run make test (colcon build)" % path)
+    return str(path)
+
+
+class ProcessGroup:
+    def __init__(self, logdir: Path):
+        self.logdir = Path(logdir)
+        self.procs = []
+
+    def start(self, package: str, exe: str, *ros_args: str, name: str = "") -> subprocess.Popen:
+        name = name or exe
+        log = open(self.logdir / ("%s.log" % name), "w")
+        cmd = [executable(package, exe), "--ros-args", *ros_args]
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                             start_new_session=True)
+        p.log_path = self.logdir / ("%s.log" % name)
+        p.log_file = log
+        self.procs.append(p)
+        return p
+
+    def log(self, p) -> str:
+        p.log_file.flush()
+        return Path(p.log_path).read_text(errors="replace")
+
+    def stop(self, p, timeout: float = 5.0) -> int:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        p.log_file.close()
+        return p.returncode
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            if not p.log_file.closed:
+                self.stop(p)
+
+
+class SpinningNode:
+    """A plain rclpy node in the test process with its own context and executor thread."""
+
+    def __init__(self, name: str):
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except Exception:  # executor shut down with the context
+            pass
+
+    def collect(self, msg_type, topic: str, qos=10):
+        """Subscribe and return a list that fills with received messages."""
+        got = []
+        self.node.create_subscription(msg_type, topic, got.append, qos)
+        return got
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())

@@ -1,0 +1,64 @@
+"""The shipped YAML files only set parameters the nodes declare, within their ranges."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wm_common.params import check_value
+from wm_perception.params import PERCEPTION_PARAMS
+from wm_planner.params import PLANNER_PARAMS
+from wm_sim.params import SIM_PARAMS
+
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+SPECS = {"perception": PERCEPTION_PARAMS, "planner": PLANNER_PARAMS, "simulator": SIM_PARAMS}
+# Declared by rclpy itself or by the lifecycle base class for every node.
+COMMON = {"use_sim_time", "autostart"}
+
+
+def flatten(d, prefix=""):
+    """Nested YAML maps become dotted ROS parameter names (goal: {weight: 1} -> goal.weight)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def yaml_files():
+    return sorted(CONFIG.glob("*.yaml"))
+
+
+def test_there_are_config_files():
+    names = {p.name for p in yaml_files()}
+    assert {"robot.yaml", "sim.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: p.name)
+def test_yaml_matches_declared_parameters(path):
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict) and doc
+    for key, body in doc.items():
+        # keyed so they apply under any namespace
+        assert key.startswith("/**/"), "%s: key %r must start with /**/" % (path.name, key)
+        node = key[len("/**/"):]
+        assert node in SPECS, "%s: unknown node %r" % (path.name, node)
+        params = flatten(body["ros__parameters"])
+        specs = {p.name: p for p in SPECS[node]}
+        for name, value in params.items():
+            if name in COMMON:
+                continue
+            assert name in specs, "%s: %s has no parameter %r" % (path.name, node, name)
+            problem = check_value(specs[name], value)
+            assert problem is None, "%s: %s.%s=%r: %s" % (path.name, node, name, value, problem)
+
+
+def test_check_value_catches_bad_values():
+    spec = {p.name: p for p in PLANNER_PARAMS}
+    assert check_value(spec["v_max"], 99.0) is not None
+    assert check_value(spec["num_samples"], 1.5) is not None
+    assert check_value(spec["cmd_vel_stamped"], "yes") is not None
+    assert check_value(spec["v_max"], 0.5) is None

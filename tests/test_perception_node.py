@@ -1,0 +1,119 @@
+"""The perception node over real DDS: a real driver's cloud becomes a voxel grid and a distance
+field; malformed clouds are rejected, counted in /diagnostics, and the node keeps running."""
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rosutil import CONFIG, wait_for
+from sensor_msgs.msg import PointCloud2, PointField
+
+from wm_common.point_layouts import OUSTER, pack_points
+from wm_common.ros.convert import distance_field_to_grid
+from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS
+from wm_msgs.msg import DistanceField, VoxelGrid
+
+NS = "/pertest"
+
+
+def wall_cloud(stamp, frame="lidar_link"):
+    """An organized 16 x 64 Ouster cloud of a wall 2 m ahead of the sensor, with holes."""
+    rings, cols = 16, 64
+    elev = np.radians(np.linspace(-15, 15, rings))[:, None]
+    az = np.radians(np.linspace(-30, 30, cols))[None, :]
+    r = 2.0 / np.cos(az)
+    x = (r * np.cos(elev) * np.cos(az)).astype(np.float32)
+    y = (r * np.cos(elev) * np.sin(az) * np.ones_like(elev)).astype(np.float32)
+    z = (r * np.sin(elev) * np.ones_like(az)).astype(np.float32)
+    x[0, :5] = np.nan  # no returns, as a driver reports them
+    msg = PointCloud2()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.height, msg.width = rings, cols
+    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in OUSTER.fields]
+    msg.point_step, msg.row_step, msg.is_bigendian = OUSTER.point_step, OUSTER.point_step * cols, False
+    msg.data = pack_points(OUSTER, {"x": x.ravel(), "y": y.ravel(), "z": z.ravel()})
+    msg.is_dense = False
+    return msg
+
+
+def odom(stamp):
+    o = Odometry()
+    o.header.stamp, o.header.frame_id, o.child_frame_id = stamp, "odom", "base_link"
+    o.pose.pose.position.x = 1.0
+    o.pose.pose.orientation.w = 1.0
+    return o
+
+
+def garbage_clouds(stamp):
+    good = wall_cloud(stamp)
+    out = []
+    m = wall_cloud(stamp)
+    m.fields = [f for f in m.fields if f.name != "z"]
+    out.append(("missing_field", m))
+    m = wall_cloud(stamp)
+    m.data = bytes(m.data)[:100]
+    out.append(("size_mismatch", m))
+    m = wall_cloud(stamp)
+    m.row_step = good.point_step * good.width - 1
+    out.append(("row_step", m))
+    m = wall_cloud(stamp)
+    m.fields[0].datatype = 42
+    out.append(("bad_datatype", m))
+    m = wall_cloud(stamp, frame="some_camera")
+    out.append(("unknown_frame", m))
+    return out
+
+
+def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
+    proc = procs.start("wm_perception", "perception", "--params-file",
+                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + NS, name="perception")
+    node = rclpy_node.node
+    fields = rclpy_node.collect(DistanceField, NS + "/distance_field", FIELD_QOS)
+    grids = rclpy_node.collect(VoxelGrid, NS + "/voxel_grid")
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    cloud_pub = node.create_publisher(PointCloud2, NS + "/points", SENSOR_QOS)
+    odom_pub = node.create_publisher(Odometry, NS + "/odom", SENSOR_QOS)
+    assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 20.0), procs.log(proc)
+
+    def send(cloud_factory):
+        stamp = node.get_clock().now().to_msg()
+        odom_pub.publish(odom(stamp))
+        cloud_pub.publish(cloud_factory(stamp))
+
+    for _ in range(30):
+        if fields:
+            break
+        send(wall_cloud)
+        wait_for(lambda: bool(fields), 0.2)
+    assert fields, procs.log(proc)
+    f = fields[-1]
+    assert f.header.frame_id == "odom"
+    grid = distance_field_to_grid(f)
+    # robot at x=1 in odom, wall 2 m ahead of it: occupied near x=3, free at the robot
+    assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
+    assert 1.7 < grid.sample(np.array([[1.0, 0.0]]))[0] < 2.3
+    assert grids and len(grids[-1].indices) > 0 and grids[-1].header.frame_id == "odom"
+
+    n_fields = len(fields)
+    for reason, _ in garbage_clouds(node.get_clock().now().to_msg()):
+        for _ in range(2):
+            send(lambda s, r=reason: dict(garbage_clouds(s))[r])
+    assert proc.poll() is None, "perception died on bad input: %s" % procs.log(proc)
+
+    def counted():
+        for d in reversed(diags):
+            for st in d.status:
+                if NS + "/perception" in st.name:
+                    kv = {k.key: k.value for k in st.values}
+                    return all(int(kv.get("rejected." + r, "0")) >= 1
+                               for r, _ in garbage_clouds(node.get_clock().now().to_msg()))
+        return False
+    assert wait_for(counted, 5.0), "rejections not in /diagnostics: %s" % procs.log(proc)
+    assert len(fields) == n_fields, "a bad cloud produced a distance field"
+    # and a good cloud afterwards still works
+    for _ in range(20):
+        send(wall_cloud)
+        if wait_for(lambda: len(fields) > n_fields, 0.2):
+            break
+    assert len(fields) > n_fields

@@ -1,0 +1,134 @@
+"""The planner node over real DDS, fed by the test: it drives toward a goal, stops when its
+inputs go stale, survives malformed fields, and publishes Twist or TwistStamped."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rosutil import CONFIG, wait_for
+
+from wm_common.grid import Grid2D
+from wm_common.ros.convert import grid_to_distance_field
+from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, SENSOR_QOS, STATUS_QOS
+from wm_msgs.msg import DistanceField, PlanStatus
+
+
+class FakeRobot:
+    """Publishes odometry at the origin and an obstacle-free distance field, like perception."""
+
+    def __init__(self, node, ns):
+        self.node = node
+        self.odom = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+        self.field = node.create_publisher(DistanceField, ns + "/distance_field", FIELD_QOS)
+        self.goal = node.create_publisher(PoseStamped, ns + "/goal_pose", STATUS_QOS)
+
+    def tick(self, field: bool = True, bad_field: bool = False):
+        stamp = self.node.get_clock().now().to_msg()
+        o = Odometry()
+        o.header.stamp, o.header.frame_id, o.child_frame_id = stamp, "odom", "base_link"
+        o.pose.pose.orientation.w = 1.0
+        self.odom.publish(o)
+        if field:
+            f = DistanceField()
+            f.header.stamp, f.header.frame_id = stamp, "odom"
+            grid_to_distance_field(Grid2D(-8.0, -8.0, 0.1, np.full((160, 160), 3.0), 3.0), f)
+            if bad_field:
+                f.width = 7  # inconsistent with the data: must be rejected, not crash
+            self.field.publish(f)
+
+    def send_goal(self, x, y, frame="odom"):
+        g = PoseStamped()
+        g.header.frame_id = frame
+        g.pose.position.x, g.pose.position.y = x, y
+        g.pose.orientation.w = 1.0
+        assert wait_for(lambda: self.goal.get_subscription_count() > 0, 10.0)
+        self.goal.publish(g)
+
+
+def run_for(robot, seconds, **kw):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        robot.tick(**kw)
+        time.sleep(0.1)
+
+
+def start_planner(procs, ns, *extra):
+    return procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
+                       "-r", "__ns:=" + ns, *extra, name="planner" + ns.replace("/", "_"))
+
+
+def test_planner_drives_to_goal_and_stops_on_stale_inputs(procs, rclpy_node):
+    ns = "/ptest_a"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    status = rclpy_node.collect(PlanStatus, ns + "/plan_status", STATUS_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(3.0, 0.0)
+    run_for(robot, 2.0)
+    forward = [c for c in cmds if c.linear.x > 0.05]
+    assert forward, "planner never drove toward the goal: %s" % procs.log(proc)
+    ok = [s for s in status if s.status == PlanStatus.STATUS_OK]
+    assert ok and ok[-1].solver == "mppi" and ok[-1].num_samples > 0
+    assert len(ok[-1].predicted_trajectory.poses) == 11  # horizon 10 + the start
+    assert ok[-1].distance_to_goal == pytest.approx(3.0, abs=0.05)
+
+    # Perception goes silent: the robot must be stopped within the field timeout.
+    n_before = len(cmds)
+    time.sleep(1.5)
+    assert len(cmds) > n_before, "no command while inputs are stale"
+    last = cmds[-1]
+    assert last.linear.x == 0.0 and last.angular.z == 0.0
+    assert any(s.status == PlanStatus.STATUS_STALE_INPUTS for s in status)
+
+    # Malformed distance fields are rejected and counted; the node keeps running.
+    run_for(robot, 1.0, bad_field=True)
+    assert proc.poll() is None
+
+    def rejected():
+        for d in diags:
+            for st in d.status:
+                if ns + "/planner" in st.name:
+                    kv = {k.key: k.value for k in st.values}
+                    if int(kv.get("rejected.field_invalid", "0")) > 0:
+                        return True
+        return False
+    assert wait_for(rejected, 5.0), "rejection not reported in /diagnostics"
+    run_for(robot, 1.0)
+    assert cmds[-1].linear.x > 0.0, "planner did not recover after bad input"
+
+
+def test_planner_publishes_twist_stamped_when_asked(procs, rclpy_node):
+    ns = "/ptest_b"
+    proc = start_planner(procs, ns, "-p", "cmd_vel_stamped:=true")
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(TwistStamped, ns + "/cmd_vel", CMD_VEL_QOS)
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(0.0, 2.0)
+    run_for(robot, 2.0)
+    assert cmds, procs.log(proc)
+    assert all(c.header.frame_id == "base_link" for c in cmds)
+    assert any(abs(c.twist.angular.z) > 0.05 or c.twist.linear.x > 0.05 for c in cmds), [
+        (round(c.twist.linear.x, 3), round(c.twist.angular.z, 3)) for c in cmds]
+
+
+def test_map_goal_needs_localization(procs, rclpy_node):
+    """A goal in map with no map->odom source must not move the robot."""
+    ns = "/ptest_c"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    status = rclpy_node.collect(PlanStatus, ns + "/plan_status", STATUS_QOS)
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(3.0, 0.0, frame="map")
+    run_for(robot, 1.5)
+    assert cmds and all(c.linear.x == 0.0 and c.angular.z == 0.0 for c in cmds)
+    assert any(s.status == PlanStatus.STATUS_NO_TRANSFORM for s in status)
