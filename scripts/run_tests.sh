@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "== ruff check src tests"
-ruff check src tests
+ruff check src tests benchmarks
 
 # Code that runs on the robots must stay Python 3.8 compatible (JetPack 5 / L4T R35).
 py_dirs=()

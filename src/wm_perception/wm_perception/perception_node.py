@@ -70,6 +70,7 @@ class PerceptionNode(lifecycle.ManagedNode):
             max_points=p["max_points"]))
         self.odom_buffer = deque(maxlen=400)
         self.last_cloud_t = None
+        self.pending = None  # a cloud waiting for its odometry
         self.n_clouds = 0
         self.grid_pub = self.create_lifecycle_publisher(VoxelGrid, "voxel_grid", STATUS_QOS)
         self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
@@ -120,6 +121,8 @@ class PerceptionNode(lifecycle.ManagedNode):
             self.diag.reject("odom_out_of_order")
             return
         self.odom_buffer.append((t, pose))
+        if self.pending is not None and self.active:
+            self._process_pending()
 
     def _odom_at(self, t: float):
         best = None
@@ -148,7 +151,6 @@ class PerceptionNode(lifecycle.ManagedNode):
     def _on_cloud(self, msg: PointCloud2) -> None:
         if not self.active:
             return
-        t0 = time.perf_counter()
         now = self.get_clock().now().nanoseconds * 1e-9
         t = stamp_to_sec(msg.header.stamp)
         if now - t > self.p["max_cloud_age"]:
@@ -169,17 +171,39 @@ class PerceptionNode(lifecycle.ManagedNode):
             return self._reject(e.reason, str(e))
         base_in_odom = self._odom_at(t)
         if base_in_odom is None:
+            if not self.odom_buffer or self.odom_buffer[-1][0] < t:
+                # Odometry for this stamp is not here yet (it travels on its own topic):
+                # hold the newest cloud until it arrives, as tf2's message filter would.
+                if self.pending is not None:
+                    self._reject("no_odom", "superseded while waiting for odometry")
+                self.pending = (cloud, extrinsic, msg.header.stamp, t)
+                return
             return self._reject("no_odom", "no odometry within %.3f s of the cloud" %
                                 self.p["odom_tolerance"])
+        self._process(cloud, extrinsic, base_in_odom, msg.header.stamp, t)
+
+    def _process(self, cloud, extrinsic, base_in_odom, stamp, t: float) -> None:
+        t0 = time.perf_counter()
         out = self.perception.process(cloud.xyz, extrinsic, base_in_odom)
         self.last_cloud_t = t
         self.n_clouds += 1
-        self._publish(out, msg.header.stamp)
+        self._publish(out, stamp)
         ms = (time.perf_counter() - t0) * 1e3
         self.diag.count("clouds_processed")
         self.diag.set_value("last_processing_ms", "%.2f" % ms)
         self.diag.set_value("last_points_used", out.n_points_used)
         self.diag.set_level(DiagnosticStatus.OK, "ok")
+
+    def _process_pending(self) -> None:
+        cloud, extrinsic, stamp, t = self.pending
+        base_in_odom = self._odom_at(t)
+        if base_in_odom is not None:
+            self.pending = None
+            self._process(cloud, extrinsic, base_in_odom, stamp, t)
+        elif self.odom_buffer[-1][0] > t + self.p["odom_tolerance"]:
+            self.pending = None
+            self._reject("no_odom", "no odometry within %.3f s of the cloud" %
+                         self.p["odom_tolerance"])
 
     # ---------------------------------------------------------------- outputs
     def _publish(self, out, stamp) -> None:

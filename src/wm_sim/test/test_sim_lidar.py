@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pytest
@@ -143,20 +142,3 @@ def test_box_lid_and_intensity():
     assert np.any(np.abs(z - 0.2) < 1e-4)
     ok = np.isfinite(scan["x"])
     assert np.all(scan["intensity"][ok] > 0) and np.all(scan["reflectivity"][ok] > 0)
-
-
-def test_scan_time_budget():
-    world = warehouse("large")
-    assert len(world.boxes) >= 30
-    lid = Lidar(LidarSpec(), seed=0)
-    pose = Pose2D(8.0, 6.0, 0.3)
-    lid.scan(world, pose)
-    times = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        lid.scan(world, pose)
-        times.append(time.perf_counter() - t0)
-    med = float(np.median(times))
-    print("lidar scan 16x1024, %d boxes: median %.2f ms" % (len(world.boxes), 1e3 * med))
-    # Generous vs the 20 ms target so a loaded CI machine does not flake.
-    assert med < 0.05

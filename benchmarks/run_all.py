@@ -1,0 +1,88 @@
+"""`make bench`: run every benchmark in one process, one after another, and write
+BENCHMARKS.md (median and p99 per case, the machine, ratios where a case has a peer).
+
+Numbers from this script are measured on the machine that runs it, never on a Jetson; the
+file says so. The development machine is shared and noisy: compare ratios, not absolutes.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_perception  # noqa: E402
+import bench_planner  # noqa: E402
+import bench_sim  # noqa: E402
+
+SUITES = [
+    ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
+    ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
+    ("Simulator (LiDAR ray casting)", bench_sim),
+]
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+    import scipy
+    return ("%s, %d cores, %s %s, Python %s, numpy %s, scipy %s" % (
+        cpu, os.cpu_count() or 0, platform.system(), platform.machine(),
+        platform.python_version(), numpy.__version__, scipy.__version__))
+
+
+def table(rows, peers=None) -> str:
+    lines = ["| case | median ms | p99 ms | n | ratio to peer (median) |",
+             "|---|---:|---:|---:|---|"]
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        ratio = ""
+        peer = (peers or {}).get(r["name"])
+        if peer and peer in by_name and by_name[peer]["median_ms"] > 0:
+            ratio = "%.2fx vs %s" % (r["median_ms"] / by_name[peer]["median_ms"], peer)
+        lines.append("| %s | %.2f | %.2f | %d | %s |" % (
+            r["name"], r["median_ms"], r["p99_ms"], r["n"], ratio))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
+    ap.add_argument("--out", default=str(HERE.parent / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    sections = []
+    for title, mod in SUITES:
+        print("== %s" % title, flush=True)
+        rows = mod.run(repeats=10 if args.quick else None)
+        md = table(rows, getattr(mod, "PEERS", None))
+        print(md, flush=True)
+        sections.append("## %s\n\nSource: `benchmarks/%s.py`\n\n%s\n" % (
+            title, mod.__name__, md))
+    text = (
+        "# Benchmarks\n\n"
+        "Written by `make bench` (`benchmarks/run_all.py`); do not edit by hand.\n\n"
+        "- Date: %s\n- Machine: %s\n"
+        "- **Not measured on a Jetson AGX Xavier.** This is the shared 2-core development "
+        "machine; absolute numbers are noisy, ratios are what to compare.\n%s\n\n%s" % (
+            datetime.date.today().isoformat(), machine(),
+            "- Quick run (few repetitions): smoke numbers only.\n" if args.quick else "",
+            "\n".join(sections)))
+    Path(args.out).write_text(text)
+    print("wrote %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Print (or, with --write, put into README.md) the parameter tables of every node, generated
+from the declarations the nodes use, so the README cannot drift from the code.
+
+    scripts/with_env python scripts/param_tables.py --write
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from wm_common.params import markdown_table
+from wm_perception.params import PERCEPTION_PARAMS
+from wm_planner.params import PLANNER_PARAMS
+from wm_sim.params import SIM_PARAMS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
+NODES = [("perception (wm_perception)", PERCEPTION_PARAMS), ("planner (wm_planner)", PLANNER_PARAMS),
+         ("simulator (wm_sim)", SIM_PARAMS)]
+
+
+def tables() -> str:
+    parts = ["Every node also has `autostart` (default `true`: configure and activate without a "
+             "lifecycle manager) and rclpy's `use_sim_time`."]
+    for title, specs in NODES:
+        parts.append("#### %s\n\n%s" % (title, markdown_table(specs)))
+    return "\n\n".join(parts)
+
+
+def section() -> str:
+    return "%s\n%s\n%s" % (BEGIN, tables(), END)
+
+
+def main(argv) -> int:
+    if "--write" in argv:
+        text = README.read_text()
+        a, b = text.index(BEGIN), text.index(END) + len(END)
+        README.write_text(text[:a] + section() + text[b:])
+    else:
+        print(section())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
