@@ -1,5 +1,5 @@
 # Entry points of the wm navigation stack. `make setup` is idempotent and fast when nothing changed.
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench eval data clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,15 @@ demo: setup
 
 bench: setup
 	scripts/with_env python benchmarks/run_all.py
+
+# Closed-loop scenario suite (config/scenarios/*.yaml) -> EVALUATION.md and out/eval/
+eval: setup
+	scripts/with_env python -m wm_bringup.evaluate
+
+# Driving data for the world model (rosbag2/MCAP bags) -> out/data/
+data: setup
+	scripts/with_env python -m wm_sim.datagen --out out/data --engine mujoco --robots 2 \
+		--episodes 12 --episode-seconds 60 --seed 1 --overwrite
 
 # Removes build products and caches; keeps .venv (rm -rf .venv to reinstall it).
 clean:

@@ -16,6 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_dds  # noqa: E402
+import bench_mujoco  # noqa: E402
 import bench_perception  # noqa: E402
 import bench_planner  # noqa: E402
 import bench_sim  # noqa: E402
@@ -23,7 +25,10 @@ import bench_sim  # noqa: E402
 SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
     ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
-    ("Simulator (LiDAR ray casting)", bench_sim),
+    ("Simulator (LiDAR ray casting, analytic)", bench_sim),
+    ("Simulator (MuJoCo physics and ray casting; peer: the analytic LiDAR)", bench_mujoco),
+    ("DDS: Ouster clouds across processes at 10 Hz (peer: Fast DDS defaults; latency, "
+     "delivered %, rate)", bench_dds),
 ]
 
 

@@ -37,4 +37,7 @@ if [ -f "$_wm_root/ros2_ws/install/setup.bash" ]; then
 fi
 
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+# Large point clouds between processes need a bigger shared-memory segment than Fast DDS's
+# default (measured: 2% vs 100% delivery of 0.8 MB clouds at 10 Hz; see config/fastdds.xml).
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_wm_root/config/fastdds.xml}"
 unset _wm_root

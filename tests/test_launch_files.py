@@ -11,6 +11,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch"
+# External ROS packages (ROS 2 desktop, ros_gz) the launch files may use, with the
+# executables and launch files of theirs they may name; every other package is under src/.
+EXTERNAL = {
+    "rviz2": {"executables": {"rviz2"}, "launch": set()},
+    "ros_gz_sim": {"executables": {"create"}, "launch": {"gz_sim.launch.py"}},
+    "ros_gz_bridge": {"executables": {"parameter_bridge"}, "launch": set()},
+    "robot_state_publisher": {"executables": {"robot_state_publisher"}, "launch": set()},
+}
 
 
 def entry_points(package: str):
@@ -34,6 +42,14 @@ def kwarg(call, key):
     return None
 
 
+def share_package(node):
+    """Package of the FindPackageShare('pkg') inside node, or None."""
+    for c in calls(node, "FindPackageShare"):
+        if c.args and isinstance(c.args[0], ast.Constant):
+            return c.args[0].value
+    return None
+
+
 def launch_files():
     return sorted(LAUNCH.glob("*.launch.py"))
 
@@ -54,7 +70,8 @@ def test_launch_file_references_exist(path):
     for call in nodes:
         pkg = kwarg(call, "package").value
         exe = kwarg(call, "executable").value
-        if pkg == "rviz2":  # external tool, installed with ROS 2 desktop
+        if pkg in EXTERNAL:  # external tools, installed with ROS 2 desktop / ros_gz
+            assert exe in EXTERNAL[pkg]["executables"], "%s has no executable %s" % (pkg, exe)
             continue
         assert (REPO / "src" / pkg / "package.xml").exists(), "unknown package %s" % pkg
         assert exe in entry_points(pkg), "%s has no executable %s" % (pkg, exe)
@@ -65,17 +82,33 @@ def test_launch_file_references_exist(path):
     declared = {c.args[0].value for c in calls(tree, "DeclareLaunchArgument")}
     used = {c.args[0].value for c in calls(tree, "LaunchConfiguration")}
     assert used <= declared, "undeclared launch arguments: %s" % (used - declared)
-    # every file named next to FindPackageShare('wm_bringup') exists in the installed folders
+    # every file named next to FindPackageShare('wm_bringup') exists in the installed folders;
+    # next to another package of src/ it exists in that package; external ones are listed
     for call in calls(tree, "PathJoinSubstitution"):
         parts = call.args[0].elts
         consts = [p.value for p in parts if isinstance(p, ast.Constant)]
+        pkg = share_package(call)
+        if pkg in EXTERNAL:
+            launch_names = {c for c in consts if str(c).endswith(".launch.py")}
+            assert launch_names <= EXTERNAL[pkg]["launch"], "%s: unknown %s" % (pkg, consts)
+            continue
+        if pkg not in (None, "wm_bringup"):
+            assert (REPO / "src" / pkg / "package.xml").exists(), "unknown package %s" % pkg
+            if consts:
+                target = REPO.joinpath("src", pkg, *consts)
+                assert target.exists(), "%s names missing %s" % (path.name, target)
+            continue
         if consts and consts[0] in ("config", "launch"):
             target = REPO.joinpath(*consts)
             assert target.exists(), "%s names missing %s" % (path.name, target)
     for inc in calls(tree, "PythonLaunchDescriptionSource"):
+        pkg = share_package(inc)
         for c in ast.walk(inc):
             if isinstance(c, ast.Constant) and str(c.value).endswith(".launch.py"):
-                assert (LAUNCH / c.value).exists()
+                if pkg in EXTERNAL:
+                    assert c.value in EXTERNAL[pkg]["launch"], "%s: %s" % (pkg, c.value)
+                else:
+                    assert (LAUNCH / c.value).exists()
 
 
 def test_bringup_installs_launch_and_config():

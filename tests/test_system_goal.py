@@ -25,10 +25,12 @@ def test_robot_reaches_goal_behind_obstacle(procs, rclpy_node):
     ns = "/robot1"
     sim = procs.start("wm_sim", "simulator", "--params-file", str(CONFIG / "sim.yaml"),
                       "-p", "world:=test_scene", "-p", "robots:=[robot1]", name="simulator")
+    # the simulator owns /clock (lockstep): the robot's nodes run on simulated time
     per = procs.start("wm_perception", "perception", "--params-file",
-                      str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns, name="perception")
+                      str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                      "-p", "use_sim_time:=true", name="perception")
     pla = procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
-                      "-r", "__ns:=" + ns, name="planner")
+                      "-r", "__ns:=" + ns, "-p", "use_sim_time:=true", name="planner")
     node = rclpy_node.node
     truth = rclpy_node.collect(Odometry, ns + "/ground_truth", SENSOR_QOS)
     cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)

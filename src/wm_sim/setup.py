@@ -21,6 +21,7 @@ setup(
     entry_points={
         'console_scripts': [
             'simulator = wm_sim.sim_node:main',
+            'datagen = wm_sim.datagen:main',
         ],
     },
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import deque
 from typing import Optional
 
@@ -62,7 +61,7 @@ class NavGoal:
         self.error_msg = ""
         self.distance_remaining = float("nan")
         self.current_pose = None  # PoseStamped, for feedback
-        self.started = time.monotonic()
+        self.started = None  # node-clock time of acceptance (sim time under use_sim_time)
 
     def finish(self, code: int, msg: str = "") -> None:
         if not self.done.is_set():
@@ -417,6 +416,7 @@ class PlannerNode(lifecycle.ManagedNode):
     def _on_action_accepted(self, handle) -> None:
         goal = self._goal_from_pose(handle.request.pose)
         goal.handle = handle
+        goal.started = self._now()
         self._set_goal(goal)
         self.get_logger().info("navigate_to_pose: (%.2f, %.2f) in %s" % (
             goal.pose.x, goal.pose.y, goal.frame_id))
@@ -439,7 +439,7 @@ class PlannerNode(lifecycle.ManagedNode):
                         self.goal = None
                 self._publish_stop()
                 break
-            if time.monotonic() - goal.started > timeout:
+            if self._now() - goal.started > timeout:
                 goal.finish(ERR.TIMEOUT, "not reached within %.0f s" % timeout)
                 self._set_goal(None)
                 self._publish_stop()
@@ -463,7 +463,7 @@ class PlannerNode(lifecycle.ManagedNode):
             fb.current_pose.header.frame_id = goal.current_pose[1]
             fb.current_pose.header.stamp = self.get_clock().now().to_msg()
             fb.current_pose.pose = pose2d_to_pose(goal.current_pose[0])
-        elapsed = time.monotonic() - goal.started
+        elapsed = self._now() - goal.started
         fb.navigation_time = Duration(seconds=elapsed).to_msg()
         d = goal.distance_remaining
         fb.distance_remaining = float(d) if math.isfinite(d) else 0.0

@@ -3,13 +3,27 @@ README table."""
 from wm_common.params import Param
 
 SIM_PARAMS = [
+    Param("engine", "mujoco", "physics: 'mujoco' (MuJoCo rigid-body physics) or 'kinematic' "
+                              "(formula model, fast)"),
+    Param("scenario", "", "scenario YAML (world, robots, payloads, timed events); overrides "
+                          "world, robots, spawn_poses and payload_mass"),
     Param("world", "warehouse_small",
           "world to load: warehouse_small, warehouse_large or test_scene"),
     Param("robots", ["robot1"], "robot ids; each robot's topics live under /<id>/"),
     Param("spawn_poses", [0.0],
           "optional flat [x, y, yaw, ...] per robot in map; [0.0] = the world's own spawns"),
-    Param("physics_rate", 50.0, "dynamics and odometry rate [Hz]", 5.0, 1000.0),
-    Param("lidar_rate", 10.0, "LiDAR scan rate [Hz]", 1.0, 50.0),
+    Param("lockstep", True,
+          "own /clock and wait for every robot's cmd_vel after each scan (nodes need "
+          "use_sim_time); false: run in wall-clock time without /clock"),
+    Param("control_period", 0.1, "simulated seconds between scans (one control cycle) [s]",
+          0.01, 1.0),
+    Param("lockstep_timeout", 1.0,
+          "wall seconds to wait for a robot's command before simulating on without it [s]",
+          0.01, 60.0),
+    Param("max_real_time_factor", 0.0,
+          "cap on simulated/wall time (0: as fast as the nodes keep up)", 0.0, 1000.0),
+    Param("physics_rate", 50.0, "odometry and ground-truth rate (physics sub-steps) [Hz]",
+          5.0, 1000.0),
     Param("localization_rate", 10.0, "localization pose rate [Hz]", 0.5, 100.0),
     Param("lidar_rings", 16, "LiDAR vertical rings (16/32/64/128)", 1, 128),
     Param("lidar_columns", 512, "LiDAR columns per revolution", 16, 4096),
@@ -23,6 +37,7 @@ SIM_PARAMS = [
     Param("cmd_timeout", 0.5, "the base stops when no command arrived for this long [s]",
           0.01, 10.0),
     Param("payload_mass", 0.0, "payload on every robot [kg]", 0.0, 1000.0),
+    Param("floor_friction", 0.8, "wheel-floor friction coefficient (mujoco engine)", 0.05, 2.0),
     Param("map_resolution", 0.05, "resolution of the published /map [m]", 0.01, 1.0),
     Param("seed", 0, "random seed of sensor noise", 0, 2 ** 31 - 1),
 ]

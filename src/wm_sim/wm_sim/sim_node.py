@@ -3,75 +3,86 @@
 Per robot, under /<robot_id>/: points (sensor_msgs/PointCloud2, Ouster OS1 48-byte layout,
 organized, SensorDataQoS), odom (nav_msgs/Odometry from wheel encoders: it drifts when wheels
 slip), localization_pose (PoseWithCovarianceStamped in map, an AMCL stand-in), ground_truth
-(nav_msgs/Odometry in map: for evaluation only, never for the robot's nodes), and cmd_vel in
-(Twist, or TwistStamped by parameter). Global: /map (OccupancyGrid, transient local).
+(nav_msgs/Odometry in map: for evaluation and training labels only, never for the robot's
+nodes), and cmd_vel in (Twist, or TwistStamped by parameter). Global: /map (OccupancyGrid,
+transient local), /clock (lockstep mode) and /sim/cycle (std_msgs/String, JSON per control
+cycle: simulated time, wall-clock latency from each robot's scan to its command, contacts).
 
-The dynamics sit behind wm_sim.dynamics.RobotDynamics, so a physics engine can replace them.
-Time is the node clock; the simulation advances by the measured wall time between ticks
-(clipped), so commands mean what they say in real time.
+Lockstep (default): the simulator owns /clock. Each control cycle it simulates one period,
+publishes the scans, then waits until every robot has answered with a command (or a wall
+timeout), so a slow machine slows simulated time instead of starving the planners, and the
+run goes faster than real time when the nodes keep up. The physics sits behind
+wm_sim.engine.Engine (MuJoCo, or the kinematic model).
 """
 from __future__ import annotations
 
+import json
 import math
+import threading
 import time
 
 import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import String
 
-from wm_common.geometry import Pose2D, compose, inverse
+from wm_common.geometry import Pose2D
 from wm_common.point_layouts import OUSTER, pack_points
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import pose2d_to_pose
+from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
 from wm_common.ros.params import declare_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
-from wm_sim.dynamics import DiffDriveParams, DiffDriveRobot
-from wm_sim.lidar import Lidar, LidarSpec
+from wm_sim.dynamics import DiffDriveParams
+from wm_sim.engine import KinematicEngine
+from wm_sim.lidar import LidarSpec
 from wm_sim.localization import Localization
 from wm_sim.odometry import WheelOdometry
 from wm_sim.params import SIM_PARAMS
-from wm_sim.world import robot_box, test_scene, warehouse
+from wm_sim.scenario import RobotSpec, Scenario, load_scenario, load_world
 
-WORLDS = {"warehouse_small": lambda: warehouse("small"),
-          "warehouse_large": lambda: warehouse("large"),
-          "test_scene": test_scene}
+# Simulated time starts here rather than at 0: a zero stamp means "unset" to many ROS tools.
+T0 = 1.0
 
 
-def load_world(name: str):
-    if name not in WORLDS:
-        raise ValueError("unknown world %r (one of %s)" % (name, ", ".join(sorted(WORLDS))))
-    return WORLDS[name]()
+def make_engine(kind: str, world, spawns, lidar: LidarSpec, payloads, seed: int,
+                friction: float):
+    if kind == "kinematic":
+        return KinematicEngine(world, spawns, lidar=lidar, payloads=payloads, seed=seed)
+    if kind == "mujoco":
+        from wm_sim.mujoco_engine import MujocoEngine  # MuJoCo is imported only when used
+        return MujocoEngine(world, spawns, lidar=lidar, payloads=payloads, seed=seed,
+                            floor_friction=friction)
+    raise ValueError("unknown engine %r (mujoco or kinematic)" % kind)
 
 
 class SimRobot:
-    """One robot's simulated body and sensors plus its ROS endpoints."""
+    """One robot's sensors (odometry, localization) and ROS endpoints."""
 
-    def __init__(self, node, rid: str, spawn: Pose2D, p: dict, seed: int):
+    def __init__(self, node, rid: str, p: dict, seed: int, sigma_xy: float, sigma_yaw: float,
+                 correlation_time: float):
         self.id = rid
-        self.dynamics = DiffDriveRobot(DiffDriveParams(payload_mass=p["payload_mass"]), spawn)
-        dp = self.dynamics.params
-        # odom starts where the robot starts, at the origin of its own odom frame (REP-105)
+        dp = DiffDriveParams()
         self.odometry = WheelOdometry(dp.wheel_radius, dp.track)
-        self.odom_origin = spawn  # map->odom at start; drifts apart as odometry slips
-        self.localization = Localization(rate_hz=p["localization_rate"], seed=seed + 1,
-                                         correlation_time=1.0)
-        self.lidar = Lidar(LidarSpec(rings=p["lidar_rings"], columns=p["lidar_columns"],
-                                     max_range=p["lidar_max_range"],
-                                     mount=tuple(p["lidar_mount"]),
-                                     scan_rate_hz=p["lidar_rate"]), seed=seed)
+        self.localization = Localization(rate_hz=p["localization_rate"], sigma_xy=sigma_xy,
+                                         sigma_yaw=sigma_yaw, seed=seed + 1,
+                                         correlation_time=correlation_time)
         self.cmd = (0.0, 0.0)
-        self.cmd_t = -1e9
+        self.cmd_t = -1e9          # simulated time of the last command
+        self.answered = threading.Event()
+        self.answer_wall = 0.0
+        self.contact = False
         ns = "/" + rid
         cmd_type = TwistStamped if p["cmd_vel_stamped"] else Twist
+        self.node = node
         self.sub = node.create_subscription(cmd_type, ns + "/cmd_vel", self._on_cmd, CMD_VEL_QOS)
         self.points_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
         self.odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
         self.loc_pub = node.create_publisher(PoseWithCovarianceStamped,
                                              ns + "/localization_pose", STATUS_QOS)
         self.truth_pub = node.create_publisher(Odometry, ns + "/ground_truth", SENSOR_QOS)
-        self.node = node
         self.rejected = 0
 
     def _on_cmd(self, msg) -> None:
@@ -83,57 +94,149 @@ class SimRobot:
                                         throttle_duration_sec=2.0)
             return
         self.cmd = (float(v), float(w))
-        self.cmd_t = time.monotonic()
+        self.cmd_t = self.node.sim_time
+        if not self.answered.is_set():
+            self.answer_wall = time.monotonic()
+            self.answered.set()
 
 
 class SimulatorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("simulator", **kwargs)
         p = self.p = declare_params(self, SIM_PARAMS)
-        self.world = load_world(p["world"])
-        spawns = list(self.world.spawns.values())
-        flat = list(p["spawn_poses"])
-        if len(flat) >= 3 * len(p["robots"]):
-            spawns = [Pose2D(*flat[3 * i:3 * i + 3]) for i in range(len(p["robots"]))]
-        if len(spawns) < len(p["robots"]):
-            raise ValueError("world %s has %d spawn poses for %d robots" % (
-                p["world"], len(spawns), len(p["robots"])))
-        self.robots = [SimRobot(self, rid, spawns[i], p, p["seed"] + 17 * i)
-                       for i, rid in enumerate(p["robots"])]
+        self.scenario = self._scenario(p)
+        self.world = load_world(self.scenario.world)
+        spec = LidarSpec(rings=self.scenario.lidar_rings, columns=self.scenario.lidar_columns,
+                         max_range=p["lidar_max_range"], mount=tuple(p["lidar_mount"]),
+                         scan_rate_hz=1.0 / p["control_period"])
+        spawns = {r.id: r.spawn for r in self.scenario.robots}
+        payloads = {r.id: r.payload for r in self.scenario.robots}
+        self.engine = make_engine(p["engine"], self.world, spawns, spec, payloads,
+                                  self.scenario.seed, p["floor_friction"])
+        self.robots = [SimRobot(self, r.id, p, self.scenario.seed + 17 * i,
+                                self.scenario.localization_sigma_xy,
+                                self.scenario.localization_sigma_yaw,
+                                self.scenario.localization_correlation_time)
+                       for i, r in enumerate(self.scenario.robots)]
+        self.events = list(self.scenario.events)
+        self.sim_time = T0
         self.map_pub = self.create_publisher(OccupancyGrid, "/map", MAP_QOS)
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["lockstep"] else None
+        self.cycle_pub = self.create_publisher(String, "/sim/cycle", 50)
         self._publish_map()
-        self.t_last = time.monotonic()
-        self.next_scan = 0.0
-        self.timer = self.create_timer(1.0 / p["physics_rate"], self._tick)
-        self.get_logger().info("simulating %s with %d robots: %s" % (
-            p["world"], len(self.robots), ", ".join(r.id for r in self.robots)))
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        self.get_logger().info("simulating %s (%s engine, %s) with %d robots: %s" % (
+            self.scenario.world, p["engine"], "lockstep /clock" if p["lockstep"] else
+            "wall clock", len(self.robots), ", ".join(r.id for r in self.robots)))
+
+    @staticmethod
+    def _scenario(p) -> Scenario:
+        if p["scenario"]:
+            return load_scenario(p["scenario"])
+        world = load_world(p["world"])
+        flat = list(p["spawn_poses"])
+        n = len(p["robots"])
+        if len(flat) >= 3 * n:
+            spawns = [Pose2D(*flat[3 * i:3 * i + 3]) for i in range(n)]
+        else:
+            spawns = list(world.spawns.values())
+        if len(spawns) < n:
+            raise ValueError("world %s has %d spawn poses for %d robots" % (
+                p["world"], len(spawns), n))
+        robots = [RobotSpec(rid, spawns[i], p["payload_mass"]) for i, rid in
+                  enumerate(p["robots"])]
+        return Scenario("params", p["world"], robots, seed=p["seed"],
+                        lidar_rings=p["lidar_rings"], lidar_columns=p["lidar_columns"])
 
     # ---------------------------------------------------------------- loop
-    def _tick(self) -> None:
-        now_mono = time.monotonic()
-        dt = min(max(now_mono - self.t_last, 0.0), 0.1)
-        self.t_last = now_mono
-        stamp = self.get_clock().now()
-        t = stamp.nanoseconds * 1e-9
+    def _stamp(self):
+        if self.p["lockstep"]:
+            return sec_to_stamp(self.sim_time)
+        return self.get_clock().now().to_msg()
+
+    def _loop(self) -> None:
+        try:
+            self._wait_for_planners(30.0)
+            period = self.p["control_period"]
+            n_sub = max(1, int(round(period * self.p["physics_rate"])))
+            h = period / n_sub
+            wall0, sim0 = time.monotonic(), self.sim_time
+            while not self._stop.is_set():
+                for r in self.robots:
+                    r.contact = False
+                for _ in range(n_sub):
+                    self._physics_step(h)
+                for r in self.robots:
+                    r.answered.clear()
+                wall_pub = time.monotonic()
+                for r in self.robots:
+                    self._publish_scan(r, self.engine.scan(r.id))
+                latency = {}
+                if self.p["lockstep"]:
+                    deadline = wall_pub + self.p["lockstep_timeout"]
+                    for r in self.robots:
+                        if r.answered.wait(max(0.0, deadline - time.monotonic())):
+                            latency[r.id] = (r.answer_wall - wall_pub) * 1e3
+                self._publish_cycle(latency)
+                rtf = self.p["max_real_time_factor"]
+                if rtf > 0.0 or not self.p["lockstep"]:
+                    rtf = rtf if rtf > 0.0 else 1.0
+                    ahead = (self.sim_time - sim0) / rtf - (time.monotonic() - wall0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except Exception as e:  # keep the reason in the log: the runner reports it
+            if not self._stop.is_set():
+                self.get_logger().error("simulation loop failed: %r" % (e,))
+                raise
+
+    def _wait_for_planners(self, timeout: float) -> None:
+        """Hold time still until every robot's cmd_vel has a publisher (its planner is up)."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if all(r.sub.get_publisher_count() > 0 for r in self.robots) or \
+                    not self.p["lockstep"]:
+                return
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=sec_to_stamp(self.sim_time)))
+            time.sleep(0.05)
+        self.get_logger().warn("not every robot has a cmd_vel publisher; simulating anyway")
+
+    def _physics_step(self, h: float) -> None:
         for r in self.robots:
-            v, w = r.cmd if now_mono - r.cmd_t < self.p["cmd_timeout"] else (0.0, 0.0)
-            r.dynamics.step(v, w, dt)
-            left, right = r.dynamics.wheel_angles
-            r.odometry.update(left, right, dt)
+            fresh = self.sim_time - r.cmd_t < self.p["cmd_timeout"]
+            v, w = r.cmd if fresh else (0.0, 0.0)
+            self.engine.set_command(r.id, v, w)
+        self.engine.step(h)
+        self.sim_time += h
+        while self.events and self.events[0].t <= self.sim_time - T0:
+            self._apply(self.events.pop(0))
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=sec_to_stamp(self.sim_time)))
+        stamp = self._stamp()
+        for r in self.robots:
+            left, right = self.engine.wheel_angles(r.id)
+            r.odometry.update(left, right, h)
+            r.contact = r.contact or self.engine.in_contact(r.id)
             self._publish_odom(r, stamp)
-            est = r.localization.update(t, r.dynamics.pose)
+            est = r.localization.update(self.sim_time, self.engine.pose(r.id))
             if est is not None:
                 self._publish_localization(r, est, stamp)
-        if now_mono >= self.next_scan:
-            self.next_scan = max(self.next_scan + 1.0 / self.p["lidar_rate"], now_mono - 0.05)
-            for r in self.robots:
-                others = [robot_box(o.dynamics.pose, name=o.id) for o in self.robots if o is not r]
-                self._publish_scan(r, r.lidar.scan(self.world, r.dynamics.pose, others), stamp)
+
+    def _apply(self, ev) -> None:
+        if ev.kind == "move_obstacle":
+            self.engine.move_obstacle(ev.name, ev.pose)
+        elif ev.kind == "add_obstacle":
+            self.engine.add_obstacle(ev.box)
+        elif ev.kind == "set_payload":
+            self.engine.set_payload(ev.name, ev.mass)
+        self.get_logger().info("t=%.1f s: %s %s" % (self.sim_time - T0, ev.kind, ev.name))
 
     # ---------------------------------------------------------------- outputs
     def _publish_odom(self, r: SimRobot, stamp) -> None:
         msg = Odometry()
-        msg.header.stamp = stamp.to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = self.p["odom_frame"]
         msg.child_frame_id = self.p["base_frame"]
         msg.pose.pose = pose2d_to_pose(r.odometry.pose)
@@ -143,28 +246,28 @@ class SimulatorNode(Node):
         msg.twist.covariance = r.odometry.twist_covariance
         r.odom_pub.publish(msg)
         truth = Odometry()
-        truth.header.stamp = msg.header.stamp
+        truth.header.stamp = stamp
         truth.header.frame_id = self.p["map_frame"]
         truth.child_frame_id = self.p["base_frame"]
-        truth.pose.pose = pose2d_to_pose(r.dynamics.pose)
-        tv, tw = r.dynamics.body_velocity
+        truth.pose.pose = pose2d_to_pose(self.engine.pose(r.id))
+        tv, tw = self.engine.body_velocity(r.id)
         truth.twist.twist.linear.x, truth.twist.twist.angular.z = float(tv), float(tw)
         r.truth_pub.publish(truth)
 
     def _publish_localization(self, r: SimRobot, est, stamp) -> None:
         msg = PoseWithCovarianceStamped()
-        msg.header.stamp = stamp.to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = self.p["map_frame"]
         msg.pose.pose = pose2d_to_pose(est.pose)
         msg.pose.covariance = list(est.covariance)
         r.loc_pub.publish(msg)
 
-    def _publish_scan(self, r: SimRobot, scan: dict, stamp) -> None:
+    def _publish_scan(self, r: SimRobot, scan: dict) -> None:
         rings, cols = scan["x"].shape
         columns = {k: np.ascontiguousarray(v).ravel() for k, v in scan.items()}
         columns["range"] = columns.pop("range_mm")
         msg = PointCloud2()
-        msg.header.stamp = stamp.to_msg()
+        msg.header.stamp = self._stamp()
         msg.header.frame_id = self.p["lidar_frame"]
         msg.height, msg.width = rings, cols
         msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype,
@@ -176,11 +279,18 @@ class SimulatorNode(Node):
         msg.is_dense = False
         r.points_pub.publish(msg)
 
+    def _publish_cycle(self, latency: dict) -> None:
+        doc = {"t": round(self.sim_time - T0, 4), "wall": time.time(),
+               "latency_ms": {k: round(v, 3) for k, v in latency.items()},
+               "contact": {r.id: bool(r.contact) for r in self.robots},
+               "payload": {r.id: self.engine.payload(r.id) for r in self.robots}}
+        self.cycle_pub.publish(String(data=json.dumps(doc)))
+
     def _publish_map(self) -> None:
         res = self.p["map_resolution"]
         occ, origin = self.world.rasterize(res)
         msg = OccupancyGrid()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self._stamp()
         msg.header.frame_id = self.p["map_frame"]
         msg.info.resolution = float(res)
         msg.info.height, msg.info.width = occ.shape
@@ -188,13 +298,16 @@ class SimulatorNode(Node):
         msg.data = np.where(np.asarray(occ) > 0, 100, 0).astype(np.int8).ravel().tolist()
         self.map_pub.publish(msg)
 
-    def map_to_odom(self, r: SimRobot) -> Pose2D:
-        """True map->odom of a robot (for evaluation): map->base * (odom->base)^-1."""
-        return compose(r.dynamics.pose, inverse(r.odometry.pose))
+    def destroy_node(self):
+        self._stop.set()
+        for r in self.robots:
+            r.answered.set()
+        self.thread.join(timeout=2.0)
+        return super().destroy_node()
 
 
 def main(args=None):
-    return lifecycle.run(SimulatorNode, args=args, threads=1)
+    return lifecycle.run(SimulatorNode, args=args, threads=2)
 
 
 if __name__ == "__main__":

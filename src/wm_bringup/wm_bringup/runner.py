@@ -1,0 +1,382 @@
+"""Closed-loop runs of the real nodes: one scenario, as separate processes over DDS.
+
+Starts a private redis-server (unless WM_REDIS_URL is set), the simulator (owning /clock, in
+lockstep with the robots), and per robot a perception and a planner process exactly as on a
+robot without the launch library (`<exe> --ros-args --params-file config/robot.yaml
+-r __ns:=/<id> -p use_sim_time:=true`). Sends every robot its goal sequence through the
+navigate_to_pose action and measures, from ground truth and the simulator's cycle reports:
+navigation error at each goal, contacts, success, time against the straight-line optimum,
+speed as a fraction of top speed, cloud-to-command latency (wall clock), and time lost after
+layout changes. Used by `make demo` (wm_bringup.demo) and `make eval` (wm_bringup.evaluate).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import yaml
+
+from wm_bringup.redis_server import RedisServer
+
+
+def share_dir() -> Path:
+    """config/ and launch/ as installed (share/wm_bringup), else the repo's folders."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory("wm_bringup"))
+    except Exception:  # not installed: running from the source tree
+        return Path(__file__).resolve().parents[3]
+
+
+def executable(package: str, name: str) -> str:
+    from ament_index_python.packages import get_package_prefix
+    return str(Path(get_package_prefix(package)) / "lib" / package / name)
+
+
+def scenario_to_yaml(sc) -> dict:
+    """The scenario as the simulator reads it (a file the sim process loads)."""
+    events = []
+    for e in sc.events:
+        if e.kind == "move_obstacle":
+            events.append({"t": e.t, "move_obstacle": e.name, "to": list(e.pose)})
+        elif e.kind == "add_obstacle":
+            b = e.box
+            events.append({"t": e.t, "add_obstacle": {
+                "name": b.name, "center": [b.cx, b.cy], "size": [b.sx, b.sy], "yaw": b.yaw,
+                "height": b.height, "reflectivity": b.reflectivity}})
+        else:
+            events.append({"t": e.t, "set_payload": {"robot": e.name, "mass": e.mass}})
+    return {"name": sc.name, "world": sc.world, "duration": sc.duration, "seed": sc.seed,
+            "description": sc.description, "fleet_sharing": sc.fleet_sharing,
+            "lidar": {"rings": sc.lidar_rings, "columns": sc.lidar_columns},
+            "localization": {"sigma_xy": sc.localization_sigma_xy,
+                             "sigma_yaw": sc.localization_sigma_yaw,
+                             "correlation_time": sc.localization_correlation_time},
+            "robots": [{"id": r.id, "spawn": list(r.spawn), "payload": r.payload,
+                        "goals": [list(g) for g in r.goals]} for r in sc.robots],
+            "events": events}
+
+
+class Processes:
+    """Child processes in their own sessions, stopped with SIGINT then SIGKILL."""
+
+    def __init__(self, logdir: Path, env: dict):
+        self.logdir, self.env, self.children = logdir, env, []
+
+    def start(self, name: str, cmd: list) -> subprocess.Popen:
+        log = open(self.logdir / (name + ".log"), "w")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                             start_new_session=True)
+        self.children.append((name, p, log))
+        return p
+
+    def dead(self):
+        return [(n, p.returncode) for n, p, _ in self.children if p.poll() is not None]
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        for _, p, _ in self.children:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for _, p, log in self.children:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            log.close()
+
+
+class Monitor:
+    """The runner's own ROS node: sends goals, records ground truth and the sim's cycles."""
+
+    def __init__(self, scenario, v_max: float):
+        import rclpy
+        from nav_msgs.msg import Odometry
+        from rclpy.action import ActionClient
+        from rclpy.executors import MultiThreadedExecutor
+        from std_msgs.msg import String
+
+        from wm_common.ros.qos import SENSOR_QOS
+        from wm_msgs.action import NavigateToPose
+
+        self.NavigateToPose = NavigateToPose
+        self.scenario = scenario
+        self.v_max = v_max
+        self.node = rclpy.create_node("wm_runner")
+        self.lock = threading.Lock()
+        ids = [r.id for r in scenario.robots]
+        self.truth: Dict[str, list] = {r: [] for r in ids}   # (t, x, y, yaw, v)
+        self.cycles: List[dict] = []
+        self.goals: Dict[str, list] = {r: [] for r in ids}
+        self.sim_t = 0.0
+        self.clients = {}
+        for r in ids:
+            self.node.create_subscription(Odometry, "/%s/ground_truth" % r,
+                                          lambda m, r=r: self._on_truth(r, m), SENSOR_QOS)
+            self.clients[r] = ActionClient(self.node, NavigateToPose, "/%s/navigate_to_pose" % r)
+        self.node.create_subscription(String, "/sim/cycle", self._on_cycle, 50)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_truth(self, r, msg) -> None:
+        from wm_common.ros.convert import pose_to_pose2d, stamp_to_sec
+        p = pose_to_pose2d(msg.pose.pose)
+        with self.lock:
+            self.truth[r].append((stamp_to_sec(msg.header.stamp) - 1.0, p.x, p.y, p.yaw,
+                                  msg.twist.twist.linear.x))
+
+    def _on_cycle(self, msg) -> None:
+        doc = json.loads(msg.data)
+        with self.lock:
+            self.cycles.append(doc)
+            self.sim_t = doc["t"]
+
+    def last_pose(self, r):
+        with self.lock:
+            return self.truth[r][-1] if self.truth[r] else None
+
+    def wait_for_servers(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(c.wait_for_server(timeout_sec=max(0.1, deadline - time.monotonic()))
+                   for c in self.clients.values())
+
+    def navigate(self, r, goal_pose, stop: threading.Event) -> dict:
+        """Send one goal and wait for its result (blocking; one thread per robot)."""
+        from geometry_msgs.msg import PoseStamped
+
+        from wm_common.ros.convert import pose2d_to_pose
+        goal = self.NavigateToPose.Goal()
+        goal.pose = PoseStamped()
+        goal.pose.header.frame_id = "map"
+        goal.pose.pose = pose2d_to_pose(goal_pose)
+        start = self.last_pose(r)
+        rec = {"goal": [round(v, 3) for v in goal_pose], "t_start": self.sim_t,
+               "start": None if start is None else [start[1], start[2]]}
+        fut = self.clients[r].send_goal_async(goal)
+        while not fut.done() and not stop.is_set():
+            time.sleep(0.02)
+        handle = fut.result() if fut.done() else None
+        if handle is None or not handle.accepted:
+            rec.update(status="rejected")
+            return rec
+        res_fut = handle.get_result_async()
+        while not res_fut.done() and not stop.is_set():
+            time.sleep(0.05)
+        if not res_fut.done():
+            handle.cancel_goal_async()
+            rec.update(status="timeout", t_end=self.sim_t)
+            return rec
+        res = res_fut.result().result
+        end = self.last_pose(r)
+        rec.update(status="reached" if res.error_code == 0 else "failed",
+                   error_code=int(res.error_code), error_msg=res.error_msg, t_end=self.sim_t)
+        if end is not None:
+            rec["final"] = [end[1], end[2]]
+            rec["error_cm"] = 100.0 * math.hypot(end[1] - goal_pose.x, end[2] - goal_pose.y)
+        return rec
+
+    def run_robot(self, spec, stop: threading.Event) -> None:
+        for g in spec.goals:
+            if stop.is_set():
+                break
+            rec = self.navigate(spec.id, g, stop)
+            with self.lock:
+                self.goals[spec.id].append(rec)
+            if rec["status"] != "reached":
+                break
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
+    """The scenario's KPIs (definitions in the README's evaluation section)."""
+    moves = sum(len(g) for g in goals.values())
+    contacts = {}
+    for r in truth:
+        flags = [bool(c["contact"].get(r)) for c in cycles]
+        contacts[r] = int(sum(1 for a, b in zip([False] + flags[:-1], flags) if b and not a))
+    n_contacts = sum(contacts.values())
+    reached = [g for gs in goals.values() for g in gs if g["status"] == "reached"]
+    n_goals = sum(len(r.goals) for r in scenario.robots)
+    errors = [g["error_cm"] for g in reached if "error_cm" in g]
+    ratios = []
+    for g in reached:
+        if g.get("start") is None:
+            continue
+        d = math.hypot(g["goal"][0] - g["start"][0], g["goal"][1] - g["start"][1])
+        if d > 0.5:
+            ratios.append((g["t_end"] - g["t_start"]) / (d / v_max))
+    speeds = []
+    for r, tr in truth.items():
+        for g in goals[r]:
+            if "t_end" not in g:
+                continue
+            speeds += [abs(s[4]) for s in tr if g["t_start"] <= s[0] <= g["t_end"]]
+    lat = [v for c in cycles for v in c["latency_ms"].values()]
+    lost = []
+    for ev in scenario.events:
+        if ev.kind == "set_payload":
+            continue
+        for r, tr in truth.items():
+            for g in goals[r]:
+                if g["t_start"] <= ev.t <= g.get("t_end", -1):
+                    slow = [s for s in tr if ev.t <= s[0] <= g["t_end"]
+                            and abs(s[4]) < 0.2 * v_max]
+                    # truth arrives at the physics rate: samples x their spacing = seconds
+                    dt = (tr[-1][0] - tr[0][0]) / max(1, len(tr) - 1)
+                    lost.append(len(slow) * dt)
+    sim_t = cycles[-1]["t"] if cycles else 0.0
+    wall = (cycles[-1]["wall"] - cycles[0]["wall"]) if len(cycles) > 1 else 0.0
+
+    def pct(v, q):
+        return float(np.percentile(v, q)) if len(v) else None
+    return {
+        "goals": n_goals, "goals_reached": len(reached),
+        "success_rate": len(reached) / n_goals if n_goals else None,
+        "nav_error_cm_mean": float(np.mean(errors)) if errors else None,
+        "nav_error_cm_std": float(np.std(errors)) if errors else None,
+        "nav_error_cm_max": float(np.max(errors)) if errors else None,
+        "contacts": n_contacts, "contacts_per_robot": contacts,
+        "collisions_per_1000_moves": 1000.0 * n_contacts / moves if moves else None,
+        "time_vs_straight_line": float(np.mean(ratios)) if ratios else None,
+        "mean_speed_fraction": float(np.mean(speeds)) / v_max if speeds else None,
+        "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99), "cycles": len(cycles),
+        "seconds_lost_after_layout_change": float(np.sum(lost)) if lost else None,
+        "sim_seconds": sim_t, "wall_seconds": wall,
+        "real_time_factor": sim_t / wall if wall > 0 else None,
+    }
+
+
+def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: float = 600.0,
+                 stop: Optional[threading.Event] = None, quiet: bool = False) -> dict:
+    """Run one scenario closed-loop; returns a summary dict (also written as JSON)."""
+    import rclpy
+
+    from wm_sim.render import plot_paths
+    out = Path(out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    config = share_dir() / "config"
+    robot_yaml = yaml.safe_load((config / "robot.yaml").read_text())
+    v_max = float(robot_yaml["/**/planner"]["ros__parameters"].get("v_max", 0.8))
+    scenario_file = out / "scenario.yaml"
+    scenario_file.write_text(yaml.safe_dump(scenario_to_yaml(scenario), sort_keys=False))
+    stop = stop or threading.Event()
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+    env = os.environ.copy()
+    # A private DDS domain on localhost: the run never talks to other runs or robots.
+    if "WM_RUN_DOMAIN_ID" in env:
+        env["ROS_DOMAIN_ID"] = env["WM_RUN_DOMAIN_ID"]
+    else:
+        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 200))
+    env["ROS_LOCALHOST_ONLY"] = "1"
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    saved_env = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_LOCALHOST_ONLY",
+                                                  "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ.update({k: env[k] for k in saved_env})
+    redis = None
+    if not env.get("WM_REDIS_URL"):
+        redis = RedisServer().start()
+        env["WM_REDIS_URL"] = redis.url  # to the children through the environment only
+        say("redis-server (embedded default) on %s" % redis.public_url)
+    procs = Processes(out / "logs", env)
+    monitor = None
+    context_started = False
+    try:
+        procs.start("simulator", [
+            executable("wm_sim", "simulator"), "--ros-args",
+            "--params-file", str(config / "sim.yaml"), "-p", "scenario:=" + str(scenario_file),
+            "-p", "engine:=" + engine])
+        for r in scenario.robots:
+            for pkg, exe in (("wm_perception", "perception"), ("wm_planner", "planner")):
+                procs.start("%s_%s" % (r.id, exe), [
+                    executable(pkg, exe), "--ros-args", "--params-file",
+                    str(config / "robot.yaml"), "-r", "__ns:=/" + r.id,
+                    "-p", "use_sim_time:=true"])
+        say("started simulator (%s) and %d x (perception, planner) on ROS_DOMAIN_ID=%s; "
+            "logs in %s" % (engine, len(scenario.robots), env["ROS_DOMAIN_ID"], out / "logs"))
+        rclpy.init()
+        context_started = True
+        monitor = Monitor(scenario, v_max)
+        if not monitor.wait_for_servers(60.0) or procs.dead():
+            raise RuntimeError("nodes did not come up: %s (see %s)" % (procs.dead(),
+                                                                       out / "logs"))
+        t_wall = time.monotonic()
+        threads = [threading.Thread(target=monitor.run_robot, args=(spec, stop), daemon=True)
+                   for spec in scenario.robots]
+        for t in threads:
+            t.start()
+        last_print = 0.0
+        while any(t.is_alive() for t in threads):
+            if procs.dead():
+                say("a node exited: %s" % procs.dead())
+                stop.set()
+            if monitor.sim_t > scenario.duration:
+                say("simulated time limit (%.0f s) reached" % scenario.duration)
+                stop.set()
+            if time.monotonic() - t_wall > wall_timeout:
+                say("wall-clock limit (%.0f s) reached" % wall_timeout)
+                stop.set()
+            if stop.is_set():
+                for t in threads:
+                    t.join(5.0)
+                break
+            if not quiet and time.monotonic() - last_print > 5.0:
+                last_print = time.monotonic()
+                done = sum(len(g) for g in monitor.goals.values())
+                total = sum(len(r.goals) for r in scenario.robots)
+                say("  t_sim %6.1f s  goals %d/%d" % (monitor.sim_t, done, total))
+            time.sleep(0.1)
+        with monitor.lock:
+            truth = {r: list(v) for r, v in monitor.truth.items()}
+            cycles = list(monitor.cycles)
+            goals = {r: list(v) for r, v in monitor.goals.items()}
+    finally:
+        if monitor is not None:
+            monitor.close()
+        procs.stop_all()
+        if context_started:
+            rclpy.try_shutdown()
+        if redis is not None:
+            redis.stop()
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    summary = {"scenario": scenario.name, "world": scenario.world, "engine": engine,
+               "robots": [r.id for r in scenario.robots], "goals": goals,
+               "latencies_ms": [v for c in cycles for v in c["latency_ms"].values()],
+               "kpis": kpis(scenario, truth, cycles, goals, v_max),
+               "machine_note": "measured on the development machine, not a Jetson"}
+    world = scenario.load_world()
+    for ev in scenario.events:  # draw the layout as it ended
+        if ev.kind == "add_obstacle":
+            world = type(world)(list(world.boxes) + [ev.box], world.bounds, world.spawns,
+                                world.goals, world.name)
+    paths = {r: np.array([[s[1], s[2]] for s in tr]) for r, tr in truth.items() if tr}
+    k = summary["kpis"]
+    summary["png"] = plot_paths(
+        world, paths, goals={r.id: r.goals[-1] for r in scenario.robots if r.goals},
+        out_png=str(out / "paths.png"),
+        title="%s: %d/%d goals, %d contacts" % (scenario.name, k["goals_reached"], k["goals"],
+                                                k["contacts"]))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

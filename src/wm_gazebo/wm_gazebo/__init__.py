@@ -1,0 +1,1 @@
+"""Gazebo (gz-sim Harmonic) assets of the wm stack: worlds, robot model, URDF, bridge config."""
