@@ -106,7 +106,7 @@ class Monitor:
         import rclpy
         from nav_msgs.msg import Odometry
         from rclpy.action import ActionClient
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
 
         from wm_common.ros.qos import SENSOR_QOS
@@ -128,7 +128,7 @@ class Monitor:
                                           lambda m, r=r: self._on_truth(r, m), SENSOR_QOS)
             self.clients[r] = ActionClient(self.node, NavigateToPose, "/%s/navigate_to_pose" % r)
         self.node.create_subscription(String, "/sim/cycle", self._on_cycle, 50)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
@@ -265,8 +265,12 @@ def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
 
 
 def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: float = 600.0,
-                 stop: Optional[threading.Event] = None, quiet: bool = False) -> dict:
-    """Run one scenario closed-loop; returns a summary dict (also written as JSON)."""
+                 stop: Optional[threading.Event] = None, quiet: bool = False,
+                 planner_params: Optional[Dict[str, str]] = None) -> dict:
+    """Run one scenario closed-loop; returns a summary dict (also written as JSON).
+
+    planner_params: extra `-p name:=value` overrides for every planner (e.g. a fixed seed).
+    """
     import rclpy
 
     from wm_sim.render import plot_paths
@@ -304,12 +308,15 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
             executable("wm_sim", "simulator"), "--ros-args",
             "--params-file", str(config / "sim.yaml"), "-p", "scenario:=" + str(scenario_file),
             "-p", "engine:=" + engine])
+        overrides = []
+        for k, v in sorted((planner_params or {}).items()):
+            overrides += ["-p", "%s:=%s" % (k, v)]
         for r in scenario.robots:
             for pkg, exe in (("wm_perception", "perception"), ("wm_planner", "planner")):
                 procs.start("%s_%s" % (r.id, exe), [
                     executable(pkg, exe), "--ros-args", "--params-file",
                     str(config / "robot.yaml"), "-r", "__ns:=/" + r.id,
-                    "-p", "use_sim_time:=true"])
+                    "-p", "use_sim_time:=true"] + (overrides if exe == "planner" else []))
         say("started simulator (%s) and %d x (perception, planner) on ROS_DOMAIN_ID=%s; "
             "logs in %s" % (engine, len(scenario.robots), env["ROS_DOMAIN_ID"], out / "logs"))
         rclpy.init()

@@ -244,7 +244,7 @@ class PerceptionNode(lifecycle.ManagedNode):
 
 
 def main(args=None):
-    return lifecycle.run(PerceptionNode, args=args, threads=2)
+    return lifecycle.run(PerceptionNode, args=args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ perception + one planning step); a watchdog stops the robot when any input goes 
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from typing import Optional
 
@@ -21,8 +20,8 @@ from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Tw
                                TwistStamped)
 from nav_msgs.msg import Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
+from rclpy.task import Future
 from rclpy.time import Time
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -56,24 +55,24 @@ class NavGoal:
         self.pose = pose
         self.frame_id = frame_id
         self.handle = handle
-        self.done = threading.Event()
+        self.done = Future()  # completed by the control cycle, awaited by the action
         self.error_code = ERR.NONE
         self.error_msg = ""
         self.distance_remaining = float("nan")
         self.current_pose = None  # PoseStamped, for feedback
         self.started = None  # node-clock time of acceptance (sim time under use_sim_time)
+        self.last_feedback = -1e9
 
     def finish(self, code: int, msg: str = "") -> None:
-        if not self.done.is_set():
+        if not self.done.done():
             self.error_code, self.error_msg = code, msg
-            self.done.set()
+            self.done.set_result(code)
 
 
 class PlannerNode(lifecycle.ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("planner", **kwargs)
         declare_params(self, PLANNER_PARAMS)
-        self._lock = threading.RLock()
         self._entities = []
         self._reset_state()
 
@@ -103,8 +102,6 @@ class PlannerNode(lifecycle.ManagedNode):
             self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
             return lifecycle.FAILURE
         self._reset_state()
-        ctl = MutuallyExclusiveCallbackGroup()
-        act = ReentrantCallbackGroup()
         cmd_type = TwistStamped if p["cmd_vel_stamped"] else Twist
         self.cmd_pub = self.create_lifecycle_publisher(cmd_type, "cmd_vel", CMD_VEL_QOS)
         self.plan_pub = self.create_lifecycle_publisher(Path, "local_plan", STATUS_QOS)
@@ -112,12 +109,9 @@ class PlannerNode(lifecycle.ManagedNode):
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "planner")
         self._subs = [
-            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS,
-                                     callback_group=ctl),
-            self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS,
-                                     callback_group=ctl),
-            self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS,
-                                     callback_group=ctl),
+            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
+            self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
+            self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS),
         ]
         if self.use_tf:
             self.tf_buffer = tf2_ros.Buffer()
@@ -125,13 +119,12 @@ class PlannerNode(lifecycle.ManagedNode):
         else:
             self._subs.append(self.create_subscription(
                 PoseWithCovarianceStamped, "localization_pose", self._on_localization,
-                STATUS_QOS, callback_group=ctl))
-        self.watchdog = self.create_timer(1.0 / p["watchdog_rate"], self._on_watchdog,
-                                          callback_group=ctl)
+                STATUS_QOS))
+        self.watchdog = self.create_timer(1.0 / p["watchdog_rate"], self._on_watchdog)
         self.action_server = ActionServer(
             self, NavigateToPose, "navigate_to_pose", execute_callback=self._execute,
             goal_callback=self._on_action_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
-            handle_accepted_callback=self._on_action_accepted, callback_group=act)
+            handle_accepted_callback=self._on_action_accepted)
         self.get_logger().info(
             "configured: K=%d H=%d dt=%.2f, map->odom from %s, cmd_vel as %s" % (
                 p["num_samples"], p["horizon"], p["dt"], "tf2" if self.use_tf else
@@ -140,10 +133,9 @@ class PlannerNode(lifecycle.ManagedNode):
 
     def on_deactivate(self, state):
         self._publish_stop()
-        with self._lock:
-            if self.goal is not None:
-                self.goal.finish(ERR.UNKNOWN, "planner deactivated")
-                self.goal = None
+        if self.goal is not None:
+            self.goal.finish(ERR.UNKNOWN, "planner deactivated")
+            self.goal = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
@@ -243,11 +235,10 @@ class PlannerNode(lifecycle.ManagedNode):
             goal.pose.x, goal.pose.y, goal.frame_id))
 
     def _set_goal(self, goal: Optional[NavGoal]) -> None:
-        with self._lock:
-            if self.goal is not None and self.goal is not goal:
-                self.goal.finish(ERR.CANCELED, "preempted by a new goal")
-            self.goal = goal
-            self.optimizer.reset()
+        if self.goal is not None and self.goal is not goal:
+            self.goal.finish(ERR.CANCELED, "preempted by a new goal")
+        self.goal = goal
+        self.optimizer.reset()
 
     # ---------------------------------------------------------------- control cycle
     def _inputs_stale(self, now: float) -> Optional[str]:
@@ -277,8 +268,7 @@ class PlannerNode(lifecycle.ManagedNode):
     def _control(self, field, input_stamp) -> None:
         now = self._now()
         self.cycle += 1
-        with self._lock:
-            goal = self.goal
+        goal = self.goal
         if goal is None:
             return self._stop(PlanStatus.STATUS_IDLE, input_stamp)
         stale = self._inputs_stale(now)
@@ -304,9 +294,8 @@ class PlannerNode(lifecycle.ManagedNode):
         goal.distance_remaining = math.hypot(goal_odom.x - pose.x, goal_odom.y - pose.y)
         if goal_reached(state, target):
             goal.finish(ERR.NONE)
-            with self._lock:
-                if self.goal is goal:
-                    self.goal = None
+            if self.goal is goal:
+                self.goal = None
             self.get_logger().info("goal reached")
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
         try:
@@ -328,6 +317,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if not self.active:
             return
         now = self._now()
+        self._supervise_action(now)
         stale = self._inputs_stale(now)
         if stale is not None:
             self.diag.set_level(DiagnosticStatus.WARN, "stale input: " + stale)
@@ -422,32 +412,17 @@ class PlannerNode(lifecycle.ManagedNode):
             goal.pose.x, goal.pose.y, goal.frame_id))
         handle.execute()
 
-    def _execute(self, handle):
-        with self._lock:
-            goal = self.goal if self.goal is not None and self.goal.handle is handle else None
+    async def _execute(self, handle):
+        # A coroutine: it waits for the control cycle to finish the goal without holding an
+        # executor thread, so the node runs on a single-threaded executor (rclpy's
+        # multi-threaded one delayed callbacks by up to a second in our measurements).
+        goal = self.goal if self.goal is not None and self.goal.handle is handle else None
         result = NavigateToPose.Result()
         if goal is None:
             handle.abort()
             result.error_code, result.error_msg = ERR.UNKNOWN, "preempted before start"
             return result
-        timeout = self.p["navigate_timeout"]
-        while not goal.done.wait(0.2):
-            if handle.is_cancel_requested:
-                goal.finish(ERR.CANCELED, "canceled")
-                with self._lock:
-                    if self.goal is goal:
-                        self.goal = None
-                self._publish_stop()
-                break
-            if self._now() - goal.started > timeout:
-                goal.finish(ERR.TIMEOUT, "not reached within %.0f s" % timeout)
-                self._set_goal(None)
-                self._publish_stop()
-                break
-            try:
-                handle.publish_feedback(self._feedback(goal))
-            except Exception:  # the node is shutting down under us: nothing left to report
-                return result
+        await goal.done
         result.error_code, result.error_msg = goal.error_code, goal.error_msg
         if goal.error_code == ERR.NONE:
             handle.succeed()
@@ -456,6 +431,26 @@ class PlannerNode(lifecycle.ManagedNode):
         else:
             handle.abort()
         return result
+
+    def _supervise_action(self, now: float) -> None:
+        """Cancel, timeout and feedback of the navigate_to_pose goal (from the watchdog)."""
+        goal = self.goal
+        if goal is None or goal.handle is None:
+            return
+        if goal.handle.is_cancel_requested:
+            goal.finish(ERR.CANCELED, "canceled")
+            self.goal = None
+            self._publish_stop()
+        elif now - goal.started > self.p["navigate_timeout"]:
+            goal.finish(ERR.TIMEOUT, "not reached within %.0f s" % self.p["navigate_timeout"])
+            self.goal = None
+            self._publish_stop()
+        elif now - goal.last_feedback >= 0.2:
+            goal.last_feedback = now
+            try:
+                goal.handle.publish_feedback(self._feedback(goal))
+            except Exception:  # shutting down: nothing left to report to
+                pass
 
     def _feedback(self, goal: NavGoal):
         fb = NavigateToPose.Feedback()
@@ -473,7 +468,7 @@ class PlannerNode(lifecycle.ManagedNode):
 
 
 def main(args=None):
-    return lifecycle.run(PlannerNode, args=args, threads=3)
+    return lifecycle.run(PlannerNode, args=args)
 
 
 if __name__ == "__main__":

@@ -192,11 +192,13 @@ class SimulatorNode(Node):
                 raise
 
     def _wait_for_planners(self, timeout: float) -> None:
-        """Hold time still until every robot's cmd_vel has a publisher (its planner is up)."""
+        """Hold time still until every robot's planner publishes cmd_vel and its perception
+        listens to the points (so the first cycles do not time out on nodes still starting)."""
         deadline = time.monotonic() + timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if all(r.sub.get_publisher_count() > 0 for r in self.robots) or \
-                    not self.p["lockstep"]:
+            if not self.p["lockstep"] or all(
+                    r.sub.get_publisher_count() > 0 and r.points_pub.get_subscription_count() > 0
+                    for r in self.robots):
                 return
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=sec_to_stamp(self.sim_time)))
@@ -307,7 +309,7 @@ class SimulatorNode(Node):
 
 
 def main(args=None):
-    return lifecycle.run(SimulatorNode, args=args, threads=2)
+    return lifecycle.run(SimulatorNode, args=args)
 
 
 if __name__ == "__main__":

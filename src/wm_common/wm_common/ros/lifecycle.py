@@ -54,8 +54,12 @@ def autostart(node) -> bool:
     return True
 
 
-def run(node_factory: Callable[[], object], args=None, threads: int = 2) -> int:
-    """Entry point body shared by every node executable."""
+def run(node_factory: Callable[[], object], args=None, threads: int = 1) -> int:
+    """Entry point body shared by every node executable.
+
+    Single-threaded by default: with rclpy's MultiThreadedExecutor we measured callbacks
+    starting up to a second after their message arrived (cloud -> cmd_vel p90 230 ms vs
+    ~30 ms single-threaded on the 2-core development machine)."""
     rclpy.init(args=args)
     node = None
     try:
