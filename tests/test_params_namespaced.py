@@ -50,6 +50,8 @@ def test_namespaced_nodes_read_shipped_yaml(procs, rclpy_node):
         if name == "planner":
             res = call(node, GetParameters, NS + "/planner/get_parameters",
                        GetParameters.Request(names=["obstacle.inflation_radius"]))
-            assert parameter_value_to_python(res.values[0]) == 0.35
+            doc = yaml.safe_load((CONFIG / "robot.yaml").read_text())
+            shipped = doc["/**/planner"]["ros__parameters"]["obstacle"]["inflation_radius"]
+            assert parameter_value_to_python(res.values[0]) == shipped
         state = call(node, GetState, "%s/%s/get_state" % (NS, name), GetState.Request())
         assert state.current_state.id == State.PRIMARY_STATE_ACTIVE

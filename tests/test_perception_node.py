@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rosutil import CONFIG, wait_for
 from sensor_msgs.msg import PointCloud2, PointField
 
@@ -72,6 +72,7 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
     node = rclpy_node.node
     fields = rclpy_node.collect(DistanceField, NS + "/distance_field", FIELD_QOS)
     grids = rclpy_node.collect(VoxelGrid, NS + "/voxel_grid")
+    occupancy = rclpy_node.collect(OccupancyGrid, NS + "/occupancy")
     diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
     cloud_pub = node.create_publisher(PointCloud2, NS + "/points", SENSOR_QOS)
     odom_pub = node.create_publisher(Odometry, NS + "/odom", SENSOR_QOS)
@@ -95,6 +96,20 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
     assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
     assert 1.7 < grid.sample(np.array([[1.0, 0.0]]))[0] < 2.3
     assert grids and len(grids[-1].indices) > 0 and grids[-1].header.frame_id == "odom"
+    # the obstacle layer for RViz / Nav2 costmaps, published every marker_every (5) clouds
+    for _ in range(30):
+        if occupancy:
+            break
+        send(wall_cloud)
+        wait_for(lambda: bool(occupancy), 0.2)
+    occ = occupancy[-1]
+    data = np.asarray(occ.data, dtype=np.int8).reshape(occ.info.height, occ.info.width)
+    def cell(x, y):
+        return (int((y - occ.info.origin.position.y) / occ.info.resolution),
+                int((x - occ.info.origin.position.x) / occ.info.resolution))
+    (iy, ix0), (_, ix1) = cell(2.85, 0.0), cell(3.15, 0.0)
+    assert data[iy, ix0:ix1 + 1].max() == 100  # the wall at x = 3
+    assert data[cell(1.5, 0.0)] == 0           # free space between robot and wall
 
     n_fields = len(fields)
 

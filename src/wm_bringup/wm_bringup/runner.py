@@ -127,7 +127,7 @@ class Monitor:
             self.node.create_subscription(Odometry, "/%s/ground_truth" % r,
                                           lambda m, r=r: self._on_truth(r, m), SENSOR_QOS)
             self.clients[r] = ActionClient(self.node, NavigateToPose, "/%s/navigate_to_pose" % r)
-        self.node.create_subscription(String, "/sim/cycle", self._on_cycle, 50)
+        self._String = String
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -145,6 +145,15 @@ class Monitor:
         with self.lock:
             self.cycles.append(doc)
             self.sim_t = doc["t"]
+
+    def observe(self) -> None:
+        """Subscribe to the simulator's cycle reports: with `wait_for_observer` the simulator
+        holds time until this subscription exists, so no simulated time passes before the
+        goals go out."""
+        self.node.create_subscription(self._String, "/sim/cycle", self._on_cycle, 50)
+        deadline = time.monotonic() + 10.0
+        while self.sim_t == 0.0 and not self.cycles and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def last_pose(self, r):
         with self.lock:
@@ -165,8 +174,11 @@ class Monitor:
         goal.pose.header.frame_id = "map"
         goal.pose.pose = pose2d_to_pose(goal_pose)
         start = self.last_pose(r)
+        if start is None:  # no ground truth yet: the robot is where the scenario spawned it
+            spawn = next(s.spawn for s in self.scenario.robots if s.id == r)
+            start = (0.0, spawn.x, spawn.y)
         rec = {"goal": [round(v, 3) for v in goal_pose], "t_start": self.sim_t,
-               "start": None if start is None else [start[1], start[2]]}
+               "start": [start[1], start[2]]}
         fut = self.clients[r].send_goal_async(goal)
         while not fut.done() and not stop.is_set():
             time.sleep(0.02)
@@ -307,7 +319,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         procs.start("simulator", [
             executable("wm_sim", "simulator"), "--ros-args",
             "--params-file", str(config / "sim.yaml"), "-p", "scenario:=" + str(scenario_file),
-            "-p", "engine:=" + engine])
+            "-p", "engine:=" + engine, "-p", "wait_for_observer:=true"])
         overrides = []
         for k, v in sorted((planner_params or {}).items()):
             overrides += ["-p", "%s:=%s" % (k, v)]
@@ -325,8 +337,10 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         if not monitor.wait_for_servers(60.0) or procs.dead():
             raise RuntimeError("nodes did not come up: %s (see %s)" % (procs.dead(),
                                                                        out / "logs"))
+        monitor.observe()  # the simulator starts time once it sees this subscriber
         t_wall = time.monotonic()
-        threads = [threading.Thread(target=monitor.run_robot, args=(spec, stop), daemon=True)
+        halt = threading.Event()  # ends this run (limits, a dead node, or the caller's stop)
+        threads = [threading.Thread(target=monitor.run_robot, args=(spec, halt), daemon=True)
                    for spec in scenario.robots]
         for t in threads:
             t.start()
@@ -334,14 +348,16 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         while any(t.is_alive() for t in threads):
             if procs.dead():
                 say("a node exited: %s" % procs.dead())
-                stop.set()
+                halt.set()
             if monitor.sim_t > scenario.duration:
                 say("simulated time limit (%.0f s) reached" % scenario.duration)
-                stop.set()
+                halt.set()
             if time.monotonic() - t_wall > wall_timeout:
                 say("wall-clock limit (%.0f s) reached" % wall_timeout)
-                stop.set()
+                halt.set()
             if stop.is_set():
+                halt.set()
+            if halt.is_set():
                 for t in threads:
                     t.join(5.0)
                 break

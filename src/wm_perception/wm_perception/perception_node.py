@@ -2,7 +2,8 @@
 
 In: points (sensor_msgs/PointCloud2, SensorDataQoS), odom (nav_msgs/Odometry).
 Out: voxel_grid (wm_msgs/VoxelGrid, odom frame), distance_field (wm_msgs/DistanceField, odom
-frame, stamped with the cloud's stamp), markers (visualization_msgs/MarkerArray), /diagnostics.
+frame, stamped with the cloud's stamp), occupancy (nav_msgs/OccupancyGrid, the bird's-eye obstacle
+layer, every marker_every clouds), markers (visualization_msgs/MarkerArray), /diagnostics.
 
 Sensor->base comes from tf2 when tf2_ros is importable (robots with a full ROS 2 install), else
 from the static `sensor_extrinsic` parameter; base->odom from odometry at the cloud's stamp.
@@ -18,7 +19,7 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import Point
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
@@ -76,6 +77,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
                                                          FIELD_QOS)
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
+        self.occ_pub = self.create_lifecycle_publisher(OccupancyGrid, "occupancy", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "perception")
         self.diag.set_value("sensor_to_base", "tf2" if self.use_tf else "sensor_extrinsic")
         if self.use_tf:
@@ -94,7 +96,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         for s in self._subs:
             self.destroy_subscription(s)
         self.diag.destroy()
-        for pub in (self.grid_pub, self.field_pub, self.marker_pub):
+        for pub in (self.grid_pub, self.field_pub, self.marker_pub, self.occ_pub):
             self.destroy_lifecycle_publisher(pub)
         return lifecycle.SUCCESS
 
@@ -227,6 +229,20 @@ class PerceptionNode(lifecycle.ManagedNode):
         every = self.p["marker_every"]
         if every and self.n_clouds % every == 0:
             self.marker_pub.publish(self._voxel_markers(vg, stamp, frame))
+            self.occ_pub.publish(self._occupancy(out.distance_field, stamp, frame))
+
+    @staticmethod
+    def _occupancy(field, stamp, frame) -> OccupancyGrid:
+        """The bird's-eye obstacle layer for RViz and Nav2 costmap users (100 = obstacle)."""
+        msg = OccupancyGrid()
+        msg.header.stamp, msg.header.frame_id = stamp, frame
+        msg.info.resolution = float(field.resolution)
+        msg.info.width, msg.info.height = int(field.width), int(field.height)
+        msg.info.origin.position.x = float(field.origin_x)
+        msg.info.origin.position.y = float(field.origin_y)
+        msg.info.origin.orientation.w = 1.0
+        msg.data = np.where(field.data <= 0.0, 100, 0).astype(np.int8).ravel().tolist()
+        return msg
 
     def _voxel_markers(self, vg, stamp, frame) -> MarkerArray:
         m = Marker()

@@ -5,19 +5,28 @@ the plane of odom with z = 0 on the floor, so base z and odom z are the same hei
 floor. The output window is a square aligned to the odom axes, centred on the robot and
 snapped to a global lattice of `resolution` cells: successive windows share cell
 boundaries, so the field does not shimmer as the robot moves by fractions of a cell.
+
+Optional stages, all off by default: deskew (motion compensation from per-point time and the
+base twist, wm_perception.deskew), a statistical outlier filter on the cropped points (open3d's
+remove_statistical_outlier when open3d is importable, else the same statistic on a scipy
+cKDTree), and accumulation of voxel counts over a few scans with decay
+(wm_perception.accumulate).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
+from wm_perception.accumulate import VoxelAccumulator
+from wm_perception.deskew import deskew, parse_twist
 from wm_perception.distance_field import signed_distance
-from wm_perception.voxel_grid import VoxelGrid, crop_mask, occupancy_2d, voxelize
+from wm_perception.voxel_grid import VoxelGrid, occupancy_2d, voxelize
 
 
 @dataclass(frozen=True)
@@ -32,12 +41,31 @@ class PerceptionConfig:
     max_distance: float = 3.0        # distance field saturation, metres
     max_points: int = 2_000_000
     frame_id: str = "odom"
+    # Vertical extent of the voxel grid from z_min [m]; None: z_max - z_min. Together with
+    # size_xy and resolution it sets the grid dims (defaults: 160 x 160 x 18).
+    size_z: Optional[float] = None
+    deskew: bool = False             # needs t_rel and twist passed to process()
+    outlier_filter: bool = False     # statistical outlier removal on the cropped points
+    outlier_neighbors: int = 16
+    outlier_std_ratio: float = 2.0
+    outlier_backend: str = "auto"    # 'auto' (open3d if importable), 'open3d', 'scipy'
+    accumulate_scans: int = 1        # > 1: sum decayed voxel counts over this many scans
+    accumulate_decay: float = 0.7    # per-scan factor on the older counts
+    accumulate_min_count: float = 0.1  # accumulated voxels below this are dropped
 
     def validate(self) -> None:
         if not (self.resolution > 0.0 and self.size_xy >= 2 * self.resolution):
             raise ValueError("need resolution > 0 and a window of at least 2x2 cells")
         if not self.z_max > self.z_min:
             raise ValueError("z_max must exceed z_min")
+        if self.size_z is not None and not self.size_z >= self.resolution:
+            raise ValueError("size_z must be at least one cell")
+        if int(self.outlier_neighbors) < 2 or not self.outlier_std_ratio > 0.0:
+            raise ValueError("need outlier_neighbors >= 2 and outlier_std_ratio > 0")
+        if self.outlier_backend not in ("auto", "open3d", "scipy"):
+            raise ValueError("outlier_backend must be auto, open3d or scipy")
+        if int(self.accumulate_scans) < 1 or not 0.0 < self.accumulate_decay <= 1.0:
+            raise ValueError("need accumulate_scans >= 1 and 0 < accumulate_decay <= 1")
         if not (0.0 <= self.min_range < self.max_range):
             raise ValueError("need 0 <= min_range < max_range")
         if not self.max_distance > 0.0:
@@ -49,7 +77,62 @@ class PerceptionOutput:
     voxels: VoxelGrid           # odom frame
     distance_field: Grid2D      # odom frame, outside = max_distance
     n_points_in: int
-    n_points_used: int          # points that landed in a voxel of the window
+    n_points_used: int          # points of this cloud that landed in a voxel of the window
+    n_outliers: int = 0         # dropped by the outlier filter
+    deskewed: bool = False
+
+
+_O3D = None
+
+
+def _open3d():
+    """open3d, imported on first use (it takes a second to import), or None."""
+    global _O3D
+    if _O3D is None:
+        try:
+            import open3d
+            _O3D = open3d
+        except ImportError:
+            _O3D = False
+    return _O3D or None
+
+
+def statistical_outlier_mask(points: np.ndarray, neighbors: int = 16, std_ratio: float = 2.0,
+                             backend: str = "auto", workers: int = 1) -> np.ndarray:
+    """(N,) bool, True for the points to keep: open3d's remove_statistical_outlier semantics.
+
+    Each point's mean distance to its `neighbors` nearest points (the point itself included,
+    at distance 0, as open3d's KNN returns it) is compared with the mean m and the sample
+    standard deviation s (ddof=1) of those means over the cloud; a point is kept iff its mean
+    is > 0 (not a pile of duplicates) and < m + std_ratio * s. backend 'auto' uses open3d
+    when importable, else scipy's cKDTree (`workers` threads).
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    n = p.shape[0]
+    k = int(neighbors)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    o3d = _open3d() if backend in ("auto", "open3d") else None
+    if backend == "open3d" and o3d is None:
+        raise ImportError("outlier_backend='open3d' but open3d is not importable")
+    if o3d is not None:
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p))
+        _, idx = pc.remove_statistical_outlier(nb_neighbors=k, std_ratio=float(std_ratio))
+        keep = np.zeros(n, dtype=bool)
+        keep[np.asarray(idx, dtype=np.int64)] = True
+        return keep
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    kk = min(k, n)
+    dist, _ = cKDTree(p).query(p, k=kk, workers=workers)
+    mean = dist.reshape(n, kk).mean(axis=1)
+    valid = mean > 0
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid < 2:
+        return np.zeros(n, dtype=bool)
+    m = mean[valid].mean()
+    s = math.sqrt(float(np.sum((mean[valid] - m) ** 2)) / (n_valid - 1))
+    return valid & (mean < m + std_ratio * s)
 
 
 class Perception:
@@ -58,8 +141,22 @@ class Perception:
         self.config = config
         res = config.resolution
         n_xy = max(int(round(config.size_xy / res)), 2)
-        n_z = max(int(math.ceil((config.z_max - config.z_min) / res - 1e-9)), 1)
+        size_z = config.z_max - config.z_min if config.size_z is None else config.size_z
+        n_z = max(int(math.ceil(size_z / res - 1e-9)), 1)
         self._dims = np.array([n_xy, n_xy, n_z], dtype=np.int64)
+        self.accumulator = (VoxelAccumulator(config.accumulate_decay, config.accumulate_scans,
+                                             config.accumulate_min_count)
+                            if config.accumulate_scans > 1 else None)
+
+    @property
+    def dims(self) -> np.ndarray:
+        """(3,) voxel grid dims (nx, ny, nz)."""
+        return self._dims.copy()
+
+    def reset(self) -> None:
+        """Drop accumulated scans (call on an odometry reset)."""
+        if self.accumulator is not None:
+            self.accumulator.reset()
 
     def window_origin(self, base_in_odom: Pose2D) -> np.ndarray:
         """(3,) odom corner of the window around the robot, on the global cell lattice."""
@@ -69,16 +166,11 @@ class Perception:
         iy = math.floor(base_in_odom.y / res - half + 0.5)
         return np.array([ix * res, iy * res, self.config.z_min], dtype=np.float64)
 
-    def process(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
-                base_in_odom: Pose2D) -> PerceptionOutput:
-        cfg = self.config
-        pts = np.asarray(xyz_sensor)
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise ValueError("xyz_sensor must be (N, 3), got %s" % (pts.shape,))
-        if pts.shape[0] > cfg.max_points:
-            raise ValueError("%d points > max_points %d" % (pts.shape[0], cfg.max_points))
+    def to_odom(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
+                base_in_odom: Pose2D):
+        """((N, 3) float64 odom points, (sensor x, y) in odom)."""
+        pts = xyz_sensor
         sx, sy, sz, syaw = (float(v) for v in sensor_in_base)
-
         # Sensor -> base and base -> odom folded into one planar rotation + translation, in
         # float64: odom coordinates grow large and float32 would lose centimetres.
         yaw = syaw + base_in_odom.yaw
@@ -92,14 +184,87 @@ class Perception:
         odom[:, 0] = tx + c * px - s * py
         odom[:, 1] = ty + s * px + c * py
         odom[:, 2] = pts[:, 2] + sz
+        return odom, (tx, ty)
 
-        # Range is rotation invariant, so crop with the sensor position expressed in odom.
-        keep = crop_mask(odom, cfg.max_range, cfg.min_range, cfg.z_min, cfg.z_max,
-                         (tx, ty))
+    def crop_to_odom(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
+                     base_in_odom: Pose2D) -> np.ndarray:
+        """Sensor points -> (M, 3) float64 odom points that pass the range ring and the
+        height band, in Fortran order (each coordinate contiguous, which voxelize reads
+        fastest; np.ascontiguousarray gives the C-ordered copy).
+
+        The level sensor only yaws, so the horizontal range and the height are taken in the
+        sensor frame, and only the points kept are transformed (float64, as to_odom)."""
+        cfg = self.config
+        pts = xyz_sensor
+        sx, sy, sz, syaw = (float(v) for v in sensor_in_base)
+        n = pts.shape[0]
+        px = pts[:, 0].astype(np.float64)
+        py = pts[:, 1].astype(np.float64)
+        pz = pts[:, 2].astype(np.float64)
+        r2 = px * px
+        r2 += py * py
+        keep = r2 >= cfg.min_range * cfg.min_range
+        keep &= r2 <= cfg.max_range * cfg.max_range
+        zs = pz + sz
+        keep &= zs >= cfg.z_min
+        keep &= zs <= cfg.z_max
+        m = int(np.count_nonzero(keep))
+        yaw = syaw + base_in_odom.yaw
+        c, s = math.cos(yaw), math.sin(yaw)
+        cb, sb = math.cos(base_in_odom.yaw), math.sin(base_in_odom.yaw)
+        tx = base_in_odom.x + cb * sx - sb * sy
+        ty = base_in_odom.y + sb * sx + cb * sy
+        out = np.empty((3, m), dtype=np.float64)
+        if m == n:
+            kx, ky = px, py
+            out[2] = zs
+        else:
+            kx, ky = px[keep], py[keep]
+            np.compress(keep, zs, out=out[2])
+        np.multiply(kx, c, out=out[0])
+        out[0] -= s * ky
+        out[0] += tx
+        np.multiply(kx, s, out=out[1])
+        out[1] += c * ky
+        out[1] += ty
+        return out.T
+
+    def process(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
+                base_in_odom: Pose2D, t_rel: Optional[np.ndarray] = None,
+                twist: Optional[Sequence[float]] = None) -> PerceptionOutput:
+        """One cloud -> voxels and distance field in odom.
+
+        t_rel: (N,) per-point time in seconds relative to the cloud stamp (the stamp that
+        base_in_odom belongs to); twist: base velocity in the body frame, (v, w) or
+        (vx, vy, w). With config.deskew and both given, points are motion-compensated to
+        the sensor pose at the stamp; otherwise they are used as they are.
+        """
+        cfg = self.config
+        pts = np.asarray(xyz_sensor)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise ValueError("xyz_sensor must be (N, 3), got %s" % (pts.shape,))
+        if pts.shape[0] > cfg.max_points:
+            raise ValueError("%d points > max_points %d" % (pts.shape[0], cfg.max_points))
+        deskewed = False
+        if cfg.deskew and t_rel is not None and twist is not None:
+            vx, vy, wz = parse_twist(twist)
+            pts = deskew(pts, t_rel, (vx, vy), wz, sensor_in_base)
+            deskewed = True
+
+        kept = self.crop_to_odom(pts, sensor_in_base, base_in_odom)
+        n_outliers = 0
+        if cfg.outlier_filter and kept.shape[0]:
+            inl = statistical_outlier_mask(kept, cfg.outlier_neighbors, cfg.outlier_std_ratio,
+                                           cfg.outlier_backend)
+            n_outliers = int(kept.shape[0] - np.count_nonzero(inl))
+            kept = kept[inl]
         origin = self.window_origin(base_in_odom)
-        grid = voxelize(odom[keep], origin, cfg.resolution, self._dims)
+        grid = voxelize(kept, origin, cfg.resolution, self._dims)
+        n_used = int(grid.values.sum())
+        if self.accumulator is not None:
+            grid = self.accumulator.add(grid)
         occ = occupancy_2d(grid, cfg.min_points_per_voxel)
         sdf = signed_distance(occ, cfg.resolution, cfg.max_distance)
         field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
                        frame_id=cfg.frame_id)
-        return PerceptionOutput(grid, field, int(pts.shape[0]), int(grid.values.sum()))
+        return PerceptionOutput(grid, field, int(pts.shape[0]), n_used, n_outliers, deskewed)

@@ -11,8 +11,11 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-# Above this many voxels per point a dense bincount costs more than sorting the points.
-_BINCOUNT_MAX_RATIO = 8
+# Above this many voxels per point a dense bincount (zeroing and scanning the index space,
+# ~0.5 ns a voxel) costs more than sorting the points (~30 ns a point); above
+# _DENSE_MAX_VOXELS its int64 counts would take too much memory (64 MiB).
+_BINCOUNT_MAX_RATIO = 64
+_DENSE_MAX_VOXELS = 2 ** 23
 _MAX_VOXELS = 2 ** 32 - 1
 
 
@@ -80,41 +83,81 @@ def voxel_indices(points: np.ndarray, origin: Sequence[float], resolution: float
                   dims: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
     """(linear int64 index per in-bounds point, in-bounds mask) for (N, 3) points."""
     p = np.asarray(points)
-    o = np.asarray(origin, dtype=np.float64)
-    d = np.asarray(dims, dtype=np.int64)
-    # Column by column with elementwise &: reductions over a length-3 axis are slow in
-    # numpy. The linear index is assembled in float64, exact for anything below 2**53.
-    inside = np.ones(p.shape[0], dtype=bool)
-    cells = []
-    with np.errstate(invalid="ignore"):  # NaN points just fall outside
-        for k in range(3):
-            # dtype pinned: numpy < 2 would compute float32 input in float32 and lose
-            # centimetres at odom coordinates of a few hundred metres.
-            c = np.floor(np.subtract(p[:, k], o[k], dtype=np.float64) / resolution)
-            inside &= c >= 0
-            inside &= c < d[k]
-            cells.append(c)
-    lin = cells[0] + float(d[0]) * (cells[1] + float(d[1]) * cells[2])
+    d = np.asarray(dims, dtype=np.int64).reshape(3)
+    lin, inside = _linear_or_sentinel(p, np.asarray(origin, dtype=np.float64).reshape(3),
+                                      resolution, d, 0)
     return lin[inside].astype(np.int64), inside
+
+
+def _linear_or_sentinel(p: np.ndarray, o: np.ndarray, resolution: float, d: np.ndarray,
+                        sentinel: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(linear index per point as an integer array, with `sentinel` for points outside the
+    box or non-finite; in-bounds mask).
+
+    Cell k of a point is floor((p_k - origin_k) * (1 / resolution)), computed in float64
+    (numpy < 2 would compute float32 input in float32 and lose centimetres at odom coordinates
+    of a few hundred metres; the multiplication is 4x cheaper than a division and differs
+    from it only for points within an ulp of a voxel face); a point is inside iff
+    0 <= cell_k < dims_k for every axis, so a point exactly on the upper face of the box is
+    outside (half-open, as spconv; open3d keeps points outside its bounds).
+    Column by column into one scratch buffer with elementwise ops and out=: numpy's
+    broadcasting over a length-3 axis and strided (N, 3) -> (3, N) copies are several times
+    slower, so (N, 3) input in Fortran order (contiguous columns) is read fastest. The
+    linear index is assembled in float64 (exact below 2**53) and only cast to
+    an integer once the out-of-box values are replaced, because casting NaN or out-of-range
+    floats to integers is undefined (x86 and ARM differ).
+    """
+    n = p.shape[0]
+    cell = np.empty(n, dtype=np.float64)
+    lin = np.empty(n, dtype=np.float64)
+    inside = np.ones(n, dtype=bool)
+    scratch = np.empty(n, dtype=bool)
+    inv = 1.0 / resolution
+    with np.errstate(invalid="ignore"):  # NaN points just fall outside
+        for k in (2, 1, 0):  # Horner: lin = ((iz * ny) + iy) * nx + ix
+            np.subtract(p[:, k], o[k], out=cell, dtype=np.float64)
+            np.multiply(cell, inv, out=cell)
+            inside &= np.greater_equal(cell, 0.0, out=scratch)
+            inside &= np.less(cell, float(d[k]), out=scratch)
+            np.floor(cell, out=cell)
+            if k == 2:
+                lin, cell = cell, lin
+            else:
+                lin *= float(d[k])
+                lin += cell
+    np.logical_not(inside, out=scratch)
+    np.copyto(lin, float(sentinel), where=scratch)
+    itype = np.int32 if sentinel < 2 ** 31 - 1 and int(np.prod(d)) < 2 ** 31 else np.int64
+    return lin.astype(itype), inside
 
 
 def voxelize(points: np.ndarray, origin: Sequence[float], resolution: float,
              dims: Sequence[int]) -> VoxelGrid:
-    """Count points per voxel; points outside the box (or non-finite) are ignored."""
+    """Count points per voxel; points outside the box (or non-finite) are ignored.
+
+    The box is half-open: voxel (i, j, k) holds origin + [i, i+1) * resolution etc., and a
+    point is in the box iff every cell index is in [0, dims). Counting is a bincount over the
+    dense index space (plus one overflow bin for outside points) when that space is not much
+    larger than the cloud, else a sort (np.unique).
+    """
     if not resolution > 0.0:
         raise ValueError("resolution must be positive")
     d = np.asarray(dims, dtype=np.int64).reshape(3)
     if (d < 1).any() or int(np.prod(d)) > _MAX_VOXELS:
         raise ValueError("dims %s must be positive with at most 2**32-1 voxels" % (d,))
     o = np.asarray(origin, dtype=np.float64).reshape(3)
-    lin, _ = voxel_indices(np.asarray(points).reshape(-1, 3), o, resolution, d)
+    p = np.asarray(points).reshape(-1, 3)
     total = int(np.prod(d))
-    if lin.size and total <= _BINCOUNT_MAX_RATIO * lin.size:
-        counts = np.bincount(lin, minlength=total)
-        idx = np.flatnonzero(counts)
+    if p.shape[0] == 0:
+        return VoxelGrid(o, float(resolution), d)
+    lin, inside = _linear_or_sentinel(p, o, float(resolution), d, total)
+    if total <= _DENSE_MAX_VOXELS and total <= _BINCOUNT_MAX_RATIO * p.shape[0]:
+        counts = np.bincount(lin, minlength=total + 1)[:total]
+        # flatnonzero on a bool array is several times faster than on int64.
+        idx = np.flatnonzero(counts != 0)
         cnt = counts[idx]
     else:
-        idx, cnt = np.unique(lin, return_counts=True)
+        idx, cnt = np.unique(lin[inside], return_counts=True)
     return VoxelGrid(o, float(resolution), d, idx.astype(np.uint32), cnt.astype(np.float32))
 
 

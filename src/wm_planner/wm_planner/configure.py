@@ -25,5 +25,11 @@ def build_optimizer(p: Mapping[str, Any]) -> MPPI:
                                                                     sorted(CRITIC_REGISTRY)))
         config[name] = {k: p["%s.%s" % (name, k)] for k in CRITIC_REGISTRY[name].PARAMS
                         if "%s.%s" % (name, k) in p}
+    flat = [float(v) for v in p.get("footprint_circles", [])]
+    if len(flat) >= 3 and len(flat) % 3 != 0:
+        raise ValueError("footprint_circles must be [x, y, r, ...] (a multiple of 3 numbers)")
+    footprint = flat if len(flat) >= 3 else None
+    if footprint is not None and min(flat[2::3]) <= 0.0:
+        raise ValueError("footprint_circles radii must be positive")
     return MPPI(settings, limits, make_critics(config), robot_radius=p["robot_radius"],
-                num_visualized=p["sampled_trajectories_shown"])
+                num_visualized=p["sampled_trajectories_shown"], footprint=footprint)

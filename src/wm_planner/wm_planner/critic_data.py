@@ -36,6 +36,15 @@ class CriticData:
     cost_to_go: Optional[Grid2D] = None
     prev_controls: Optional[np.ndarray] = None
     in_collision: Optional[np.ndarray] = None
+    # (C, 3) circles [x, y, r] in base_link covering the footprint (payload overhang
+    # included); None means one circle of robot_radius at the origin.
+    footprint: Optional[np.ndarray] = None
+
+    @property
+    def footprint_circles(self) -> np.ndarray:
+        if self.footprint is None or len(self.footprint) == 0:
+            return np.array([[0.0, 0.0, self.robot_radius]])
+        return np.asarray(self.footprint, dtype=np.float64).reshape(-1, 3)
 
     @property
     def num_samples(self) -> int:

@@ -50,7 +50,8 @@ class MPPI:
                  use_navigation_function: bool = True,
                  nav_inflation: Optional[float] = None,
                  nav_inflation_gain: float = 2.0,
-                 num_visualized: int = 8):
+                 num_visualized: int = 8,
+                 footprint=None):
         self.settings = settings if settings is not None else OptimizerSettings()
         self.limits = limits if limits is not None else RobotLimits()
         self.critics: List[Critic] = list(critics) if critics is not None else make_critics()
@@ -64,6 +65,9 @@ class MPPI:
         self.nav_inflation = float(nav_inflation)
         self.nav_inflation_gain = float(nav_inflation_gain)
         self.num_visualized = int(num_visualized)
+        # (C, 3) footprint circles [x, y, r] in base_link; None: one circle of robot_radius
+        self.footprint = None if footprint is None or len(footprint) == 0 else \
+            np.asarray(footprint, dtype=np.float64).reshape(-1, 3)
         self._sigma = np.array([self.settings.noise_sigma_v, self.settings.noise_sigma_w])
         self._rng = np.random.default_rng(self.settings.seed)
         self._mean: Optional[np.ndarray] = None   # warm start, (H, 2)
@@ -95,7 +99,7 @@ class MPPI:
         return CriticData(state=state, goal=goal, controls=controls,
                           trajectories=trajectories, dt=self.settings.dt,
                           limits=self.limits, robot_radius=self.robot_radius, esdf=esdf,
-                          cost_to_go=ctg, prev_controls=self._prev)
+                          cost_to_go=ctg, prev_controls=self._prev, footprint=self.footprint)
 
     def _stop_result(self, state: RobotState, status: str, cost: float, iterations: int,
                      t0: float, samples: Optional[np.ndarray]) -> PlanResult:

@@ -37,7 +37,12 @@ PLANNER_PARAMS = [
     Param("w_max", 1.2, "max angular speed [rad/s]", 0.0, 10.0),
     Param("a_max", 1.0, "max linear acceleration [m/s^2]", 0.01, 20.0),
     Param("alpha_max", 2.5, "max angular acceleration [rad/s^2]", 0.01, 50.0),
-    Param("robot_radius", 0.35, "footprint radius incl. payload overhang [m]", 0.05, 3.0),
+    Param("robot_radius", 0.35,
+          "footprint radius incl. payload overhang [m]; with footprint_circles: the radius "
+          "the route (cost-to-go) keeps from obstacles", 0.05, 3.0),
+    Param("footprint_circles", [0.0],
+          "flat [x, y, r, ...] circles in base_link covering the footprint (payload "
+          "overhang included); [0.0]: one circle of robot_radius"),
     Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
     Param("yaw_goal_tolerance", 3.2,
           "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),

@@ -17,6 +17,8 @@ SIM_PARAMS = [
           "use_sim_time); false: run in wall-clock time without /clock"),
     Param("control_period", 0.1, "simulated seconds between scans (one control cycle) [s]",
           0.01, 1.0),
+    Param("wait_for_observer", False,
+          "hold simulated time at 0 until /sim/cycle has a subscriber (an evaluation runner)"),
     Param("lockstep_timeout", 1.0,
           "wall seconds to wait for a robot's command before simulating on without it [s]",
           0.01, 60.0),

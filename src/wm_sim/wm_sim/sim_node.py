@@ -158,7 +158,7 @@ class SimulatorNode(Node):
 
     def _loop(self) -> None:
         try:
-            self._wait_for_planners(30.0)
+            self._wait_for_planners(60.0)
             period = self.p["control_period"]
             n_sub = max(1, int(round(period * self.p["physics_rate"])))
             h = period / n_sub
@@ -196,9 +196,10 @@ class SimulatorNode(Node):
         listens to the points (so the first cycles do not time out on nodes still starting)."""
         deadline = time.monotonic() + timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if not self.p["lockstep"] or all(
+            if not self.p["lockstep"] or (all(
                     r.sub.get_publisher_count() > 0 and r.points_pub.get_subscription_count() > 0
-                    for r in self.robots):
+                    for r in self.robots) and (not self.p["wait_for_observer"]
+                                               or self.cycle_pub.get_subscription_count() > 0)):
                 return
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=sec_to_stamp(self.sim_time)))

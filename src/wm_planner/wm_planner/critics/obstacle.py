@@ -9,14 +9,15 @@ from .base import Critic
 class ObstacleCritic(Critic):
     """Clearance cost along every future trajectory point.
 
-    d = esdf at the point (metres to the nearest obstacle, negative inside).
-    * d < robot_radius at any future point: the sample collides. It costs the constant
+    clearance = min over the footprint circles of (esdf at the circle centre - its radius);
+    the footprint is data.footprint_circles (one circle of robot_radius by default).
+    * clearance < 0 at any future point: the sample collides. It costs the constant
       `collision_cost` (added unweighted, so tuning `weight` never weakens the hard
       constraint) and is flagged in data.in_collision.
-    * d < robot_radius + inflation_radius: soft cost ((robot_radius + inflation_radius - d)
+    * clearance < inflation_radius: soft cost ((inflation_radius - clearance)
       / inflation_radius)^power per point, summed over the horizon and scaled by `weight`.
-      It keeps growing past 1 inside the robot radius, so when every sample collides they
-      are still ranked by how deep they go.
+      It keeps growing past 1 in contact, so when every sample collides they are still
+      ranked by how deep they go.
     Points outside the grid are free (the grid covers what the sensors know; unknown space
     inside it is the provider's job, which gives it the `outside` distance). The current
     pose (index 0) is excluded: it is the same for every sample and cannot be changed, and
@@ -32,34 +33,42 @@ class ObstacleCritic(Critic):
         if self.inflation_radius <= 0.0 or self.power <= 0.0 or self.collision_cost < 0.0:
             raise ValueError("obstacle: inflation_radius > 0, power > 0, collision_cost >= 0")
 
-    def _distances(self, data) -> np.ndarray:
+    def _clearance(self, data) -> np.ndarray:
+        """(K, H) smallest gap between the footprint circles and the nearest obstacle along
+        each future point: esdf at each circle centre minus its radius (negative = contact).
+        A rectangular robot is covered by a few circles along its length, so it can pass a
+        gap narrower than its circumscribed circle."""
         esdf = data.esdf
-        xy = data.trajectories[:, 1:, :2]
-        d = esdf.sample(xy)
+        traj = data.trajectories[:, 1:, :]
+        circles = data.footprint_circles
+        c, s_ = np.cos(traj[..., 2]), np.sin(traj[..., 2])
+        cx = traj[..., 0, None] + c[..., None] * circles[:, 0] - s_[..., None] * circles[:, 1]
+        cy = traj[..., 1, None] + s_[..., None] * circles[:, 0] + c[..., None] * circles[:, 1]
+        d = esdf.sample(np.stack([cx, cy], axis=-1))
         # Explicit bounds test so "outside = free" does not depend on the provider's
         # `outside` value (a grid built with the default outside=0 would read as contact).
-        fx = (xy[..., 0] - esdf.origin_x) / esdf.resolution
-        fy = (xy[..., 1] - esdf.origin_y) / esdf.resolution
+        fx = (cx - esdf.origin_x) / esdf.resolution
+        fy = (cy - esdf.origin_y) / esdf.resolution
         out = (fx < 0.0) | (fx > esdf.width) | (fy < 0.0) | (fy > esdf.height)
-        return np.where(out, np.inf, d)
+        return np.where(out, np.inf, d - circles[:, 2]).min(axis=-1)
 
-    def _soft(self, d: np.ndarray, robot_radius: float) -> np.ndarray:
-        pen = np.maximum(robot_radius + self.inflation_radius - d, 0.0) / self.inflation_radius
+    def _soft(self, clearance: np.ndarray) -> np.ndarray:
+        pen = np.maximum(self.inflation_radius - clearance, 0.0) / self.inflation_radius
         return (pen ** self.power).sum(axis=1)
 
     def cost(self, data):
         # Unweighted view for callers that want the raw clearance term (tests, tuning).
         if data.esdf is None:
             return np.zeros(data.num_samples)
-        return self._soft(self._distances(data), data.robot_radius)
+        return self._soft(self._clearance(data))
 
     def score(self, data):
         k = data.num_samples
         if not self.enabled or data.esdf is None:
             return np.zeros(k)
-        d = self._distances(data)
-        collided = (d < data.robot_radius).any(axis=1)
+        clearance = self._clearance(data)
+        collided = (clearance < 0.0).any(axis=1)
         # NaN distances propagate into the cost on purpose: the optimizer reports 'failed'
         # rather than trusting a corrupt distance field.
         data.in_collision = collided
-        return self.weight * self._soft(d, data.robot_radius) + self.collision_cost * collided
+        return self.weight * self._soft(clearance) + self.collision_cost * collided
