@@ -21,9 +21,12 @@ import bench_mujoco  # noqa: E402
 import bench_perception  # noqa: E402
 import bench_planner  # noqa: E402
 import bench_sim  # noqa: E402
+import bench_voxelize  # noqa: E402
 
 SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
+    ("Voxelization against open3d and spconv (decode + crop + voxelize; peers produce the "
+     "same occupied-voxel set, checked)", bench_voxelize),
     ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
     ("Simulator (LiDAR ray casting, analytic)", bench_sim),
     ("Simulator (MuJoCo physics and ray casting; peer: the analytic LiDAR)", bench_mujoco),

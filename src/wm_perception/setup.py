@@ -21,6 +21,8 @@ setup(
     entry_points={
         'console_scripts': [
             'perception = wm_perception.perception_node:main',
+            'replay = wm_perception.tools.replay_node:main',
+            'inspect_cloud = wm_perception.tools.inspect_cloud:main',
         ],
     },
 )

@@ -29,5 +29,22 @@ PERCEPTION_PARAMS = [
           0.0, 60.0),
     Param("odom_tolerance", 0.1, "max gap between a cloud's stamp and the odometry used [s]",
           0.001, 5.0),
+    Param("size_z", 0.0, "voxel grid height above z_min [m] (0: z_max - z_min)", 0.0, 20.0),
+    Param("deskew", False,
+          "motion-compensate each point with its time field and the odometry twist"),
+    Param("time_field", "t",
+          "per-point time field for deskew (Ouster 't' ns, Velodyne 'time' s, Hesai/Livox "
+          "'timestamp')"),
+    Param("time_absolute", False,
+          "the time field is absolute (Hesai, Livox) rather than relative to the stamp"),
+    Param("outlier_filter", False,
+          "statistical outlier removal (costly: hundreds of ms on 131k points; for sparse or "
+          "noisy sensors)"),
+    Param("outlier_neighbors", 16, "neighbours considered by the outlier filter", 2, 256),
+    Param("outlier_std_ratio", 2.0, "outlier filter threshold in standard deviations",
+          0.1, 100.0),
+    Param("accumulate_scans", 1, "accumulate voxel counts over this many scans (1: off)",
+          1, 100),
+    Param("accumulate_decay", 0.7, "per-scan factor on accumulated counts", 0.01, 1.0),
     Param("marker_every", 5, "publish voxel markers every N clouds (0: never)", 0, 1000),
 ]

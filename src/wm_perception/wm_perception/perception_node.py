@@ -68,7 +68,10 @@ class PerceptionNode(lifecycle.ManagedNode):
             resolution=p["resolution"], size_xy=p["window_size"], z_min=p["z_min"],
             z_max=p["z_max"], max_range=p["max_range"], min_range=p["min_range"],
             min_points_per_voxel=p["min_points_per_voxel"], max_distance=p["max_distance"],
-            max_points=p["max_points"]))
+            max_points=p["max_points"], size_z=p["size_z"] or None, deskew=p["deskew"],
+            outlier_filter=p["outlier_filter"], outlier_neighbors=p["outlier_neighbors"],
+            outlier_std_ratio=p["outlier_std_ratio"], accumulate_scans=p["accumulate_scans"],
+            accumulate_decay=p["accumulate_decay"]))
         self.odom_buffer = deque(maxlen=400)
         self.last_cloud_t = None
         self.pending = None  # a cloud waiting for its odometry
@@ -122,7 +125,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         if self.odom_buffer and t < self.odom_buffer[-1][0]:
             self.diag.reject("odom_out_of_order")
             return
-        self.odom_buffer.append((t, pose))
+        tw = msg.twist.twist
+        self.odom_buffer.append((t, pose, (tw.linear.x, tw.linear.y, tw.angular.z)))
         if self.pending is not None and self.active:
             self._process_pending()
 
@@ -135,7 +139,7 @@ class PerceptionNode(lifecycle.ManagedNode):
                 break
         if best is None or abs(best[0] - t) > self.p["odom_tolerance"]:
             return None
-        return best[1]
+        return best
 
     def _sensor_in_base(self, msg: PointCloud2):
         if not self.use_tf:
@@ -166,13 +170,19 @@ class PerceptionNode(lifecycle.ManagedNode):
         if extrinsic is None:
             return self._reject("unknown_frame", "no transform from %r to %r" % (
                 msg.header.frame_id, self.p["base_frame"]))
+        time_field = None
+        if self.p["deskew"] and any(f.name == self.p["time_field"] for f in msg.fields):
+            time_field = self.p["time_field"]
         try:
             cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
-                                  msg.row_step, msg.is_bigendian, max_points=self.p["max_points"])
+                                  msg.row_step, msg.is_bigendian, max_points=self.p["max_points"],
+                                  time_field=time_field)
         except CloudError as e:
             return self._reject(e.reason, str(e))
-        base_in_odom = self._odom_at(t)
-        if base_in_odom is None:
+        if self.p["deskew"] and cloud.time is None:
+            self.diag.count("not_deskewed_no_time_field")
+        odom = self._odom_at(t)
+        if odom is None:
             if not self.odom_buffer or self.odom_buffer[-1][0] < t:
                 # Odometry for this stamp is not here yet (it travels on its own topic):
                 # hold the newest cloud until it arrives, as tf2's message filter would.
@@ -182,11 +192,15 @@ class PerceptionNode(lifecycle.ManagedNode):
                 return
             return self._reject("no_odom", "no odometry within %.3f s of the cloud" %
                                 self.p["odom_tolerance"])
-        self._process(cloud, extrinsic, base_in_odom, msg.header.stamp, t)
+        self._process(cloud, extrinsic, odom, msg.header.stamp, t)
 
-    def _process(self, cloud, extrinsic, base_in_odom, stamp, t: float) -> None:
+    def _process(self, cloud, extrinsic, odom, stamp, t: float) -> None:
         t0 = time.perf_counter()
-        out = self.perception.process(cloud.xyz, extrinsic, base_in_odom)
+        t_rel = None
+        if cloud.time is not None:
+            t_rel = cloud.time - t if self.p["time_absolute"] else cloud.time
+        out = self.perception.process(cloud.xyz, extrinsic, odom[1], t_rel=t_rel,
+                                      twist=odom[2])
         self.last_cloud_t = t
         self.n_clouds += 1
         self._publish(out, stamp)
@@ -198,10 +212,10 @@ class PerceptionNode(lifecycle.ManagedNode):
 
     def _process_pending(self) -> None:
         cloud, extrinsic, stamp, t = self.pending
-        base_in_odom = self._odom_at(t)
-        if base_in_odom is not None:
+        odom = self._odom_at(t)
+        if odom is not None:
             self.pending = None
-            self._process(cloud, extrinsic, base_in_odom, stamp, t)
+            self._process(cloud, extrinsic, odom, stamp, t)
         elif self.odom_buffer[-1][0] > t + self.p["odom_tolerance"]:
             self.pending = None
             self._reject("no_odom", "no odometry within %.3f s of the cloud" %
