@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_dds  # noqa: E402
+import bench_encoder  # noqa: E402
 import bench_mujoco  # noqa: E402
 import bench_perception  # noqa: E402
 import bench_planner  # noqa: E402
@@ -27,6 +28,8 @@ SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
     ("Voxelization against open3d and spconv (decode + crop + voxelize; peers produce the "
      "same occupied-voxel set, checked)", bench_voxelize),
+    ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
+     bench_encoder),
     ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
     ("Simulator (LiDAR ray casting, analytic)", bench_sim),
     ("Simulator (MuJoCo physics and ray casting; peer: the analytic LiDAR)", bench_mujoco),
