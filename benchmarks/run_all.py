@@ -54,17 +54,21 @@ def machine() -> str:
         platform.python_version(), numpy.__version__, scipy.__version__))
 
 
+EXTRA = (("delivered_pct", "delivered %.0f%%"), ("rate_hz", "%.1f Hz"), ("sent", "sent %d"))
+
+
 def table(rows, peers=None) -> str:
-    lines = ["| case | median ms | p99 ms | n | ratio to peer (median) |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| case | median ms | p99 ms | n | ratio to peer (median) | also measured |",
+             "|---|---:|---:|---:|---|---|"]
     by_name = {r["name"]: r for r in rows}
     for r in rows:
         ratio = ""
         peer = (peers or {}).get(r["name"])
         if peer and peer in by_name and by_name[peer]["median_ms"] > 0:
             ratio = "%.2fx vs %s" % (r["median_ms"] / by_name[peer]["median_ms"], peer)
-        lines.append("| %s | %.2f | %.2f | %d | %s |" % (
-            r["name"], r["median_ms"], r["p99_ms"], r["n"], ratio))
+        extra = ", ".join(fmt % r[k] for k, fmt in EXTRA if r.get(k) is not None)
+        lines.append("| %s | %.2f | %.2f | %d | %s | %s |" % (
+            r["name"], r["median_ms"], r["p99_ms"], r["n"], ratio, extra))
     return "\n".join(lines)
 
 
