@@ -283,23 +283,13 @@ def measure(rows: int, cols: int, tuned: bool, seconds: float, domain: int,
         s_res = finish(sub, 15.0)
     finally:
         _kill_children()
+    from benchlib import row  # orchestrator only: the child roles do not need it
+
     res = summarize(s_res["samples"], int(p_res["sent"]), float(p_res["elapsed_s"]) or seconds)
-    lat = res.pop("latency_ms")
-    pub_ms = sorted(p_res["publish_ms"]) or [0.0]
-    return {
-        "name": case_name(rows, cols, tuned),
-        "median_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "n": len(lat),
-        "delivered_pct": res["delivered_pct"], "rate_hz": res["rate_hz"],
-        "sent": res["sent"], "received": res["received"], "mbytes": p_res["bytes"] / 1e6,
-        "publish_median_ms": _pct(pub_ms, 50),
-    }
-
-
-def _pct(values, q: float) -> float:
-    if not values:
-        return float("nan")
-    import numpy as np
-    return float(np.percentile(values, q))
+    return row(case_name(rows, cols, tuned), res.pop("latency_ms"),
+               delivered_pct=res["delivered_pct"], rate_hz=res["rate_hz"],
+               sent=res["sent"], received=res["received"], mbytes=p_res["bytes"] / 1e6,
+               publish_median_ms=row("publish", p_res["publish_ms"] or [0.0])["median_ms"])
 
 
 def run(repeats: Optional[int] = None, seconds: Optional[float] = None,

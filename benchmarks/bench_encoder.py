@@ -7,10 +7,8 @@ dense case so the runner prints the ratio.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -31,23 +29,10 @@ from wm_perception.pipeline import Perception, PerceptionConfig
 from wm_sim.lidar import Lidar, LidarSpec
 from wm_sim.world import robot_box, warehouse
 
+from benchlib import main as bench_main, row, time_calls
+
 CASES = ("encode", "predict_k2")
 PEERS = {"encoder/sparse/%s" % c: "encoder/dense/%s" % c for c in CASES}
-
-
-def _time(fn, repeats: int) -> List[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
-def _row(name: str, t: List[float]) -> Dict[str, object]:
-    return {"name": name, "median_ms": float(np.median(t)),
-            "p99_ms": float(np.percentile(t, 99)), "n": len(t)}
 
 
 def typical_input(cfg: EncoderConfig):
@@ -80,32 +65,15 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
     rows = []
     with torch.no_grad():
         for name, m in models:
-            rows.append(_row("encoder/%s/encode" % name,
-                             _time(lambda m=m: m.encode(coords, feats, 1), reps)))
-            rows.append(_row("encoder/%s/predict_k2" % name,
-                             _time(lambda m=m: m.predict(coords, feats, motions), reps)))
+            rows.append(row("encoder/%s/encode" % name,
+                            time_calls(lambda m=m: m.encode(coords, feats, 1), reps)))
+            rows.append(row("encoder/%s/predict_k2" % name,
+                            time_calls(lambda m=m: m.predict(coords, feats, motions), reps)))
     return rows
 
 
-def to_markdown(rows) -> str:
-    by_name = {r["name"]: r for r in rows}
-    lines = ["| benchmark | median ms | p99 ms | n | note |", "|---|---:|---:|---:|---|"]
-    for r in rows:
-        note = ""
-        peer = by_name.get(PEERS.get(r["name"], ""))
-        if peer and peer["median_ms"] > 0:
-            note = "%.2fx vs %s" % (r["median_ms"] / peer["median_ms"], peer["name"])
-        lines.append("| %s | %.2f | %.2f | %d | %s |" % (r["name"], r["median_ms"],
-                                                          r["p99_ms"], r["n"], note))
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    print(to_markdown(run(repeats=5 if args.quick else None)))
-    return 0
+    return bench_main(run, __doc__, argv, peers=PEERS, quick_repeats=5)
 
 
 if __name__ == "__main__":

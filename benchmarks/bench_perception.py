@@ -6,10 +6,8 @@ Prints a markdown table; `run()` returns the rows for an aggregating runner.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -24,6 +22,8 @@ from wm_common.geometry import Pose2D
 from wm_common.point_layouts import OUSTER, pack_points
 from wm_perception.pipeline import Perception, PerceptionConfig
 from wm_perception.pointcloud import decode_points
+
+from benchlib import main as bench_main, row, time_calls
 
 SENSOR_IN_BASE = (0.2, 0.0, 0.4, 0.0)
 BASE_IN_ODOM = Pose2D(12.34, -5.67, 0.8)
@@ -56,22 +56,6 @@ def warehouse_scan(rings: int, cols: int, seed: int = 0):
     return pack_points(OUSTER, columns, height=rings)
 
 
-def _stats(samples_s: List[float]) -> Dict[str, float]:
-    ms = np.asarray(samples_s) * 1e3
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
-
-
-def _time(fn, repeats: int, warmup: int = 3) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def _bench_cloud(perception: Perception, rings: int, cols: int,
                  repeats: int) -> List[Dict[str, object]]:
     data = warehouse_scan(rings, cols)
@@ -90,7 +74,7 @@ def _bench_cloud(perception: Perception, rings: int, cols: int,
         return perception.process(decode().xyz, SENSOR_IN_BASE, BASE_IN_ODOM)
 
     tag = "ouster_%dx%d" % (rings, cols)
-    return [dict(name="%s/%s" % (tag, what), n=repeats, **_stats(_time(fn, repeats)))
+    return [row("%s/%s" % (tag, what), time_calls(fn, repeats, warmup=3))
             for what, fn in (("decode", decode), ("pipeline", pipeline),
                              ("decode+pipeline", both))]
 
@@ -104,20 +88,8 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
     return rows
 
 
-def to_markdown(rows: List[Dict[str, object]]) -> str:
-    lines = ["| benchmark | median ms | p99 ms | n |", "|---|---:|---:|---:|"]
-    for r in rows:
-        lines.append("| %s | %.2f | %.2f | %d |" % (r["name"], r["median_ms"], r["p99_ms"],
-                                                   r["n"]))
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
-    args = ap.parse_args(argv)
-    print(to_markdown(run(repeats=10 if args.quick else None)))
-    return 0
+    return bench_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

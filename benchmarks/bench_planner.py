@@ -8,10 +8,8 @@ Prints a markdown table; `run()` returns the rows for an aggregating runner.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -27,6 +25,8 @@ from wm_common.grid import Grid2D
 from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
 from wm_planner.navigation_function import cost_to_go
 from wm_planner.optimizer import MPPI
+
+from benchlib import main as bench_main, row, time_calls
 
 RES = 0.1
 SIZE = 160
@@ -57,29 +57,13 @@ def warehouse_esdf(seed: int = 0) -> Grid2D:
     return Grid2D(origin, origin, RES, esdf, outside=float(esdf.max()), frame_id="odom")
 
 
-def _stats(samples_s: List[float]) -> Dict[str, float]:
-    ms = np.asarray(samples_s) * 1e3
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
-
-
-def _time(fn, repeats: int, warmup: int = 3) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
     """Rows of {name, median_ms, p99_ms, n} (n: timed repetitions)."""
     esdf = warehouse_esdf()
     rows: List[Dict[str, object]] = []
     reps = repeats or 300
-    rows.append(dict(name="cost_to_go/%dx%d" % (SIZE, SIZE), n=reps, **_stats(_time(
-        lambda: cost_to_go(esdf, (GOAL.x, GOAL.y), ROBOT_RADIUS, 0.3), reps))))
+    rows.append(row("cost_to_go/%dx%d" % (SIZE, SIZE), time_calls(
+        lambda: cost_to_go(esdf, (GOAL.x, GOAL.y), ROBOT_RADIUS, 0.3), reps, warmup=3)))
     for k in (256, 512, 1024, 2048):
         planner = MPPI(OptimizerSettings(num_samples=k, horizon=10, seed=0), RobotLimits(),
                        robot_radius=ROBOT_RADIUS)
@@ -87,25 +71,13 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
         result = planner.plan(STATE, GOAL, esdf)
         if result.status != "ok":
             raise RuntimeError("benchmark scene is broken: plan status %r" % result.status)
-        rows.append(dict(name="mppi_plan/K=%d,H=10" % k, n=reps, **_stats(_time(
-            lambda p=planner: p.plan(STATE, GOAL, esdf), reps))))
+        rows.append(row("mppi_plan/K=%d,H=10" % k, time_calls(
+            lambda p=planner: p.plan(STATE, GOAL, esdf), reps, warmup=3)))
     return rows
 
 
-def to_markdown(rows: List[Dict[str, object]]) -> str:
-    lines = ["| benchmark | median ms | p99 ms | n |", "|---|---:|---:|---:|"]
-    for r in rows:
-        lines.append("| %s | %.2f | %.2f | %d |" % (r["name"], r["median_ms"], r["p99_ms"],
-                                                   r["n"]))
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
-    args = ap.parse_args(argv)
-    print(to_markdown(run(repeats=10 if args.quick else None)))
-    return 0
+    return bench_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

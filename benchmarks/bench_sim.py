@@ -5,25 +5,13 @@ demo and the system tests).
 """
 from __future__ import annotations
 
-import argparse
-import time
 from typing import Dict, List, Optional
-
-import numpy as np
 
 from wm_common.geometry import Pose2D
 from wm_sim.lidar import Lidar, LidarSpec
 from wm_sim.world import robot_box, warehouse
 
-
-def _time(fn, repeats: int) -> List[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
+from benchlib import main as bench_main, row, time_calls
 
 
 def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
@@ -34,27 +22,14 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
         others = [robot_box(Pose2D(10.0, 6.5, 1.0)), robot_box(Pose2D(6.0, 5.5, 0.0))]
         for rings, cols in ((16, 512), (16, 1024), (64, 1024)):
             lidar = Lidar(LidarSpec(rings=rings, columns=cols), seed=0)
-            t = _time(lambda lidar=lidar, world=world, others=others:
-                      lidar.scan(world, pose, others), repeats or 100)
-            rows.append({"name": "lidar_scan/%s/%dx%d" % (world_name, rings, cols),
-                         "median_ms": float(np.median(t)), "p99_ms": float(np.percentile(t, 99)),
-                         "n": len(t)})
+            t = time_calls(lambda lidar=lidar, world=world, others=others:
+                           lidar.scan(world, pose, others), repeats or 100)
+            rows.append(row("lidar_scan/%s/%dx%d" % (world_name, rings, cols), t))
     return rows
 
 
-def to_markdown(rows) -> str:
-    lines = ["| benchmark | median ms | p99 ms | n |", "|---|---:|---:|---:|"]
-    lines += ["| %s | %.2f | %.2f | %d |" % (r["name"], r["median_ms"], r["p99_ms"], r["n"])
-              for r in rows]
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    print(to_markdown(run(repeats=10 if args.quick else None)))
-    return 0
+    return bench_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ end-to-end rows include that copy.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
@@ -43,6 +41,13 @@ from wm_perception.distance_field import signed_distance
 from wm_perception.pipeline import Perception, PerceptionConfig, statistical_outlier_mask
 from wm_perception.pointcloud import decode_points
 from wm_perception.voxel_grid import occupancy_2d, voxelize
+
+# benchmarks/ is on sys.path when run as a script or by run_all.py, but not when a test loads
+# this file by path (src/wm_perception/test/test_voxelize_peers.py).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+from benchlib import main as bench_main, row, time_calls  # noqa: E402
 
 SENSOR_IN_BASE = (0.2, 0.0, 0.4, 0.0)
 BASE_IN_ODOM = Pose2D(12.34, -5.67, 0.8)
@@ -168,22 +173,6 @@ class SpconvVoxelizer:
         return res[1].numpy().astype(np.int64)[:, ::-1]   # (z, y, x) -> (x, y, z)
 
 
-def _stats(samples_s: List[float]) -> Dict[str, float]:
-    ms = np.asarray(samples_s) * 1e3
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
-
-
-def _time(fn, repeats: int, warmup: int = 3) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def _bench_cloud(name, layout, rings, cols, fov, repeats, perception, peers):
     data = scan(layout, rings, cols, fov)
     step = layout.point_step
@@ -229,11 +218,9 @@ def _bench_cloud(name, layout, rings, cols, fov, repeats, perception, peers):
     rows = []
     for stage in STAGES:
         if stage in fns:
-            rows.append(dict(name="%s/%s" % (name, stage), n=repeats,
-                             **_stats(_time(fns[stage], repeats))))
+            rows.append(row("%s/%s" % (name, stage), time_calls(fns[stage], repeats, warmup=3)))
         elif stage in slow:
-            rows.append(dict(name="%s/%s" % (name, stage), n=n_out,
-                             **_stats(_time(slow[stage], n_out, warmup=1))))
+            rows.append(row("%s/%s" % (name, stage), time_calls(slow[stage], n_out, warmup=1)))
     return rows
 
 
@@ -259,26 +246,8 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
     return rows
 
 
-def to_markdown(rows: List[Dict[str, object]]) -> str:
-    by_name = {r["name"]: r for r in rows}
-    lines = ["| benchmark | median ms | p99 ms | n | peer / ours (median) |",
-             "|---|---:|---:|---:|---|"]
-    for r in rows:
-        peer = PEERS.get(r["name"])
-        ratio = ""
-        if peer in by_name and by_name[peer]["median_ms"] > 0:
-            ratio = "%.2fx vs %s" % (r["median_ms"] / by_name[peer]["median_ms"], peer)
-        lines.append("| %s | %.2f | %.2f | %d | %s |" % (r["name"], r["median_ms"],
-                                                        r["p99_ms"], r["n"], ratio))
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
-    args = ap.parse_args(argv)
-    print(to_markdown(run(repeats=10 if args.quick else None)))
-    return 0
+    return bench_main(run, __doc__, argv, peers=PEERS)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import bench_perception  # noqa: E402
 import bench_planner  # noqa: E402
 import bench_sim  # noqa: E402
 import bench_voxelize  # noqa: E402
+from benchlib import to_markdown  # noqa: E402
 
 SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
@@ -54,24 +55,6 @@ def machine() -> str:
         platform.python_version(), numpy.__version__, scipy.__version__))
 
 
-EXTRA = (("delivered_pct", "delivered %.0f%%"), ("rate_hz", "%.1f Hz"), ("sent", "sent %d"))
-
-
-def table(rows, peers=None) -> str:
-    lines = ["| case | median ms | p99 ms | n | ratio to peer (median) | also measured |",
-             "|---|---:|---:|---:|---|---|"]
-    by_name = {r["name"]: r for r in rows}
-    for r in rows:
-        ratio = ""
-        peer = (peers or {}).get(r["name"])
-        if peer and peer in by_name and by_name[peer]["median_ms"] > 0:
-            ratio = "%.2fx vs %s" % (r["median_ms"] / by_name[peer]["median_ms"], peer)
-        extra = ", ".join(fmt % r[k] for k, fmt in EXTRA if r.get(k) is not None)
-        lines.append("| %s | %.2f | %.2f | %d | %s | %s |" % (
-            r["name"], r["median_ms"], r["p99_ms"], r["n"], ratio, extra))
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
@@ -81,7 +64,7 @@ def main(argv=None) -> int:
     for title, mod in SUITES:
         print("== %s" % title, flush=True)
         rows = mod.run(repeats=10 if args.quick else None)
-        md = table(rows, getattr(mod, "PEERS", None))
+        md = to_markdown(rows, getattr(mod, "PEERS", None))
         print(md, flush=True)
         sections.append("## %s\n\nSource: `benchmarks/%s.py`\n\n%s\n" % (
             title, mod.__name__, md))

