@@ -45,16 +45,19 @@ SCENE = {
 
 
 def test_closed_loop_runs_are_reproducible(tmp_path):
-    """Same scenario, seeds and planner seed through DDS twice. Stated tolerance: both reach
-    the goal without contact, the true path lengths agree within 10 %, the final positions
-    within 16 cm (twice the 8 cm goal tolerance: the robot stops anywhere inside
-    it), and the time to the goal within 3 s (measured up to 1.6 s apart; the last
-    centimetres are driven slowly, so a small difference there costs time). Lockstep makes
-    the command sequence independent of machine speed; what still varies between runs is DDS delivery order (which odometry
-    sample a cloud is paired with), and MPPI amplifies such differences (measured: the paths
-    of two runs drifted up to 0.84 m apart at equal times before converging on the goal), so
-    runs are close in outcome, not point by point. The simulator core alone is
-    bit-identical (src/wm_sim/test/test_sim_mujoco.py)."""
+    """Same scenario, seeds and planner seed through DDS twice.
+
+    Stated tolerance: both reach the goal without contact; the true path lengths agree
+    within 10 %; the final positions within 16 cm (twice the 8 cm goal tolerance: the robot
+    stops anywhere inside it); the time to the goal within 3 s (measured up to 1.6 s apart:
+    the last centimetres are driven slowly, so a small difference there costs time).
+
+    Lockstep makes the command sequence independent of machine speed; what still varies
+    between runs is DDS delivery order (which odometry sample a cloud is paired with), and
+    MPPI amplifies such differences (measured: two runs drifted up to 0.84 m apart at equal
+    times before converging on the goal), so runs are close in outcome, not point by point.
+    The simulator core alone is bit-identical (src/wm_sim/test/test_sim_mujoco.py).
+    """
     domain_env()
     runs, paths = [], []
     for i in range(2):
