@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -55,6 +56,27 @@ def machine() -> str:
         platform.python_version(), numpy.__version__, scipy.__version__))
 
 
+def device_sections():
+    """Results measured on a lent GPU machine (device tool), kept as JSON in
+    benchmarks/device/: they cannot be re-measured by `make bench` here, so they are shown
+    with their own date and machine."""
+    out = []
+    for path in sorted((HERE / "device").glob("*.json")):
+        doc = json.loads(path.read_text())
+        lines = ["| case | median ms | p99 ms | n |", "|---|---:|---:|---:|"]
+        for name, r in sorted(doc.get("cases", {}).items()):
+            if isinstance(r, dict):
+                lines.append("| %s | %.2f | %.2f | %d |" % (name, r["median_ms"], r["p99_ms"],
+                                                          r["n"]))
+            else:
+                lines.append("| %s | error: %s | | |" % (name, r))
+        out.append("## On a GPU machine (device tool): %s\n\nSource: `benchmarks/%s.py`, "
+                   "results in `benchmarks/device/%s`; %s (torch %s), measured %s. %s\n\n%s\n"
+                   % (path.stem, path.stem, path.name, doc.get("device_name"), doc.get("torch"),
+                      doc.get("measured", "?"), doc.get("note", ""), "\n".join(lines)))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
@@ -68,6 +90,7 @@ def main(argv=None) -> int:
         print(md, flush=True)
         sections.append("## %s\n\nSource: `benchmarks/%s.py`\n\n%s\n" % (
             title, mod.__name__, md))
+    sections += device_sections()
     text = (
         "# Benchmarks\n\n"
         "Written by `make bench` (`benchmarks/run_all.py`); do not edit by hand.\n\n"
