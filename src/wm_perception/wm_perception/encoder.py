@@ -10,8 +10,13 @@ Input: the perception pipeline's voxels re-binned into a ROBOT-CENTRED, robot-al
     next(z, motion)               one step (step_dt, default 0.5 s) of the robot's planar
                                   motion (dx, dy, dyaw, v, w) -> next latent; residual conv
                                   block with FiLM conditioning and fixed x/y coordinate planes
-    decode(z)                     (B, H, W) occupancy logits of the scans at that step,
-                                  expressed in the CURRENT base frame (row = iy, col = ix)
+    decode(z, occ)                (B, H, W) occupancy logits of the scans at that step,
+                                  expressed in the CURRENT base frame (row = iy, col = ix):
+                                  RESIDUAL form (v2) logits = a * logit(occ) + r(z, occ),
+                                  occ = the current BEV occupancy at full resolution
+                                  (bev_occupancy(coords): the static-world baseline), a a
+                                  learned gain, r a correction upsampled from the latent;
+                                  the static scene comes for free, the net learns motion
     predict(coords, feats, motions (B, K, 5)) -> (B, K, H, W) logits at steps 1..K
 
 Backends (same module tree, same state_dict, same outputs at active sites):
@@ -54,7 +59,9 @@ except Exception:  # noqa: BLE001 - ImportError, or a broken CUDA/cumm install
     _spconv = None
     HAVE_SPCONV = False
 
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2   # 2: residual decoder (v1 artifacts have a different state_dict)
+# logit(clamp(occ, 0.05, 0.95)): the static-world prior, +-2.94 for occupied / free cells
+BASE_LOGIT = math.log(0.95 / 0.05)
 WEIGHTS_NAME = "encoder.pt"
 META_NAME = "encoder.json"
 
@@ -339,8 +346,16 @@ class SceneModel(nn.Module):
         self.trans_out = nn.Sequential(nn.Conv2d(hid, hid, 3, padding=1), nn.ReLU(),
                                        nn.Conv2d(hid, lat, 1))
         self.dec = nn.Sequential(nn.Conv2d(lat + 2, hid, 3, padding=1), nn.ReLU(),
-                                 nn.ConvTranspose2d(hid, hid // 2, d, stride=d), nn.ReLU(),
-                                 nn.Conv2d(hid // 2, 1, 3, padding=1))
+                                 nn.ConvTranspose2d(hid, hid // 2, d, stride=d), nn.ReLU())
+        # Residual head at full resolution: upsampled latent features + the current BEV
+        # occupancy (so a correction can follow the 0.25 m outline of what is there now).
+        # Zero-initialised: an untrained model IS the static-world baseline.
+        self.dec_out = nn.Sequential(nn.Conv2d(hid // 2 + 1, hid // 2, 3, padding=1),
+                                     nn.ReLU(), nn.Conv2d(hid // 2, 1, 3, padding=1))
+        nn.init.zeros_(self.dec_out[2].weight)
+        nn.init.zeros_(self.dec_out[2].bias)
+        self.base_gain = nn.Parameter(torch.ones(1))
+        self.bev_shape = [cfg.ny, cfg.nx]
         self.register_buffer("coords_lat", _coord_planes(h, w), persistent=False)
         self.register_buffer("motion_scale",
                              torch.tensor(cfg.motion_scale, dtype=torch.float32),
@@ -364,23 +379,42 @@ class SceneModel(nn.Module):
         h = F.relu(h * (1.0 + gamma[:, :, None, None]) + beta[:, :, None, None])
         return simnorm(z + self.trans_out(h), self.group)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent -> (B, ny, nx) BEV occupancy logits in the current base frame."""
-        xy = self.coords_lat.expand(z.shape[0], -1, -1, -1)
-        return self.dec(torch.cat([z, xy], dim=1))[:, 0]
+    def bev_occupancy(self, coords: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B, ny, nx) float 0/1 bird's-eye occupancy (any z) of the input cells: the
+        static-world baseline (torch twin of bev_from_cells)."""
+        ny, nx = self.bev_shape[0], self.bev_shape[1]
+        c = coords.long()
+        lin = (c[:, 0] * ny + c[:, 2]) * nx + c[:, 3]
+        occ = torch.zeros(batch * ny * nx, dtype=torch.float32, device=coords.device)
+        return occ.index_fill(0, lin, 1.0).view(batch, ny, nx)
 
-    def rollout(self, z: torch.Tensor, motions: torch.Tensor) -> List[torch.Tensor]:
+    def decode(self, z: torch.Tensor, occ: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Latent + current BEV occupancy (B, ny, nx) 0/1 (bev_occupancy; None = empty) ->
+        (B, ny, nx) logits in the current base frame: base_gain * logit(occ) + residual."""
+        xy = self.coords_lat.expand(z.shape[0], -1, -1, -1)
+        h = self.dec(torch.cat([z, xy], dim=1))
+        if occ is None:
+            occ = torch.zeros(h.shape[0], h.shape[2], h.shape[3], dtype=h.dtype,
+                              device=h.device)
+        occ = occ.to(h.dtype)
+        r = self.dec_out(torch.cat([h, occ[:, None]], dim=1))[:, 0]
+        return self.base_gain * ((2.0 * occ - 1.0) * BASE_LOGIT) + r
+
+    def rollout(self, z: torch.Tensor, motions: torch.Tensor,
+                occ: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
         out: List[torch.Tensor] = []
         for k in range(motions.shape[1]):
             z = self.next(z, motions[:, k])
-            out.append(self.decode(z))
+            out.append(self.decode(z, occ))
         return out
 
     def predict(self, coords: torch.Tensor, feats: torch.Tensor,
                 motions: torch.Tensor) -> torch.Tensor:
         """(B, K, ny, nx) occupancy logits after 1..K steps of motions (B, K, 5)."""
-        z = self.encode(coords, feats, motions.shape[0])
-        return torch.stack(self.rollout(z, motions), dim=1)
+        b = motions.shape[0]
+        z = self.encode(coords, feats, b)
+        occ = self.bev_occupancy(coords, b)
+        return torch.stack(self.rollout(z, motions, occ), dim=1)
 
     def forward(self, coords: torch.Tensor, feats: torch.Tensor,
                 motions: torch.Tensor) -> torch.Tensor:
