@@ -144,6 +144,7 @@ class _Receiver:
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
 
         from wm_common.ros.qos import FIELD_QOS, STATUS_QOS
         from wm_msgs.msg import DistanceField, VoxelGrid
@@ -158,7 +159,8 @@ class _Receiver:
                 else:
                     os.environ.pop(k, None)
             self.context = Context()
-            rclpy.init(context=self.context)
+            # Ctrl-C stays a KeyboardInterrupt (cleanup in measure's finally), not rclpy's.
+            rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
             self.node = rclpy.create_node("bench_e2e_sub_%d" % os.getpid(),
                                           context=self.context)
         finally:

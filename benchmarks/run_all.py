@@ -21,6 +21,7 @@ import bench_dds  # noqa: E402
 import bench_encoder  # noqa: E402
 import bench_mujoco  # noqa: E402
 import bench_perception  # noqa: E402
+import bench_perception_e2e  # noqa: E402
 import bench_planner  # noqa: E402
 import bench_sim  # noqa: E402
 import bench_voxelize  # noqa: E402
@@ -28,6 +29,9 @@ from benchlib import to_markdown  # noqa: E402
 
 SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
+    ("Perception end to end across processes: Ouster cloud at 10 Hz -> perception node -> "
+     "voxel_grid / distance_field (latency from the cloud's stamp, delivered %, rate)",
+     bench_perception_e2e),
     ("Voxelization against open3d and spconv (decode + crop + voxelize; peers produce the "
      "same occupied-voxel set, checked)", bench_voxelize),
     ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
