@@ -32,6 +32,14 @@ def _batch(seed=0, b=2, n=600):
     return coords, feats, motions
 
 
+def _randomise_residual(m):
+    """The residual head starts at zero (untrained model == static baseline); give it
+    weights so that tests see the latent's (and the motion's) influence."""
+    torch.nn.init.normal_(m.dec_out[2].weight, 0.0, 0.5)
+    torch.nn.init.normal_(m.dec_out[2].bias, 0.0, 0.5)
+    return m
+
+
 def test_forward_shapes_dense():
     torch.manual_seed(0)
     m = SceneModel(CFG, backend="dense").eval()
@@ -42,11 +50,32 @@ def test_forward_shapes_dense():
         z1 = m.next(z, motions[:, 0])
         assert z1.shape == z.shape
         assert m.decode(z1).shape == (2, CFG.ny, CFG.nx)
+        occ = m.bev_occupancy(coords, 2)
+        assert occ.shape == (2, CFG.ny, CFG.nx)
+        assert m.decode(z1, occ).shape == (2, CFG.ny, CFG.nx)
         assert m.predict(coords, feats, motions).shape == (2, 2, CFG.ny, CFG.nx)
         assert m.summary(z).shape == (2, CFG.latent_channels * 16)
         # SimNorm: every group of 8 channels sums to 1 at every site.
         g = z.view(2, -1, CFG.simnorm_group, CFG.ny // 2, CFG.nx // 2).sum(2)
         assert torch.allclose(g, torch.ones_like(g), atol=1e-5)
+
+
+def test_untrained_model_is_the_static_baseline():
+    torch.manual_seed(6)
+    m = SceneModel(CFG, backend="dense").eval()
+    rng = np.random.default_rng(1)
+    cl = [_random_cells(rng, 300), _random_cells(rng, 50)]
+    coords = torch.from_numpy(batch_coords(cl))
+    feats = torch.from_numpy(features(np.ones(coords.shape[0]), CFG))
+    motions = torch.from_numpy(rng.normal(0, 0.3, (2, 2, 5)).astype(np.float32))
+    with torch.no_grad():
+        occ = m.bev_occupancy(coords, 2)
+        pred = torch.sigmoid(m.predict(coords, feats, motions)) > 0.5
+    for b in range(2):
+        ref = torch.from_numpy(bev_from_cells(cl[b], CFG))
+        assert torch.equal(occ[b] > 0.5, ref)
+        for k in range(2):
+            assert torch.equal(pred[b, k], ref)
 
 
 def test_backend_auto_selection():
@@ -58,7 +87,7 @@ def test_backend_auto_selection():
 
 def test_dense_equals_sparse_at_active_sites():
     torch.manual_seed(1)
-    dense = SceneModel(CFG, backend="dense").eval()
+    dense = _randomise_residual(SceneModel(CFG, backend="dense").eval())
     coords, feats, motions = _batch(seed=3, n=900)
     with torch.no_grad():
         g_dense = dense.encoder3d(coords, feats, 2)
@@ -82,7 +111,7 @@ def test_dense_equals_sparse_at_active_sites():
 
 def test_transition_uses_motion():
     torch.manual_seed(2)
-    m = SceneModel(CFG, backend="dense").eval()
+    m = _randomise_residual(SceneModel(CFG, backend="dense").eval())
     coords, feats, motions = _batch(b=1)
     other = motions.clone()
     other[:, :, 0] += 0.5
@@ -95,7 +124,7 @@ def test_transition_uses_motion():
 
 def test_torchscript_export_dense(tmp_path):
     torch.manual_seed(3)
-    m = SceneModel(CFG, backend="dense").eval()
+    m = _randomise_residual(SceneModel(CFG, backend="dense").eval())
     path = str(tmp_path / "encoder.ts")
     m.export_torchscript(path)
     loaded = torch.jit.load(path)
@@ -145,6 +174,18 @@ def _synthetic_dataset(n=6):
     return SceneDataset(parts, CFG.nx)
 
 
+def test_tensor_batcher_matches_make_batch():
+    from wm_perception.train_encoder import TensorBatcher, make_batch
+
+    ds = _synthetic_dataset()
+    idx = np.array([3, 0, 5, 3])
+    ref = make_batch(ds, idx, CFG)
+    got = TensorBatcher(ds, CFG, "cpu").batch(idx)
+    for r, g in zip(ref, got):
+        assert r.shape == g.shape
+        torch.testing.assert_close(g.to(r.dtype), r)
+
+
 def test_tiny_training_reduces_loss():
     from wm_perception.train_encoder import evaluate, loss_fn, make_batch, train
 
@@ -168,7 +209,7 @@ def test_tiny_training_reduces_loss():
 def test_artifact_round_trip_and_corruption(tmp_path):
     torch.manual_seed(5)
     cfg = EncoderConfig(count_mean=1.25, count_std=0.5)
-    m = SceneModel(cfg, backend="dense").eval()
+    m = _randomise_residual(SceneModel(cfg, backend="dense").eval())
     out = str(tmp_path / "art")
     meta = save_artifact(m, out, {"note": "test"})
     assert len(meta["sha256"]) == 64

@@ -356,6 +356,7 @@ class SceneModel(nn.Module):
         nn.init.zeros_(self.dec_out[2].bias)
         self.base_gain = nn.Parameter(torch.ones(1))
         self.bev_shape = [cfg.ny, cfg.nx]
+        self.base_logit = BASE_LOGIT
         self.register_buffer("coords_lat", _coord_planes(h, w), persistent=False)
         self.register_buffer("motion_scale",
                              torch.tensor(cfg.motion_scale, dtype=torch.float32),
@@ -398,7 +399,7 @@ class SceneModel(nn.Module):
                               device=h.device)
         occ = occ.to(h.dtype)
         r = self.dec_out(torch.cat([h, occ[:, None]], dim=1))[:, 0]
-        return self.base_gain * ((2.0 * occ - 1.0) * BASE_LOGIT) + r
+        return self.base_gain * ((2.0 * occ - 1.0) * self.base_logit) + r
 
     def rollout(self, z: torch.Tensor, motions: torch.Tensor,
                 occ: Optional[torch.Tensor] = None) -> List[torch.Tensor]:

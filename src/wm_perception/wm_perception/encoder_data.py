@@ -278,17 +278,39 @@ class SceneDataset:
         return SceneDataset([d], int(z["nx"][0]))
 
 
+def _episode_job(args):
+    dcfg, ecfg, seed, e, horizon = args
+    t0 = time.perf_counter()
+    part = generate_episode(dcfg, ecfg, seed, e, horizon)
+    return part, time.perf_counter() - t0
+
+
 def generate(dcfg: DataConfig, ecfg: EncoderConfig, seed: int, episodes: int,
              horizon: int = 2, verbose: bool = True,
-             deadline: Optional[float] = None) -> SceneDataset:
+             deadline: Optional[float] = None, workers: int = 1) -> SceneDataset:
+    """Episodes 0..episodes-1 (each seeded by (seed, episode), so the same episode index is
+    the same episode whatever the worker count), in order; stops early (keeping at least 3)
+    once `deadline` (time.perf_counter()) has passed. workers > 1: a fork process pool."""
     parts = []
-    for e in range(episodes):
-        t0 = time.perf_counter()
-        parts.append(generate_episode(dcfg, ecfg, seed, e, horizon))
-        if verbose:
-            print("episode %d/%d: %d samples, %d resets, %.1f s"
-                  % (e + 1, episodes, parts[-1]["n_cells"].shape[0],
-                     int(parts[-1]["resets"][0]), time.perf_counter() - t0), flush=True)
-        if deadline is not None and time.perf_counter() > deadline and e >= 2:
-            break
+    jobs = [(dcfg, ecfg, seed, e, horizon) for e in range(episodes)]
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        pool = multiprocessing.get_context("fork").Pool(min(workers, episodes))
+        results = pool.imap(_episode_job, jobs)
+    else:
+        results = map(_episode_job, jobs)
+    try:
+        for e, (part, dt) in enumerate(results):
+            parts.append(part)
+            if verbose:
+                print("episode %d/%d: %d samples, %d resets, %.1f s"
+                      % (e + 1, episodes, part["n_cells"].shape[0],
+                         int(part["resets"][0]), dt), flush=True)
+            if deadline is not None and time.perf_counter() > deadline and e >= 2:
+                break
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return SceneDataset(parts, ecfg.nx)
