@@ -91,6 +91,15 @@ class SpinningNode:
         self.context.try_shutdown()
 
 
+def call(node, srv_type, name: str, request, timeout: float = 20.0):
+    """Call a service of another process and return its response (asserts it answered)."""
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), "no service " + name
+    fut = client.call_async(request)
+    assert wait_for(fut.done, timeout), "no answer from " + name
+    return fut.result()
+
+
 def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,19 +8,11 @@ from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosutil import CONFIG, wait_for
+from rosutil import CONFIG, call, wait_for
 
 from wm_common.ros.qos import CMD_VEL_QOS
 
 NS = "/lctest"
-
-
-def call(node, srv_type, name, request, timeout=20.0):
-    client = node.create_client(srv_type, name)
-    assert client.wait_for_service(timeout_sec=timeout), "no service " + name
-    fut = client.call_async(request)
-    assert wait_for(fut.done, timeout), "no answer from " + name
-    return fut.result()
 
 
 def state(node, name):

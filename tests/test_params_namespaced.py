@@ -8,21 +8,13 @@ from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from rcl_interfaces.srv import GetParameters
 from rclpy.parameter import parameter_value_to_python
-from rosutil import CONFIG, wait_for
+from rosutil import CONFIG, call
 
 from wm_common.params import defaults
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_planner.params import PLANNER_PARAMS
 
 NS = "/robot7"
-
-
-def call(node, srv_type, name, request, timeout=20.0):
-    client = node.create_client(srv_type, name)
-    assert client.wait_for_service(timeout_sec=timeout), "no service " + name
-    fut = client.call_async(request)
-    assert wait_for(fut.done, timeout), "no answer from " + name
-    return fut.result()
 
 
 def non_default(node_name, specs):

@@ -193,31 +193,40 @@ class Lidar:
           intensity (float32 signal), reflectivity (uint16, 0-100 lambertian percent),
           ambient (uint16), ring (uint16), t (uint32 ns since the scan start).
         """
-        s = self.spec
         rng_true, refl, cos_inc = self.ranges(world, base_pose_map, extra_boxes)
-        shape = rng_true.shape
-        noise = self._rng.standard_normal(shape, dtype=np.float32)
-        r = rng_true + np.float32(s.range_noise_sigma) * noise
-        valid = (np.isfinite(rng_true) & (rng_true <= s.max_range)
-                 & (rng_true >= s.min_range) & (r > 0.0))
-        if s.dropout_prob > 0.0:
-            valid &= self._rng.random(shape, dtype=np.float32) >= s.dropout_prob
-        r = np.where(valid, r, np.float32(np.nan))
-        # Signal ~ reflectivity x cos(incidence) / range^2 (Lambertian return), in counts
-        # of the order the OS1 reports; the 1 m clamp stands in for near-field saturation.
-        inten = 3000.0 * refl * cos_inc / np.maximum(r, 1.0) ** 2
-        inten = np.where(valid, inten, 0.0).astype(np.float32)
-        ambient = s.ambient_level * (1.0 + 0.25 * self._rng.standard_normal(shape,
-                                                                             dtype=np.float32))
-        out = {
-            "x": r * self._ux,
-            "y": r * self._uy,
-            "z": r * self._uz,
-            "intensity": inten,
-            "t": self._t.copy(),
-            "reflectivity": np.where(valid, np.round(refl * 100.0), 0).astype(np.uint16),
-            "ring": self._ring.copy(),
-            "ambient": np.clip(ambient, 0.0, 65535.0).astype(np.uint16),
-            "range_mm": np.where(valid, np.round(r * 1000.0), 0).astype(np.uint32),
-        }
-        return out
+        return sensor_returns(self.spec, rng_true, refl, cos_inc, self._rng,
+                              (self._ux, self._uy, self._uz), self._t, self._ring)
+
+
+def sensor_returns(spec: LidarSpec, rng_true: np.ndarray, refl: np.ndarray,
+                   cos_inc: np.ndarray, gen: np.random.Generator, unit_rays, t: np.ndarray,
+                   ring: np.ndarray) -> Dict[str, np.ndarray]:
+    """The sensor model on top of true geometry (shared by every ray caster): range noise,
+    range limits, dropouts as NaN, Lambertian intensity, ambient, and the organized output
+    dict of Lidar.scan. Draws from `gen` in a fixed order, so scans are deterministic."""
+    s = spec
+    shape = rng_true.shape
+    noise = gen.standard_normal(shape, dtype=np.float32)
+    r = rng_true + np.float32(s.range_noise_sigma) * noise
+    valid = (np.isfinite(rng_true) & (rng_true <= s.max_range)
+             & (rng_true >= s.min_range) & (r > 0.0))
+    if s.dropout_prob > 0.0:
+        valid &= gen.random(shape, dtype=np.float32) >= s.dropout_prob
+    r = np.where(valid, r, np.float32(np.nan))
+    # Signal ~ reflectivity x cos(incidence) / range^2 (Lambertian return), in counts
+    # of the order the OS1 reports; the 1 m clamp stands in for near-field saturation.
+    inten = 3000.0 * refl * cos_inc / np.maximum(r, 1.0) ** 2
+    inten = np.where(valid, inten, 0.0).astype(np.float32)
+    ambient = s.ambient_level * (1.0 + 0.25 * gen.standard_normal(shape, dtype=np.float32))
+    ux, uy, uz = unit_rays
+    return {
+        "x": r * ux,
+        "y": r * uy,
+        "z": r * uz,
+        "intensity": inten,
+        "t": t.copy(),
+        "reflectivity": np.where(valid, np.round(refl * 100.0), 0).astype(np.uint16),
+        "ring": ring.copy(),
+        "ambient": np.clip(ambient, 0.0, 65535.0).astype(np.uint16),
+        "range_mm": np.where(valid, np.round(r * 1000.0), 0).astype(np.uint32),
+    }

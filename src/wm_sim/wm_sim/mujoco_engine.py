@@ -60,7 +60,7 @@ import numpy as np
 from wm_common.geometry import Pose2D, wrap_angle
 from .dynamics import DiffDriveParams
 from .engine import Engine
-from .lidar import LidarSpec
+from .lidar import LidarSpec, sensor_returns
 from .world import Box, World
 
 # --- robot geometry and drive numbers (SI) ---------------------------------------------------
@@ -461,31 +461,9 @@ class MujocoEngine(Engine):
         return self._cast(robot_id)
 
     def scan(self, robot_id: str) -> Dict[str, np.ndarray]:
-        s = self.lidar_spec
         rng_true, refl, cos_inc = self._cast(robot_id)
-        gen = self._rngs[robot_id]
-        shape = rng_true.shape
-        noise = gen.standard_normal(shape, dtype=np.float32)
-        r = rng_true + np.float32(s.range_noise_sigma) * noise
-        valid = (np.isfinite(rng_true) & (rng_true <= s.max_range)
-                 & (rng_true >= s.min_range) & (r > 0.0))
-        if s.dropout_prob > 0.0:
-            valid &= gen.random(shape, dtype=np.float32) >= s.dropout_prob
-        r = np.where(valid, r, np.float32(np.nan))
-        inten = 3000.0 * refl * cos_inc / np.maximum(r, 1.0) ** 2
-        inten = np.where(valid, inten, 0.0).astype(np.float32)
-        ambient = s.ambient_level * (1.0 + 0.25 * gen.standard_normal(shape, dtype=np.float32))
-        return {
-            "x": r * self._ux,
-            "y": r * self._uy,
-            "z": r * self._uz,
-            "intensity": inten,
-            "t": self._t_cols.copy(),
-            "reflectivity": np.where(valid, np.round(refl * 100.0), 0).astype(np.uint16),
-            "ring": self._ring.copy(),
-            "ambient": np.clip(ambient, 0.0, 65535.0).astype(np.uint16),
-            "range_mm": np.where(valid, np.round(r * 1000.0), 0).astype(np.uint32),
-        }
+        return sensor_returns(self.lidar_spec, rng_true, refl, cos_inc, self._rngs[robot_id],
+                              (self._ux, self._uy, self._uz), self._t_cols, self._ring)
 
     # --- Engine: layout changes --------------------------------------------------------------
     def _place(self, g: int, box: Box) -> None:
