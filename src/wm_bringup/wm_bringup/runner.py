@@ -276,6 +276,23 @@ def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
     }
 
 
+def contact_points(truth, cycles) -> Dict[str, list]:
+    """robot -> (x, y) where each contact episode began (true pose nearest in time)."""
+    out = {}
+    for r, tr in truth.items():
+        if not tr:
+            continue
+        times = np.array([s[0] for s in tr])
+        prev = False
+        for c in cycles:
+            now = bool(c["contact"].get(r))
+            if now and not prev:
+                i = int(np.argmin(np.abs(times - c["t"])))
+                out.setdefault(r, []).append((tr[i][1], tr[i][2]))
+            prev = now
+    return out
+
+
 def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: float = 600.0,
                  stop: Optional[threading.Event] = None, quiet: bool = False,
                  planner_params: Optional[Dict[str, str]] = None) -> dict:
@@ -401,6 +418,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     k = summary["kpis"]
     summary["png"] = plot_paths(
         world, paths, goals={r.id: r.goals[-1] for r in scenario.robots if r.goals},
+        collisions=contact_points(truth, cycles),
         out_png=str(out / "paths.png"),
         title="%s: %d/%d goals, %d contacts" % (scenario.name, k["goals_reached"], k["goals"],
                                                 k["contacts"]))

@@ -30,8 +30,8 @@ def plot_paths(world: World, paths: Mapping[str, np.ndarray],
     """Draw boxes, each robot's (N, 2) path with start (o) and goal (*) markers, and
     collision points (x); write `out_png` and return its path.
 
-    `collisions` is either robot_id -> points or a flat list of points (e.g.
-    Kpis.collision_points).
+    `collisions` is either robot_id -> points or a flat list of points (where contacts
+    began).
     """
     # Imported here: matplotlib costs ~0.5 s to import and the simulator node never plots.
     import matplotlib

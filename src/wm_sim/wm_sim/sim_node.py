@@ -286,7 +286,8 @@ class SimulatorNode(Node):
         doc = {"t": round(self.sim_time - T0, 4), "wall": time.time(),
                "latency_ms": {k: round(v, 3) for k, v in latency.items()},
                "contact": {r.id: bool(r.contact) for r in self.robots},
-               "payload": {r.id: self.engine.payload(r.id) for r in self.robots}}
+               "payload": {r.id: self.engine.payload(r.id) for r in self.robots},
+               "rejected_cmd_vel": {r.id: r.rejected for r in self.robots}}
         self.cycle_pub.publish(String(data=json.dumps(doc)))
 
     def _publish_map(self) -> None:
