@@ -2,6 +2,9 @@
 field; malformed clouds are rejected, counted in /diagnostics, and the node keeps running."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid, Odometry
@@ -137,3 +140,53 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
         if wait_for(lambda: len(fields) > n_fields, 0.2):
             break
     assert len(fields) > n_fields
+
+
+MODEL = Path(__file__).resolve().parent.parent / "src" / "wm_perception" / "models" / "encoder_v2"
+
+
+def test_perception_publishes_predicted_occupancy(procs, rclpy_node, tmp_path):
+    """With the shipped scene-encoder artifact, perception publishes its occupancy prediction
+    for +0.5 s and +1 s; a corrupted artifact makes configure fail, the node stays alive."""
+    ns = "/enctest"
+    proc = procs.start("wm_perception", "perception", "--params-file",
+                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                       "-p", "encoder_artifact:=" + str(MODEL), "-p", "encoder_every:=1",
+                       name="perception_enc")
+    node = rclpy_node.node
+    pred = rclpy_node.collect(OccupancyGrid, ns + "/predicted_occupancy_05s")
+    pred1 = rclpy_node.collect(OccupancyGrid, ns + "/predicted_occupancy_10s")
+    cloud_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
+    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+    assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 60.0), procs.log(proc)
+    for _ in range(60):
+        if pred and pred1:
+            break
+        stamp = node.get_clock().now().to_msg()
+        odom_pub.publish(odom(stamp))
+        cloud_pub.publish(wall_cloud(stamp))
+        wait_for(lambda: bool(pred and pred1), 0.3)
+    assert pred and pred1, procs.log(proc)
+    g = pred[-1]
+    assert g.info.width == g.info.height == 64 and abs(g.info.resolution - 0.25) < 1e-6
+    data = np.asarray(g.data, dtype=np.int8).reshape(64, 64)
+    assert 0 <= data.min() and data.max() <= 100
+    # the wall 2 m ahead of the robot (x = 3 in odom) is predicted occupied, the space
+    # between robot and wall free
+    def at(x, y):
+        return data[int((y - g.info.origin.position.y) / 0.25),
+                    int((x - g.info.origin.position.x) / 0.25)]
+    assert max(at(3.0, 0.0), at(3.1, 0.0), at(2.9, 0.0)) >= 50
+    assert at(1.8, 0.0) < 50
+
+    bad = tmp_path / "bad_encoder"
+    shutil.copytree(MODEL, bad)
+    with open(bad / "encoder.pt", "r+b") as f:
+        f.seek(100)
+        f.write(b"corrupt")
+    proc2 = procs.start("wm_perception", "perception", "--params-file",
+                        str(CONFIG / "robot.yaml"), "-r", "__ns:=/enctest2",
+                        "-p", "encoder_artifact:=" + str(bad), name="perception_bad_enc")
+    assert wait_for(lambda: "configure failed: scene encoder" in procs.log(proc2), 60.0), \
+        procs.log(proc2)
+    assert "corrupted" in procs.log(proc2)

@@ -10,6 +10,9 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        # the trained scene-encoder artifact (parameter encoder_artifact)
+        ('share/' + package_name + '/models/encoder_v2',
+         ['models/encoder_v2/encoder.json', 'models/encoder_v2/encoder.pt']),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -46,5 +46,12 @@ PERCEPTION_PARAMS = [
     Param("accumulate_scans", 1, "accumulate voxel counts over this many scans (1: off)",
           1, 100),
     Param("accumulate_decay", 0.7, "per-scan factor on accumulated counts", 0.01, 1.0),
+    Param("encoder_artifact", "",
+          "folder of a scene-encoder artifact (encoder.json + encoder.pt) whose predicted "
+          "occupancy is published; '' = off"),
+    Param("encoder_backend", "auto", "scene encoder: 'auto' (spconv if importable), 'sparse' "
+                                     "or 'dense' (same weights, same outputs)"),
+    Param("encoder_every", 2, "predict occupancy every N clouds (it costs ~10-40 ms on a CPU)",
+          1, 100),
     Param("marker_every", 5, "publish voxel markers every N clouds (0: never)", 0, 1000),
 ]

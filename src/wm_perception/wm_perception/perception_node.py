@@ -5,6 +5,12 @@ Out: voxel_grid (wm_msgs/VoxelGrid, odom frame), distance_field (wm_msgs/Distanc
 frame, stamped with the cloud's stamp), occupancy (nav_msgs/OccupancyGrid, the bird's-eye obstacle
 layer, every marker_every clouds), markers (visualization_msgs/MarkerArray), /diagnostics.
 
+With `encoder_artifact` set, the learned scene encoder predicts the bird's-eye occupancy 0.5 s
+and 1 s ahead from the voxel grid and the current twist (constant-velocity ego motion) and
+publishes it as predicted_occupancy_05s / predicted_occupancy_10s (nav_msgs/OccupancyGrid,
+probability in percent, a grid aligned with base_link at the cloud's stamp, header stamped
+with the time the prediction is for).
+
 Sensor->base comes from tf2 when tf2_ros is importable (robots with a full ROS 2 install), else
 from the static `sensor_extrinsic` parameter; base->odom from odometry at the cloud's stamp.
 Bad clouds are rejected with a throttled log line and a diagnostics counter; the node keeps
@@ -24,9 +30,10 @@ from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.geometry import yaw_from_quaternion
+from wm_common.geometry import Pose2D, compose, yaw_from_quaternion
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import grid_to_distance_field, pose_to_pose2d, stamp_to_sec
+from wm_common.ros.convert import (grid_to_distance_field, pose2d_to_pose, pose_to_pose2d,
+                                   sec_to_stamp, stamp_to_sec)
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
@@ -64,6 +71,16 @@ class PerceptionNode(lifecycle.ManagedNode):
             self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
             return lifecycle.FAILURE
         self.extrinsic = tuple(ext)
+        self.encoder = None
+        if p["encoder_artifact"]:
+            try:  # imported only when used: torch takes seconds to import
+                from wm_perception.encoder import ArtifactError, load_artifact
+                self.encoder, meta = load_artifact(p["encoder_artifact"],
+                                                   backend=p["encoder_backend"])
+            except (ArtifactError, ImportError, OSError, ValueError, RuntimeError) as e:
+                self.get_logger().error("configure failed: scene encoder %r: %s" % (
+                    p["encoder_artifact"], e))
+                return lifecycle.FAILURE
         self.perception = Perception(PerceptionConfig(
             resolution=p["resolution"], size_xy=p["window_size"], z_min=p["z_min"],
             z_max=p["z_max"], max_range=p["max_range"], min_range=p["min_range"],
@@ -81,6 +98,9 @@ class PerceptionNode(lifecycle.ManagedNode):
                                                          FIELD_QOS)
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
         self.occ_pub = self.create_lifecycle_publisher(OccupancyGrid, "occupancy", STATUS_QOS)
+        self.pred_pubs = [] if self.encoder is None else [
+            self.create_lifecycle_publisher(OccupancyGrid, name, STATUS_QOS)
+            for name in ("predicted_occupancy_05s", "predicted_occupancy_10s")]
         self.diag = DiagnosticsReporter(self, "perception")
         self.diag.set_value("sensor_to_base", "tf2" if self.use_tf else "sensor_extrinsic")
         if self.use_tf:
@@ -99,7 +119,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         for s in self._subs:
             self.destroy_subscription(s)
         self.diag.destroy()
-        for pub in (self.grid_pub, self.field_pub, self.marker_pub, self.occ_pub):
+        for pub in [self.grid_pub, self.field_pub, self.marker_pub, self.occ_pub] + \
+                self.pred_pubs:
             self.destroy_lifecycle_publisher(pub)
         return lifecycle.SUCCESS
 
@@ -204,6 +225,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.last_cloud_t = t
         self.n_clouds += 1
         self._publish(out, stamp)
+        if self.encoder is not None and self.n_clouds % self.p["encoder_every"] == 0:
+            self._predict(out, odom, t)
         ms = (time.perf_counter() - t0) * 1e3
         self.diag.count("clouds_processed")
         self.diag.set_value("last_processing_ms", "%.2f" % ms)
@@ -244,6 +267,31 @@ class PerceptionNode(lifecycle.ManagedNode):
         if every and self.n_clouds % every == 0:
             self.marker_pub.publish(self._voxel_markers(vg, stamp, frame))
             self.occ_pub.publish(self._occupancy(out.distance_field, stamp, frame))
+
+    def _predict(self, out, odom, t: float) -> None:
+        """Predicted occupancy of the next 0.5 s steps under constant-velocity ego motion."""
+        from wm_perception.encoder import cells_from_voxels
+        cfg = self.encoder.config
+        pose, (vx, _, w) = odom[1], odom[2]
+        t0 = time.perf_counter()
+        coords, counts = cells_from_voxels(out.voxels, (pose.x, pose.y, pose.yaw), cfg)
+        dyaw = w * cfg.step_dt
+        step = [vx * cfg.step_dt * math.cos(0.5 * dyaw), vx * cfg.step_dt * math.sin(0.5 * dyaw),
+                dyaw, vx, w]
+        probs = self.encoder.predict_occupancy(coords, counts, np.array([step] * len(
+            self.pred_pubs), dtype=np.float32))
+        self.diag.set_value("encoder_ms", "%.1f" % ((time.perf_counter() - t0) * 1e3))
+        corner = compose(pose, Pose2D(-0.5 * cfg.nx * cfg.resolution,
+                                      -0.5 * cfg.ny * cfg.resolution, 0.0))
+        for k, pub in enumerate(self.pred_pubs):
+            msg = OccupancyGrid()
+            msg.header.stamp = sec_to_stamp(t + (k + 1) * cfg.step_dt)
+            msg.header.frame_id = self.p["odom_frame"]
+            msg.info.resolution = float(cfg.resolution)
+            msg.info.width, msg.info.height = int(cfg.nx), int(cfg.ny)
+            msg.info.origin = pose2d_to_pose(corner)
+            msg.data = np.round(100.0 * probs[k]).astype(np.int8).ravel().tolist()
+            pub.publish(msg)
 
     @staticmethod
     def _occupancy(field, stamp, frame) -> OccupancyGrid:
