@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -36,6 +35,7 @@ from wm_common.ros.convert import (grid_to_distance_field, pose2d_to_pose, pose_
                                    sec_to_stamp, stamp_to_sec)
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.params import declare_params, read_params
+from wm_common.stamped_buffer import StampedBuffer
 from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
@@ -89,7 +89,7 @@ class PerceptionNode(lifecycle.ManagedNode):
             outlier_filter=p["outlier_filter"], outlier_neighbors=p["outlier_neighbors"],
             outlier_std_ratio=p["outlier_std_ratio"], accumulate_scans=p["accumulate_scans"],
             accumulate_decay=p["accumulate_decay"]))
-        self.odom_buffer = deque(maxlen=400)
+        self.odom = StampedBuffer(maxlen=400)  # (pose in odom, body twist (vx, vy, w))
         self.last_cloud_t = None
         self.pending = None  # a cloud waiting for its odometry
         self.n_clouds = 0
@@ -129,38 +129,26 @@ class PerceptionNode(lifecycle.ManagedNode):
 
     # ---------------------------------------------------------------- inputs
     def _reject(self, reason: str, detail: str) -> None:
-        n = self.diag.reject(reason)
-        self.diag.set_level(DiagnosticStatus.WARN, "rejected: " + reason)
-        self.get_logger().warn("rejected cloud: %s (%d so far): %s" % (reason, n, detail),
-                               throttle_duration_sec=2.0)
+        self.diag.reject(reason, detail, what="cloud")
 
     def _on_odom(self, msg: Odometry) -> None:
         try:
             pose = pose_to_pose2d(msg.pose.pose)
         except ValueError as e:
-            n = self.diag.reject("odom_invalid")
-            self.get_logger().warn("rejected odometry (%d so far): %s" % (n, e),
-                                   throttle_duration_sec=2.0)
-            return
-        t = stamp_to_sec(msg.header.stamp)
-        if self.odom_buffer and t < self.odom_buffer[-1][0]:
-            self.diag.reject("odom_out_of_order")
+            self.diag.reject("odom_invalid", str(e), what="odometry")
             return
         tw = msg.twist.twist
-        self.odom_buffer.append((t, pose, (tw.linear.x, tw.linear.y, tw.angular.z)))
+        if not self.odom.push(stamp_to_sec(msg.header.stamp),
+                              (pose, (tw.linear.x, tw.linear.y, tw.angular.z))):
+            self.diag.reject("odom_out_of_order", "stamp older than the latest",
+                             what="odometry")
+            return
         if self.pending is not None and self.active:
             self._process_pending()
 
     def _odom_at(self, t: float):
-        best = None
-        for entry in reversed(self.odom_buffer):
-            if best is None or abs(entry[0] - t) < abs(best[0] - t):
-                best = entry
-            if entry[0] < t - self.p["odom_tolerance"]:
-                break
-        if best is None or abs(best[0] - t) > self.p["odom_tolerance"]:
-            return None
-        return best
+        """(stamp, (pose, twist)) of the odometry nearest t, or None."""
+        return self.odom.nearest(t, self.p["odom_tolerance"])
 
     def _sensor_in_base(self, msg: PointCloud2):
         if not self.use_tf:
@@ -204,7 +192,7 @@ class PerceptionNode(lifecycle.ManagedNode):
             self.diag.count("not_deskewed_no_time_field")
         odom = self._odom_at(t)
         if odom is None:
-            if not self.odom_buffer or self.odom_buffer[-1][0] < t:
+            if self.odom.latest_stamp is None or self.odom.latest_stamp < t:
                 # Odometry for this stamp is not here yet (it travels on its own topic):
                 # hold the newest cloud until it arrives, as tf2's message filter would.
                 if self.pending is not None:
@@ -220,8 +208,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         t_rel = None
         if cloud.time is not None:
             t_rel = cloud.time - t if self.p["time_absolute"] else cloud.time
-        out = self.perception.process(cloud.xyz, extrinsic, odom[1], t_rel=t_rel,
-                                      twist=odom[2])
+        pose, twist = odom[1]
+        out = self.perception.process(cloud.xyz, extrinsic, pose, t_rel=t_rel, twist=twist)
         self.last_cloud_t = t
         self.n_clouds += 1
         self._publish(out, stamp)
@@ -239,7 +227,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         if odom is not None:
             self.pending = None
             self._process(cloud, extrinsic, odom, stamp, t)
-        elif self.odom_buffer[-1][0] > t + self.p["odom_tolerance"]:
+        elif self.odom.latest_stamp > t + self.p["odom_tolerance"]:
             self.pending = None
             self._reject("no_odom", "no odometry within %.3f s of the cloud" %
                          self.p["odom_tolerance"])
@@ -272,7 +260,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         """Predicted occupancy of the next 0.5 s steps under constant-velocity ego motion."""
         from wm_perception.encoder import cells_from_voxels
         cfg = self.encoder.config
-        pose, (vx, _, w) = odom[1], odom[2]
+        pose, (vx, _, w) = odom[1]
         t0 = time.perf_counter()
         coords, counts = cells_from_voxels(out.voxels, (pose.x, pose.y, pose.yaw), cfg)
         dyaw = w * cfg.step_dt

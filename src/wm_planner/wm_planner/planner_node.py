@@ -12,7 +12,6 @@ perception + one planning step); a watchdog stops the robot when any input goes 
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -21,6 +20,7 @@ from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Tw
 from nav_msgs.msg import Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.duration import Duration
+from rclpy.logging import LoggingSeverity
 from rclpy.task import Future
 from rclpy.time import Time
 from visualization_msgs.msg import Marker, MarkerArray
@@ -32,6 +32,7 @@ from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, SENSOR_QOS, STATUS_QOS
+from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, PlanStatus
 from wm_planner.goal_checker import goal_reached
@@ -78,8 +79,7 @@ class PlannerNode(lifecycle.ManagedNode):
 
     # ---------------------------------------------------------------- lifecycle
     def _reset_state(self):
-        self.odom_buffer = deque(maxlen=200)  # (t, Pose2D in odom, v, w)
-        self.last_odom_t = None
+        self.odom = StampedBuffer(maxlen=200)  # (Pose2D in odom, (v, w))
         self.last_field_t = None
         self.map_to_odom = None  # (t, Pose2D)
         self.goal: Optional[NavGoal] = None
@@ -156,9 +156,7 @@ class PlannerNode(lifecycle.ManagedNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _reject(self, reason: str, detail: str) -> None:
-        n = self.diag.reject(reason)
-        self.get_logger().warn("rejected %s (%d so far): %s" % (reason, n, detail),
-                               throttle_duration_sec=2.0)
+        self.diag.reject(reason, detail)
 
     def _on_odom(self, msg: Odometry) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
@@ -172,22 +170,9 @@ class PlannerNode(lifecycle.ManagedNode):
         if not (math.isfinite(v) and math.isfinite(w)) or abs(v) > 20.0 or abs(w) > 20.0:
             return self._reject("odom_invalid", "twist not finite or absurd")
         t = stamp_to_sec(msg.header.stamp)
-        if self.last_odom_t is not None and t < self.last_odom_t:
+        if not self.odom.push(t, (pose, (float(v), float(w)))):
             return self._reject("odom_out_of_order", "stamp %.3f older than %.3f" % (
-                t, self.last_odom_t))
-        self.odom_buffer.append((t, pose, float(v), float(w)))
-        self.last_odom_t = t
-
-    def _odom_at(self, t: float, tolerance: float = 0.1):
-        best = None
-        for entry in reversed(self.odom_buffer):
-            if best is None or abs(entry[0] - t) < abs(best[0] - t):
-                best = entry
-            if entry[0] < t - tolerance:
-                break
-        if best is None or abs(best[0] - t) > tolerance:
-            return None
-        return best
+                t, self.odom.latest_stamp))
 
     def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
         if msg.header.frame_id != self.p["map_frame"]:
@@ -198,11 +183,11 @@ class PlannerNode(lifecycle.ManagedNode):
         except ValueError as e:
             return self._reject("localization_invalid", str(e))
         t = stamp_to_sec(msg.header.stamp)
-        odom = self._odom_at(t)
+        odom = self.odom.nearest(t, 0.1)
         if odom is None:
             return self._reject("localization_no_odom", "no odometry near stamp %.3f" % t)
         # map->odom = map->base * (odom->base)^-1, at the localization's stamp
-        self.map_to_odom = (t, compose(map_base, inverse(odom[1])))
+        self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
 
     def _map_to_odom(self, now: float) -> Optional[Pose2D]:
         if self.use_tf:
@@ -242,7 +227,8 @@ class PlannerNode(lifecycle.ManagedNode):
 
     # ---------------------------------------------------------------- control cycle
     def _inputs_stale(self, now: float) -> Optional[str]:
-        if self.last_odom_t is None or now - self.last_odom_t > self.p["odom_timeout"]:
+        last = self.odom.latest_stamp
+        if last is None or now - last > self.p["odom_timeout"]:
             return "odometry"
         if self.last_field_t is None or now - self.last_field_t > self.p["field_timeout"]:
             return "distance field"
@@ -275,7 +261,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if stale is not None:
             self.diag.count("stale_stops")
             return self._stop(PlanStatus.STATUS_STALE_INPUTS, input_stamp)
-        t, pose, v, w = self.odom_buffer[-1]
+        pose, (v, w) = self.odom.latest[1]
         goal_odom = goal.pose
         if goal.frame_id == self.p["map_frame"]:
             m2o = self._map_to_odom(now)
@@ -322,7 +308,8 @@ class PlannerNode(lifecycle.ManagedNode):
         if stale is not None:
             self.diag.set_level(DiagnosticStatus.WARN, "stale input: " + stale)
             if self.goal is not None or not self.stopped:
-                self.get_logger().warn("stale %s: stopping" % stale, throttle_duration_sec=2.0)
+                self.get_logger().log("stale %s: stopping" % stale, LoggingSeverity.WARN,
+                                      throttle_duration_sec=2.0)
                 self._stop(PlanStatus.STATUS_STALE_INPUTS, None)
         elif self.last_cmd_t is not None and now - self.last_cmd_t > self.p["field_timeout"]:
             # inputs fresh but no cycle ran (e.g. rejected fields): never leave an old command

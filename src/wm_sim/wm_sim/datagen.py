@@ -67,7 +67,8 @@ from .lidar import LidarSpec
 from .localization import Localization
 from .odometry import WheelOdometry
 from .recording import BagWriter
-from .world import World, test_scene, warehouse
+from .scenario import WORLDS
+from .world import World
 
 V_MIN, V_MAX, W_MAX = -0.2, 1.0, 1.5
 CONTROL_PERIOD = 0.1
@@ -75,9 +76,6 @@ PHYSICS_RATE = 50.0
 LOCALIZATION_RATE = 10.0
 PAYLOAD_PERIOD = 1.0
 MODES = ("random", "scripted", "planner")
-WORLDS = {"warehouse_small": lambda: warehouse("small"),
-          "warehouse_large": lambda: warehouse("large"),
-          "test_scene": test_scene}
 SPAWN_CLEARANCE = 0.7     # m from the nearest box, robot centre
 ROBOT_SEPARATION = 1.5    # m between robot centres at spawn / reset
 GOAL_CLEARANCE = 0.6

@@ -24,6 +24,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2, PointField
@@ -90,8 +91,8 @@ class SimRobot:
         v, w = tw.linear.x, tw.angular.z
         if not (math.isfinite(v) and math.isfinite(w)):
             self.rejected += 1
-            self.node.get_logger().warn("%s: non-finite cmd_vel ignored" % self.id,
-                                        throttle_duration_sec=2.0)
+            self.node.get_logger().log("%s: non-finite cmd_vel ignored" % self.id,
+                                       LoggingSeverity.WARN, throttle_duration_sec=2.0)
             return
         self.cmd = (float(v), float(w))
         self.cmd_t = self.node.sim_time
@@ -204,7 +205,8 @@ class SimulatorNode(Node):
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=sec_to_stamp(self.sim_time)))
             time.sleep(0.05)
-        self.get_logger().warn("not every robot has a cmd_vel publisher; simulating anyway")
+        self.get_logger().log("not every robot has a cmd_vel publisher; simulating anyway",
+                              LoggingSeverity.WARN)
 
     def _physics_step(self, h: float) -> None:
         for r in self.robots:

@@ -6,10 +6,12 @@ an operator sees in rqt_robot_monitor (or `ros2 topic echo /diagnostics`) why a 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Dict
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.logging import LoggingSeverity
 
 
 class DiagnosticsReporter:
@@ -25,14 +27,27 @@ class DiagnosticsReporter:
         self.values: Dict[str, str] = {}
         self._level = DiagnosticStatus.OK
         self._message = "starting"
+        self._last_log = {}
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period_s, self.publish)
 
-    def reject(self, reason: str) -> int:
-        """Count one rejected input; returns the running count for that reason."""
+    def reject(self, reason: str, detail: str = "", what: str = "input",
+               log_period: float = 2.0) -> int:
+        """Count one rejected input, log it (throttled per reason, so one flood does not hide
+        another) and report WARN; returns the running count for that reason."""
+        now = time.monotonic()
         with self._lock:
             self.rejected[reason] += 1
-            return self.rejected[reason]
+            n = self.rejected[reason]
+            self._level = DiagnosticStatus.WARN
+            self._message = "rejected %s: %s" % (what, reason)
+            log = now - self._last_log.get(reason, -1e9) >= log_period
+            if log:
+                self._last_log[reason] = now
+        if log:
+            self._node.get_logger().log("rejected %s: %s (%d so far): %s" % (
+                what, reason, n, detail), LoggingSeverity.WARN)
+        return n
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
