@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rosutil import CONFIG, wait_for
 
+from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
-from wm_common.ros.convert import grid_to_distance_field
+from wm_common.ros.convert import grid_to_distance_field, pose2d_to_pose, sec_to_stamp
 from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, PlanStatus
 
@@ -47,6 +48,30 @@ class FakeRobot:
         g.pose.orientation.w = 1.0
         assert wait_for(lambda: self.goal.get_subscription_count() > 0, 10.0)
         self.goal.publish(g)
+
+
+def predicted_grid(node, frame="odom", lead=0.5, n=64, res=0.25, value=0):
+    """A forecast like perception's: robot-aligned n x n grid centred on the origin, stamped
+    `lead` seconds ahead, probabilities in percent."""
+    msg = OccupancyGrid()
+    msg.header.stamp = sec_to_stamp(node.get_clock().now().nanoseconds * 1e-9 + lead)
+    msg.header.frame_id = frame
+    msg.info.resolution = res
+    msg.info.width = msg.info.height = n
+    msg.info.origin = pose2d_to_pose(Pose2D(-0.5 * n * res, -0.5 * n * res, 0.0))
+    msg.data = [value] * (n * n)
+    return msg
+
+
+def rejected(diags, ns, reason):
+    """The planner under ns has reported at least one rejection for `reason`."""
+    for d in diags:
+        for st in d.status:
+            if ns + "/planner" in st.name:
+                kv = {k.key: k.value for k in st.values}
+                if int(kv.get("rejected." + reason, "0")) > 0:
+                    return True
+    return False
 
 
 def run_for(robot, seconds, **kw):
@@ -90,16 +115,8 @@ def test_planner_drives_to_goal_and_stops_on_stale_inputs(procs, rclpy_node):
     # Malformed distance fields are rejected and counted; the node keeps running.
     run_for(robot, 1.0, bad_field=True)
     assert proc.poll() is None
-
-    def rejected():
-        for d in diags:
-            for st in d.status:
-                if ns + "/planner" in st.name:
-                    kv = {k.key: k.value for k in st.values}
-                    if int(kv.get("rejected.field_invalid", "0")) > 0:
-                        return True
-        return False
-    assert wait_for(rejected, 5.0), "rejection not reported in /diagnostics"
+    assert wait_for(lambda: rejected(diags, ns, "field_invalid"), 5.0), \
+        "rejection not reported in /diagnostics"
     run_for(robot, 1.0)
     assert cmds[-1].linear.x > 0.0, "planner did not recover after bad input"
 
@@ -132,3 +149,48 @@ def test_map_goal_needs_localization(procs, rclpy_node):
     run_for(robot, 1.5)
     assert cmds and all(c.linear.x == 0.0 and c.angular.z == 0.0 for c in cmds)
     assert any(s.status == PlanStatus.STATUS_NO_TRANSFORM for s in status)
+
+
+def test_predicted_occupancy_used_and_malformed_rejected(procs, rclpy_node):
+    """Valid forecasts reach the critic (the plan's cost rises); bad ones are counted in
+    /diagnostics and dropped, and the robot keeps driving."""
+    ns = "/ptest_d"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    status = rclpy_node.collect(PlanStatus, ns + "/plan_status", STATUS_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    pubs = [node.create_publisher(OccupancyGrid, ns + "/" + topic, STATUS_QOS)
+            for topic in ("predicted_occupancy_05s", "predicted_occupancy_10s")]
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0
+                    and all(p.get_subscription_count() > 0 for p in pubs), 20.0), procs.log(proc)
+    robot.send_goal(3.0, 0.0)
+    run_for(robot, 1.0)
+    before = [s.cost for s in status if s.status == PlanStatus.STATUS_OK]
+    assert before, procs.log(proc)
+
+    short = predicted_grid(node)
+    short.data = short.data[:-5]                                    # size mismatch
+    bad_value = predicted_grid(node, lead=1.0, value=120)           # not a percentage
+    wrong_frame = predicted_grid(node, frame="base_link")
+    n_status = len(status)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        robot.tick()
+        pubs[0].publish(short)
+        pubs[1].publish(bad_value)
+        pubs[0].publish(wrong_frame)
+        # valid, and certain everywhere: every step costs weight * 1 (3.0 in robot.yaml)
+        for lead, pub in zip((0.5, 1.0), pubs):
+            pub.publish(predicted_grid(node, lead=lead, value=100))
+        time.sleep(0.1)
+    assert proc.poll() is None, procs.log(proc)
+    assert wait_for(lambda: rejected(diags, ns, "prediction_invalid")
+                    and rejected(diags, ns, "prediction_frame"), 5.0), \
+        "rejections not reported in /diagnostics"
+    after = [s.cost for s in status[n_status:] if s.status == PlanStatus.STATUS_OK]
+    assert after and any(c.linear.x > 0.05 for c in cmds[-10:]), procs.log(proc)
+    # 10 steps x weight 3: the forecast reached the critic, timed within max_age
+    assert np.median(after[len(after) // 2:]) > np.median(before) + 20.0, (before, after)
+    assert "planner failed" not in procs.log(proc)

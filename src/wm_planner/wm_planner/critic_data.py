@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
 from wm_common.grid import Grid2D
 
 from .models import Goal, RobotLimits, RobotState
+from .predicted_occupancy import PredictedOccupancy
 
 
 @dataclass
@@ -39,6 +40,9 @@ class CriticData:
     # (C, 3) circles [x, y, r] in base_link covering the footprint (payload overhang
     # included); None means one circle of robot_radius at the origin.
     footprint: Optional[np.ndarray] = None
+    # Learned occupancy forecasts (perception's 0.5 s / 1 s), each with its time offset
+    # from the state; None or empty when perception publishes none.
+    predictions: Optional[Sequence[PredictedOccupancy]] = None
 
     @property
     def footprint_circles(self) -> np.ndarray:

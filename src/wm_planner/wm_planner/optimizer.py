@@ -27,6 +27,7 @@ from .critics import Critic, ObstacleCritic, make_critics
 from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings,
                      PlanResult, RobotLimits, RobotState)
 from .navigation_function import cost_to_go
+from .predicted_occupancy import PredictedOccupancy
 from .unicycle import clamp_controls, rollout
 
 # Indices of the special samples in every batch.
@@ -95,11 +96,13 @@ class MPPI:
             total += critic.score(data)
         return total
 
-    def _data(self, state, goal, controls, trajectories, esdf, ctg) -> CriticData:
+    def _data(self, state, goal, controls, trajectories, esdf, ctg,
+              predictions=None) -> CriticData:
         return CriticData(state=state, goal=goal, controls=controls,
                           trajectories=trajectories, dt=self.settings.dt,
                           limits=self.limits, robot_radius=self.robot_radius, esdf=esdf,
-                          cost_to_go=ctg, prev_controls=self._prev, footprint=self.footprint)
+                          cost_to_go=ctg, prev_controls=self._prev, footprint=self.footprint,
+                          predictions=predictions)
 
     def _stop_result(self, state: RobotState, status: str, cost: float, iterations: int,
                      t0: float, samples: Optional[np.ndarray]) -> PlanResult:
@@ -123,9 +126,12 @@ class MPPI:
 
     # -- main entry point ---------------------------------------------------------------
 
-    def plan(self, state: RobotState, goal: Goal, esdf: Optional[Grid2D] = None
-             ) -> PlanResult:
+    def plan(self, state: RobotState, goal: Goal, esdf: Optional[Grid2D] = None, *,
+             predictions: Optional[Sequence[PredictedOccupancy]] = None) -> PlanResult:
         """One MPPI solve from `state` toward `goal` over the distance field `esdf`.
+
+        predictions: perception's occupancy forecasts (time offsets relative to `state`),
+        for the predicted_occupancy critic; None when there are none.
 
         status: 'ok'; 'collision' when every sample (the stop included) collides, with a
         stop command; 'failed' on non-finite state or costs (a NaN in the distance field,
@@ -154,7 +160,7 @@ class MPPI:
             samples[_MEAN] = mean    # the current solution always competes unperturbed
             controls = clamp_controls(samples, self.limits, state.v, state.w, dt)
             trajectories = rollout(state, controls, dt)
-            data = self._data(state, goal, controls, trajectories, esdf, ctg)
+            data = self._data(state, goal, controls, trajectories, esdf, ctg, predictions)
             costs = self._score(data)
             iterations += 1
 
@@ -178,7 +184,7 @@ class MPPI:
         # Rounding can leave the average a hair outside the limits; clamp is idempotent.
         mean = clamp_controls(mean, self.limits, state.v, state.w, dt)
         traj = rollout(state, mean, dt)
-        mean_data = self._data(state, goal, mean[None], traj[None], esdf, ctg)
+        mean_data = self._data(state, goal, mean[None], traj[None], esdf, ctg, predictions)
         cost = float(self._score(mean_data)[0])
         mean_collides = (mean_data.in_collision is not None
                          and bool(mean_data.in_collision[0]))

@@ -2,7 +2,9 @@
 
 In: odom (nav_msgs/Odometry), distance_field (wm_msgs/DistanceField, from perception),
 goal_pose (geometry_msgs/PoseStamped), localization_pose (PoseWithCovarianceStamped, for
-map->odom when tf2 is not available), the navigate_to_pose action.
+map->odom when tf2 is not available), the navigate_to_pose action, and perception's learned
+forecasts predicted_occupancy_05s / _10s (nav_msgs/OccupancyGrid, percent) when the
+predicted_occupancy critic is composed.
 Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
 (wm_msgs/PlanStatus), markers (visualization_msgs/MarkerArray), /diagnostics.
 
@@ -11,13 +13,15 @@ perception + one planning step); a watchdog stops the robot when any input goes 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from functools import partial
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Twist,
                                TwistStamped)
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.duration import Duration
 from rclpy.logging import LoggingSeverity
@@ -38,6 +42,7 @@ from wm_msgs.msg import DistanceField, PlanStatus
 from wm_planner.goal_checker import goal_reached
 from wm_planner.models import Goal, RobotState
 from wm_planner.params import PLANNER_PARAMS
+from wm_planner.predicted_occupancy import PredictedOccupancy
 from wm_planner.configure import build_optimizer
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -47,6 +52,8 @@ except ImportError:  # pragma: no cover - depends on the install
     HAVE_TF2 = False
 
 ERR = NavigateToPose.Result
+# perception's occupancy forecasts (wm_perception.perception_node._predict)
+PREDICTION_TOPICS = ("predicted_occupancy_05s", "predicted_occupancy_10s")
 
 
 class NavGoal:
@@ -86,6 +93,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.last_cmd_t = None
         self.stopped = True
         self.cycle = 0
+        self.predictions = {}  # topic -> (stamp the forecast is for, PredictedOccupancy)
 
     def on_configure(self, state):
         p = self.p = read_params(self, PLANNER_PARAMS)
@@ -113,6 +121,11 @@ class PlannerNode(lifecycle.ManagedNode):
             self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS),
         ]
+        if "predicted_occupancy" in p["critics"]:
+            # perception publishes them with STATUS_QOS
+            self._subs += [self.create_subscription(
+                OccupancyGrid, topic, partial(self._on_prediction, topic), STATUS_QOS)
+                for topic in PREDICTION_TOPICS]
         if self.use_tf:
             self.tf_buffer = tf2_ros.Buffer()
             self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
@@ -188,6 +201,32 @@ class PlannerNode(lifecycle.ManagedNode):
             return self._reject("localization_no_odom", "no odometry near stamp %.3f" % t)
         # map->odom = map->base * (odom->base)^-1, at the localization's stamp
         self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+
+    def _on_prediction(self, topic: str, msg: OccupancyGrid) -> None:
+        if msg.header.frame_id != self.p["odom_frame"]:
+            return self._reject("prediction_frame", "%s in %r, expected %r" % (
+                topic, msg.header.frame_id, self.p["odom_frame"]))
+        info = msg.info
+        try:
+            origin = pose_to_pose2d(info.origin)
+            pred = PredictedOccupancy.from_percent(
+                msg.data, info.width, info.height, info.resolution, origin.x, origin.y,
+                origin.yaw)
+        except ValueError as e:
+            return self._reject("prediction_invalid", "%s: %s" % (topic, e))
+        t = stamp_to_sec(msg.header.stamp)
+        last = self.predictions.get(topic)
+        if last is not None and t < last[0]:
+            return self._reject("prediction_out_of_order", "%s stamp %.3f older than %.3f" % (
+                topic, t, last[0]))
+        self.predictions[topic] = (t, pred)
+
+    def _predictions_for(self, t_state: float):
+        """The latest forecasts not older than max_age, timed relative to the state."""
+        max_age = self.p["predicted_occupancy.max_age"]
+        out = [dataclasses.replace(pred, time_offset=t - t_state)
+               for t, pred in self.predictions.values() if t - t_state >= -max_age]
+        return out or None
 
     def _map_to_odom(self, now: float) -> Optional[Pose2D]:
         if self.use_tf:
@@ -285,7 +324,9 @@ class PlannerNode(lifecycle.ManagedNode):
             self.get_logger().info("goal reached")
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
         try:
-            result = self.optimizer.plan(state, target, field)
+            result = self.optimizer.plan(
+                state, target, field,
+                predictions=self._predictions_for(self.odom.latest_stamp))
         except Exception as e:  # a planner bug must stop the robot, not kill the node
             self.diag.count("planner_exceptions")
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)

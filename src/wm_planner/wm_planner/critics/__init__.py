@@ -15,6 +15,7 @@ from .goal import GoalCritic
 from .goal_angle import GoalAngleCritic
 from .obstacle import ObstacleCritic
 from .path_angle import PathAngleCritic
+from .predicted_occupancy import PredictedOccupancyCritic
 from .prefer_forward import PreferForwardCritic
 from .smoothness import SmoothnessCritic
 
@@ -32,12 +33,14 @@ def register_critic(cls: Type[Critic]) -> Type[Critic]:
 
 
 for _cls in (GoalCritic, GoalAngleCritic, PathAngleCritic, ObstacleCritic,
-             ControlEffortCritic, SmoothnessCritic, PreferForwardCritic):
+             ControlEffortCritic, SmoothnessCritic, PreferForwardCritic,
+             PredictedOccupancyCritic):
     register_critic(_cls)
 
-# The default composition, every critic with its class defaults.
+# The default composition, every critic with its class defaults. predicted_occupancy costs
+# nothing until perception publishes a forecast, so including it changes nothing without one.
 DEFAULT_CRITICS = ("goal", "goal_angle", "path_angle", "obstacle", "control_effort",
-                   "smoothness", "prefer_forward")
+                   "smoothness", "prefer_forward", "predicted_occupancy")
 
 
 def make_critics(config: Optional[Mapping[str, Optional[Mapping[str, Any]]]] = None
@@ -60,5 +63,5 @@ def make_critics(config: Optional[Mapping[str, Optional[Mapping[str, Any]]]] = N
 
 __all__ = ["Critic", "CRITIC_REGISTRY", "DEFAULT_CRITICS", "ControlEffortCritic",
            "GoalAngleCritic", "GoalCritic", "ObstacleCritic", "PathAngleCritic",
-           "PreferForwardCritic",
+           "PredictedOccupancyCritic", "PreferForwardCritic",
            "SmoothnessCritic", "make_critics", "register_critic", "time_weights"]

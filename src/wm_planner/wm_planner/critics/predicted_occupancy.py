@@ -1,0 +1,77 @@
+"""PredictedOccupancyCritic: keep away from where perception predicts things will be."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Critic, time_weights
+
+
+class PredictedOccupancyCritic(Critic):
+    """Predicted occupancy (learned forecast) met by the footprint along the horizon.
+
+    For step k (time t_k = k * dt after the state) the critic reads the prediction nearest
+    in time (data.predictions, time_offset relative to the state). Nearest rather than
+    interpolated: averaging a 0.5 s and a 1 s forecast of a moving robot gives two
+    half-probability ghosts, both below the threshold, so the robot would vanish between
+    them. A step with no prediction within `max_age` of it is not costed, so a stale
+    forecast (or a 1 s forecast applied at 0.1 s) is ignored.
+    p_k = max over the footprint circles of the probability within the circle (the grid is
+    dilated by the circle's radius, then read at its centre);
+    cost = sum_k w_k * max(0, p_k - threshold) / (1 - threshold), with w_k = 1 for
+    time_power = 0 and weighting the near steps more for time_power > 0 (the weights always
+    sum to H, so the cost counts "occupied steps").
+    The forecast is learned and can be wrong: this is a soft cost only, it never flags
+    data.in_collision. No prediction: zero cost.
+    """
+
+    name = "predicted_occupancy"
+    PARAMS = dict(Critic.PARAMS, weight=3.0, threshold=0.5, max_age=0.5, time_power=0.0)
+
+    def validate(self) -> None:
+        if not (0.0 <= self.threshold < 1.0) or self.max_age < 0.0 or self.time_power < 0.0:
+            raise ValueError("predicted_occupancy: 0 <= threshold < 1, max_age >= 0, "
+                             "time_power >= 0")
+
+    def _step_prediction(self, data, predictions) -> np.ndarray:
+        """(H,) index of the prediction used at each step, -1 where none is close enough."""
+        t = data.dt * np.arange(1, data.horizon + 1)
+        offsets = np.array([p.time_offset for p in predictions], dtype=np.float64)
+        gap = np.abs(t[:, None] - offsets[None, :])
+        nearest = np.argmin(gap, axis=1)
+        close = gap[np.arange(len(t)), nearest] <= self.max_age
+        return np.where(close, nearest, -1)
+
+    def probability(self, data) -> np.ndarray:
+        """(K, H) predicted occupancy probability met by the footprint at each future step."""
+        k, h = data.num_samples, data.horizon
+        prob = np.zeros((k, h))
+        predictions = [p for p in (data.predictions or ()) if p is not None]
+        if not predictions:
+            return prob
+        use = self._step_prediction(data, predictions)
+        traj = data.trajectories[:, 1:, :]
+        circles = data.footprint_circles
+        c, s_ = np.cos(traj[..., 2]), np.sin(traj[..., 2])
+        cx = traj[..., 0, None] + c[..., None] * circles[:, 0] - s_[..., None] * circles[:, 1]
+        cy = traj[..., 1, None] + s_[..., None] * circles[:, 0] + c[..., None] * circles[:, 1]
+        centres = np.stack([cx, cy], axis=-1)  # (K, H, C, 2)
+        radii = np.unique(circles[:, 2])
+        for i, pred in enumerate(predictions):
+            steps = np.flatnonzero(use == i)
+            if len(steps) == 0:
+                continue
+            for r in radii:
+                grid = pred.dilated(float(r))
+                sel = circles[:, 2] == r
+                p = grid.probability_at(centres[:, steps][:, :, sel]).max(axis=-1)
+                prob[:, steps] = np.maximum(prob[:, steps], p)
+        return prob
+
+    def cost(self, data):
+        if not data.predictions:
+            return np.zeros(data.num_samples)
+        excess = np.maximum(self.probability(data) - self.threshold, 0.0) / (1.0 - self.threshold)
+        h = data.horizon
+        # time_weights grow toward the end; reversed, they favour the near (surer) steps.
+        weights = time_weights(h, self.time_power)[::-1] * h
+        return excess @ weights
