@@ -25,12 +25,13 @@ def blob(cx, cy, half, time_offset, p=0.95, res=0.1, n=80, origin=(-4.0, -4.0)):
     return PredictedOccupancy(time_offset, prob, res, origin[0], origin[1], 0.0)
 
 
-def make_data(controls, predictions, state=None, footprint=None):
+def make_data(controls, predictions, state=None, footprint=None, esdf=None):
     state = state or RobotState(0.0, 0.0, 0.0)
     controls = np.asarray(controls, dtype=np.float64)
     return CriticData(state=state, goal=Goal(5.0, 0.0, 0.0), controls=controls,
                       trajectories=rollout(state, controls, DT), dt=DT, limits=RobotLimits(),
-                      robot_radius=0.3, footprint=footprint, predictions=predictions)
+                      robot_radius=0.3, footprint=footprint, esdf=esdf,
+                      predictions=predictions)
 
 
 def const(*speeds):
@@ -168,3 +169,87 @@ def test_optimizer_keeps_away_from_a_region_predicted_occupied():
         assert p_with < 0.5, (seed, p_with, traj_with)
         # it yields (slows) rather than stopping for good: still moving toward the goal
         assert traj_with[-1, 0] > 0.1
+
+
+def forecast(marked, yaw, res=0.25, n=64, centre=(0.0, 0.0), time_offset=0.5, p=0.95):
+    """A forecast like perception's: n x n cells of res, centred on `centre` and turned by
+    the robot's yaw, p where marked(x, y) holds at the cell's odom centre (composed here by
+    hand, not with the code under test)."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    half = 0.5 * n * res
+    ox = centre[0] - c * half + s * half
+    oy = centre[1] - s * half - c * half
+    g = (np.arange(n) + 0.5) * res
+    x = ox + c * g[None, :] - s * g[:, None]
+    y = oy + s * g[None, :] + c * g[:, None]
+    prob = np.where(marked(x, y), p, 0.0).astype(np.float32)
+    return PredictedOccupancy(time_offset, prob, res, ox, oy, yaw)
+
+
+# A wall along the path, its face 0.4 m to the left of the robot's centre line.
+WALL = (-3.0, 6.0, 0.4, 0.6)
+
+
+def on_wall(x, y, smear=0.125):
+    """The wall as a learned forecast sees it: every cell that overlaps it (half a cell)."""
+    x0, x1, y0, y1 = WALL
+    return (x >= x0 - smear) & (x <= x1 + smear) & (y >= y0 - smear) & (y <= y1 + smear)
+
+
+def person(x, y):
+    """Someone predicted on the path 0.6 m ahead, where the distance field sees free space."""
+    return np.hypot(x - 0.6, y + 0.05) <= 0.2
+
+
+def test_static_cells_cost_nothing_moving_ones_still_do():
+    # The forecast is robot-aligned (yaw 0.3 here), the esdf odom-aligned: the mask has to
+    # compose the forecast's pose, or the wall's cells would be looked up in the wrong place.
+    esdf = BoxWorld([WALL]).window(0.0, 0.0)
+    drive = const(0.8)
+    critic = PredictedOccupancyCritic()
+    for yaw in (0.0, 0.3):
+        wall = [forecast(on_wall, yaw)]
+        both = [forecast(lambda x, y: on_wall(x, y) | person(x, y), yaw)]
+        alone = [forecast(person, yaw)]
+        g = both[0]
+        np.testing.assert_array_equal(g.probability_at(g.cell_centres()), g.probability)
+        # without a distance field the old behaviour: the wall beside the path costs
+        assert critic.score(make_data(drive, wall))[0] > 0.0, yaw
+        np.testing.assert_array_equal(critic.score(make_data(drive, wall, esdf=esdf)), 0.0)
+        c = critic.score(make_data(drive, both, esdf=esdf))[0]
+        assert c > 0.0, yaw
+        data = make_data(drive, alone, esdf=esdf)
+        assert critic.score(data)[0] == pytest.approx(c)
+        assert data.in_collision is None
+
+
+def test_static_margin_is_applied_before_the_footprint_dilation():
+    # Wall cells 0.25 m (one cell) off the face are dropped even though the 0.3 m footprint
+    # would reach them; a margin of 0 keeps the smear outside the wall, which then costs.
+    esdf = BoxWorld([WALL]).window(0.0, 0.0)
+    data = make_data(const(0.8), [forecast(on_wall, 0.0)], esdf=esdf)
+    assert PredictedOccupancyCritic().score(data)[0] == 0.0
+    assert PredictedOccupancyCritic(static_margin=0.0).score(data)[0] > 0.0
+    with pytest.raises(ValueError):
+        PredictedOccupancyCritic(static_margin=-0.1)
+
+
+def test_static_mask_is_built_once_per_forecast_and_field():
+    def counted(esdf):
+        sample, esdf.calls = esdf.sample, []
+        esdf.sample = lambda xy: esdf.calls.append(1) or sample(xy)
+        return esdf
+
+    esdf = counted(BoxWorld([WALL]).window(0.0, 0.0))
+    preds = [forecast(on_wall, 0.3, time_offset=0.5), forecast(person, 0.3, time_offset=1.0)]
+    critic = PredictedOccupancyCritic()
+    scores = [critic.score(make_data(controls, preds, esdf=esdf))  # two calls of one plan
+              for controls in (const(0.8, 0.4), const(0.2, 0.6, 0.0))]
+    assert len(esdf.calls) == 2, "one mask per forecast, reused by the second call"
+    assert scores[0][0] > 0.0 and scores[1][2] == 0.0
+    # a new field (the next plan) is masked afresh, with the same result for the same values
+    other = counted(BoxWorld([WALL]).window(0.0, 0.0))
+    np.testing.assert_array_equal(critic.score(make_data(const(0.8, 0.4), preds, esdf=other)),
+                                  scores[0])
+    assert len(other.calls) == 2 and len(esdf.calls) == 2
+    assert len(critic._grids) <= critic.CACHE_SIZE

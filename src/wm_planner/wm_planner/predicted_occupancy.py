@@ -81,6 +81,21 @@ class PredictedOccupancy:
         iy = np.clip(np.floor(np.where(inside, fy, 0.0)).astype(np.int64), 0, self.height - 1)
         return np.where(inside, self.probability[iy, ix], 0.0)
 
+    def cell_centres(self) -> np.ndarray:
+        """(ny, nx, 2) odom coordinates of every cell's centre."""
+        gx = (np.arange(self.width) + 0.5) * self.resolution
+        gy = (np.arange(self.height) + 0.5) * self.resolution
+        c, s = math.cos(self.origin_yaw), math.sin(self.origin_yaw)
+        x = self.origin_x + c * gx[None, :] - s * gy[:, None]
+        y = self.origin_y + s * gx[None, :] + c * gy[:, None]
+        return np.stack([x, y], axis=-1)
+
+    def without(self, cells: np.ndarray) -> "PredictedOccupancy":
+        """The grid with probability 0 in the (ny, nx) boolean `cells`."""
+        return PredictedOccupancy(self.time_offset, np.where(cells, 0.0, self.probability),
+                                  self.resolution, self.origin_x, self.origin_y,
+                                  self.origin_yaw)
+
     def dilated(self, radius: float) -> "PredictedOccupancy":
         """The grid where each cell holds the largest probability within `radius` of it, so
         a look-up at a circle's centre covers the whole circle. Cells count when their

@@ -1,6 +1,8 @@
 """PredictedOccupancyCritic: keep away from where perception predicts things will be."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from .base import Critic, time_weights
@@ -22,15 +24,60 @@ class PredictedOccupancyCritic(Critic):
     sum to H, so the cost counts "occupied steps").
     The forecast is learned and can be wrong: this is a soft cost only, it never flags
     data.in_collision. No prediction: zero cost.
+    Only moving things: the forecast also marks shelves and walls, which the obstacle critic
+    already keeps the robot off through the distance field. With data.esdf, forecast cells
+    whose centre is within `static_margin` of an obstacle seen now (esdf <= static_margin)
+    are dropped before the dilation, so a wall beside the path costs nothing here, while a
+    cell free now but predicted occupied (a person, a forklift) still does. Cells outside
+    the distance field are kept. Default 0.25 m, one cell of the shipped forecast (encoder_v2):
+    a cell holding any of a wall has its centre within half a diagonal (0.18 m) of it, and
+    the forecast smears a wall by about a cell. Without an esdf every cell counts.
     """
 
     name = "predicted_occupancy"
-    PARAMS = dict(Critic.PARAMS, weight=3.0, threshold=0.5, max_age=0.5, time_power=0.0)
+    PARAMS = dict(Critic.PARAMS, weight=3.0, threshold=0.5, max_age=0.5, time_power=0.0,
+                  static_margin=0.25)
+    # Masked and dilated grids of the latest (forecast, esdf) pairs: one plan scores the
+    # same objects on every iteration, so the mask and the dilations are built once a plan.
+    CACHE_SIZE = 4
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._grids = OrderedDict()  # key -> (forecast, esdf, {radius: grid})
 
     def validate(self) -> None:
-        if not (0.0 <= self.threshold < 1.0) or self.max_age < 0.0 or self.time_power < 0.0:
+        if (not (0.0 <= self.threshold < 1.0) or self.max_age < 0.0 or self.time_power < 0.0
+                or self.static_margin < 0.0):
             raise ValueError("predicted_occupancy: 0 <= threshold < 1, max_age >= 0, "
-                             "time_power >= 0")
+                             "time_power >= 0, static_margin >= 0")
+
+    def _static(self, pred, esdf) -> np.ndarray:
+        """(ny, nx) True where the forecast cell's centre is within static_margin of an
+        obstacle in the distance field (an odom-aligned Grid2D; the forecast is turned by
+        the robot's yaw, hence the cell centres in odom)."""
+        xy = pred.cell_centres()
+        fx = (xy[..., 0] - esdf.origin_x) / esdf.resolution
+        fy = (xy[..., 1] - esdf.origin_y) / esdf.resolution
+        inside = (fx >= 0.0) & (fx <= esdf.width) & (fy >= 0.0) & (fy <= esdf.height)
+        return inside & (esdf.sample(xy) <= self.static_margin)
+
+    def _grid(self, pred, esdf, radius: float):
+        """`pred` without its static cells (with an esdf), dilated by `radius`; cached by
+        the identity of both objects."""
+        key = (id(pred), id(esdf), self.static_margin)
+        entry = self._grids.get(key)
+        if entry is None or entry[0] is not pred or entry[1] is not esdf:
+            moving = pred if esdf is None else pred.without(self._static(pred, esdf))
+            entry = (pred, esdf, {0.0: moving})
+            self._grids[key] = entry
+            while len(self._grids) > self.CACHE_SIZE:
+                self._grids.popitem(last=False)
+        else:
+            self._grids.move_to_end(key)
+        grids = entry[2]
+        if radius not in grids:
+            grids[radius] = grids[0.0].dilated(radius)
+        return grids[radius]
 
     def _step_prediction(self, data, predictions) -> np.ndarray:
         """(H,) index of the prediction used at each step, -1 where none is close enough."""
@@ -61,7 +108,7 @@ class PredictedOccupancyCritic(Critic):
             if len(steps) == 0:
                 continue
             for r in radii:
-                grid = pred.dilated(float(r))
+                grid = self._grid(pred, data.esdf, float(r))
                 sel = circles[:, 2] == r
                 p = grid.probability_at(centres[:, steps][:, :, sel]).max(axis=-1)
                 prob[:, steps] = np.maximum(prob[:, steps], p)
