@@ -1,5 +1,5 @@
 # Entry points of the wm navigation stack. `make setup` is idempotent and fast when nothing changed.
-.PHONY: setup test demo bench eval data clean
+.PHONY: setup test demo bench eval data train clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,15 @@ eval: setup
 data: setup
 	scripts/with_env python -m wm_sim.datagen --out out/data --engine mujoco --robots 2 \
 		--episodes 12 --episode-seconds 60 --seed 1 --overwrite
+
+# World model: records its driving data if missing (out/wm_data/), trains, evaluates and
+# compares the result with the shipped artifact (see config/world_model/train.yaml).
+WM_SHIPPED := src/wm_world_model/models/worldmodel-1.0.0
+train: setup
+	scripts/with_env python -m wm_world_model.train --config config/world_model/train.yaml \
+		--out out/world_model --compare $(WM_SHIPPED)
+	scripts/with_env python -m wm_world_model.evaluate --artifact out/world_model/worldmodel-1.0.0 \
+		--config config/world_model/train.yaml --out out/world_model/eval
 
 # Removes build products and caches; keeps .venv (rm -rf .venv to reinstall it).
 clean:

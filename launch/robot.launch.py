@@ -22,6 +22,7 @@ def generate_launch_description():
     autostart = LaunchConfiguration("autostart")
     cmd_vel_stamped = LaunchConfiguration("cmd_vel_stamped")
     rviz = LaunchConfiguration("rviz")
+    world_model = LaunchConfiguration("world_model")
     overrides = {"use_sim_time": use_sim_time, "autostart": autostart}
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="robot1",
@@ -38,6 +39,11 @@ def generate_launch_description():
         DeclareLaunchArgument("cmd_vel_stamped", default_value="false",
                               description="publish TwistStamped (Jazzy diff_drive_controller)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
+        DeclareLaunchArgument(
+            "world_model", default_value="worldmodel-1.0.0",
+            description="planner's world-model artifact: a directory, the name of one shipped "
+                        "with wm_world_model, or '' for unicycle kinematics (overrides "
+                        "params_file, like cmd_vel_stamped)"),
         LifecycleNode(
             package="wm_perception", executable="perception", name="perception",
             namespace=namespace, output="screen",
@@ -45,7 +51,8 @@ def generate_launch_description():
         LifecycleNode(
             package="wm_planner", executable="planner", name="planner",
             namespace=namespace, output="screen",
-            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped}]),
+            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped,
+                                                 "world_model_artifact": world_model}]),
         Node(
             package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
             arguments=["-d", PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",

@@ -70,3 +70,26 @@ def test_autostart_false_waits_for_a_manager(procs, rclpy_node):
     assert transition(node, "perception", Transition.TRANSITION_CONFIGURE)
     assert transition(node, "perception", Transition.TRANSITION_ACTIVATE)
     assert state(node, "perception") == State.PRIMARY_STATE_ACTIVE
+
+
+def test_corrupt_world_model_fails_configure_with_the_reason(procs, rclpy_node, tmp_path):
+    """A world-model artifact whose weights were modified is refused at configure (checksum):
+    with autostart the planner logs the reason and exits non-zero (so launch / systemd see the
+    failure) without ever sending a command to the wheels."""
+    import shutil
+
+    shipped = CONFIG.parent / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
+    bad = tmp_path / "worldmodel-1.0.0"
+    shutil.copytree(shipped, bad)
+    data = bytearray((bad / "weights.npz").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (bad / "weights.npz").write_bytes(bytes(data))
+    proc = procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
+                       "-r", "__ns:=" + NS, "-p", "world_model_artifact:=%s" % bad,
+                       name="planner_badmodel")
+    cmds = rclpy_node.collect(Twist, NS + "/cmd_vel", CMD_VEL_QOS)
+    assert wait_for(lambda: proc.poll() is not None, 30.0), procs.log(proc)
+    assert proc.returncode == 1
+    assert "checksum mismatch for weights.npz" in procs.log(proc)
+    assert "configure failed" in procs.log(proc)
+    assert len(cmds) == 0

@@ -28,7 +28,8 @@ from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, Optimizer
                      PlanResult, RobotLimits, RobotState)
 from .navigation_function import cost_to_go
 from .predicted_occupancy import PredictedOccupancy
-from .unicycle import clamp_controls, rollout
+from .motion_model import KinematicMotionModel
+from .unicycle import clamp_controls
 
 # Indices of the special samples in every batch.
 _STOP = 0
@@ -42,6 +43,8 @@ class MPPI:
     nav_inflation_gain shape the navigation function's soft cost near obstacles
     (nav_inflation defaults to the obstacle critic's inflation_radius, else 0.3 m).
     num_visualized: how many sampled trajectories PlanResult carries for RViz.
+    motion_model: what rolls the controls out (wm_planner.motion_model); kinematics by
+    default, the learned world model when the planner is given an artifact.
     """
 
     def __init__(self, settings: Optional[OptimizerSettings] = None,
@@ -52,7 +55,8 @@ class MPPI:
                  nav_inflation: Optional[float] = None,
                  nav_inflation_gain: float = 2.0,
                  num_visualized: int = 8,
-                 footprint=None):
+                 footprint=None,
+                 motion_model=None):
         self.settings = settings if settings is not None else OptimizerSettings()
         self.limits = limits if limits is not None else RobotLimits()
         self.critics: List[Critic] = list(critics) if critics is not None else make_critics()
@@ -69,6 +73,8 @@ class MPPI:
         # (C, 3) footprint circles [x, y, r] in base_link; None: one circle of robot_radius
         self.footprint = None if footprint is None or len(footprint) == 0 else \
             np.asarray(footprint, dtype=np.float64).reshape(-1, 3)
+        self.motion_model = motion_model if motion_model is not None else \
+            KinematicMotionModel()
         self._sigma = np.array([self.settings.noise_sigma_v, self.settings.noise_sigma_w])
         self._rng = np.random.default_rng(self.settings.seed)
         self._mean: Optional[np.ndarray] = None   # warm start, (H, 2)
@@ -159,7 +165,7 @@ class MPPI:
             samples[_STOP] = 0.0     # after clamping: the hardest allowed braking
             samples[_MEAN] = mean    # the current solution always competes unperturbed
             controls = clamp_controls(samples, self.limits, state.v, state.w, dt)
-            trajectories = rollout(state, controls, dt)
+            trajectories = self.motion_model.rollout(state, controls, dt)
             data = self._data(state, goal, controls, trajectories, esdf, ctg, predictions)
             costs = self._score(data)
             iterations += 1
@@ -183,7 +189,7 @@ class MPPI:
 
         # Rounding can leave the average a hair outside the limits; clamp is idempotent.
         mean = clamp_controls(mean, self.limits, state.v, state.w, dt)
-        traj = rollout(state, mean, dt)
+        traj = self.motion_model.rollout(state, mean, dt)
         mean_data = self._data(state, goal, mean[None], traj[None], esdf, ctg, predictions)
         cost = float(self._score(mean_data)[0])
         mean_collides = (mean_data.in_collision is not None

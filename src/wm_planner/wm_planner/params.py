@@ -46,6 +46,18 @@ PLANNER_PARAMS = [
     Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
     Param("yaw_goal_tolerance", 3.2,
           "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),
+    # Motion model: the learned world model (wm_world_model artifact) or plain kinematics.
+    Param("world_model_artifact", "",
+          "world-model artifact directory, or the name of one shipped with wm_world_model "
+          "(e.g. worldmodel-1.0.0); empty: unicycle kinematics"),
+    Param("world_model_public_key", "",
+          "Ed25519 public key file (PEM); when set, the artifact's signature must verify"),
+    Param("world_model_require_signature", False,
+          "refuse an artifact unless world_model_public_key verifies its signature"),
+    Param("world_model_threads", 1, "torch CPU threads for the world model", 1, 64),
+    Param("payload_mass", -1.0,
+          "carried mass [kg] until the payload topic says otherwise; < 0: unknown", -1.0,
+          5000.0),
     # Critics (Nav2 MPPI style): each a small class in critics/, composed in this order;
     # their own parameters are <critic>.<param>, generated below from the critic classes.
     Param("critics", list(DEFAULT_CRITICS), "critics to compose, in order"),

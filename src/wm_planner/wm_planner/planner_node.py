@@ -4,7 +4,11 @@ In: odom (nav_msgs/Odometry), distance_field (wm_msgs/DistanceField, from percep
 goal_pose (geometry_msgs/PoseStamped), localization_pose (PoseWithCovarianceStamped, for
 map->odom when tf2 is not available), the navigate_to_pose action, and perception's learned
 forecasts predicted_occupancy_05s / _10s (nav_msgs/OccupancyGrid, percent) when the
-predicted_occupancy critic is composed.
+predicted_occupancy critic is composed, and payload (std_msgs/Float32 kg, latched) for the world
+model.
+The motion model is the world model (`world_model_artifact`) or unicycle kinematics; a world
+model prediction that is non-finite or out of bounds is counted (world_model_fallbacks) and
+that cycle plans on kinematics.
 Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
 (wm_msgs/PlanStatus), markers (visualization_msgs/MarkerArray), /diagnostics.
 
@@ -25,6 +29,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.duration import Duration
 from rclpy.logging import LoggingSeverity
+from std_msgs.msg import Float32
 from rclpy.task import Future
 from rclpy.time import Time
 from visualization_msgs.msg import Marker, MarkerArray
@@ -35,7 +40,7 @@ from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_
                                    stamp_to_sec, trajectory_to_path)
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.params import declare_params, read_params
-from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, SENSOR_QOS, STATUS_QOS
+from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, PlanStatus
@@ -99,7 +104,8 @@ class PlannerNode(lifecycle.ManagedNode):
         p = self.p = read_params(self, PLANNER_PARAMS)
         try:
             self.optimizer = build_optimizer(p)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RuntimeError, OSError, ImportError) as e:
+            # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
             self.get_logger().error("configure failed: %s" % e)
             return lifecycle.FAILURE
         if p["use_tf"] not in ("auto", "tf", "topic"):
@@ -116,10 +122,17 @@ class PlannerNode(lifecycle.ManagedNode):
         self.status_pub = self.create_lifecycle_publisher(PlanStatus, "plan_status", STATUS_QOS)
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "planner")
+        model = self.optimizer.motion_model
+        self.diag.set_value("motion_model", ("%s %s" % (model.name, model.version)).strip())
+        if model.name != "kinematic":
+            self.get_logger().info("motion model: world model %s" % model.version)
+        self._model_failures = 0
         self._subs = [
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
             self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS),
+            # latched by whoever knows the load (task system; the simulator)
+            self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
         ]
         if "predicted_occupancy" in p["critics"]:
             # perception publishes them with STATUS_QOS
@@ -201,6 +214,15 @@ class PlannerNode(lifecycle.ManagedNode):
             return self._reject("localization_no_odom", "no odometry near stamp %.3f" % t)
         # map->odom = map->base * (odom->base)^-1, at the localization's stamp
         self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+
+    def _on_payload(self, msg: Float32) -> None:
+        mass = float(msg.data)
+        if not (math.isfinite(mass) and 0.0 <= mass <= 5000.0):
+            return self._reject("payload", "payload %r kg is not a mass in [0, 5000]" % mass)
+        self.diag.set_value("payload_kg", "%.1f" % mass)
+        set_payload = getattr(self.optimizer.motion_model, "set_payload", None)
+        if set_payload is not None:
+            set_payload(mass)
 
     def _on_prediction(self, topic: str, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.p["odom_frame"]:
@@ -331,6 +353,7 @@ class PlannerNode(lifecycle.ManagedNode):
             self.diag.count("planner_exceptions")
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
             return self._stop(PlanStatus.STATUS_FAILED, input_stamp)
+        self._check_motion_model()
         if result.status != "ok":
             self.diag.count("planner_" + result.status)
             self._publish_plan(result, PlanStatus.STATUS_FAILED, input_stamp, goal)
@@ -339,6 +362,17 @@ class PlannerNode(lifecycle.ManagedNode):
         self._publish_cmd(v_cmd, w_cmd)
         self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
         self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
+
+    def _check_motion_model(self) -> None:
+        """Report world-model predictions that were refused (that batch used kinematics)."""
+        failures = getattr(self.optimizer.motion_model, "failures", 0)
+        if failures > self._model_failures:
+            self.diag.count("world_model_fallbacks", failures - self._model_failures)
+            self._model_failures = failures
+            self.get_logger().log(
+                "world model prediction refused (%s): planning on kinematics for this cycle"
+                % self.optimizer.motion_model.last_error, LoggingSeverity.WARN,
+                throttle_duration_sec=2.0)
 
     def _on_watchdog(self) -> None:
         if not self.active:

@@ -4,7 +4,8 @@ Per robot, under /<robot_id>/: points (sensor_msgs/PointCloud2, Ouster OS1 48-by
 organized, SensorDataQoS), odom (nav_msgs/Odometry from wheel encoders: it drifts when wheels
 slip), localization_pose (PoseWithCovarianceStamped in map, an AMCL stand-in), ground_truth
 (nav_msgs/Odometry in map: for evaluation and training labels only, never for the robot's
-nodes), and cmd_vel in (Twist, or TwistStamped by parameter). Global: /map (OccupancyGrid,
+nodes), payload (std_msgs/Float32 kg, transient local, on start and on every change), and
+cmd_vel in (Twist, or TwistStamped by parameter). Global: /map (OccupancyGrid,
 transient local), /clock (lockstep mode) and /sim/cycle (std_msgs/String, JSON per control
 cycle: simulated time, wall-clock latency from each robot's scan to its command, contacts).
 
@@ -28,7 +29,7 @@ from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2, PointField
-from std_msgs.msg import String
+from std_msgs.msg import Float32, String
 
 from wm_common.geometry import Pose2D
 from wm_common.point_layouts import OUSTER, pack_points
@@ -84,6 +85,9 @@ class SimRobot:
         self.loc_pub = node.create_publisher(PoseWithCovarianceStamped,
                                              ns + "/localization_pose", STATUS_QOS)
         self.truth_pub = node.create_publisher(Odometry, ns + "/ground_truth", SENSOR_QOS)
+        # What the robot carries [kg], latched: a fleet's task system knows it on a real robot;
+        # the planner's world model uses it (topic `payload`).
+        self.payload_pub = node.create_publisher(Float32, ns + "/payload", MAP_QOS)
         self.rejected = 0
 
     def _on_cmd(self, msg) -> None:
@@ -125,6 +129,8 @@ class SimulatorNode(Node):
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["lockstep"] else None
         self.cycle_pub = self.create_publisher(String, "/sim/cycle", 50)
         self._publish_map()
+        for r in self.robots:
+            self._publish_payload(r.id)
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -236,9 +242,15 @@ class SimulatorNode(Node):
             self.engine.add_obstacle(ev.box)
         elif ev.kind == "set_payload":
             self.engine.set_payload(ev.name, ev.mass)
+            self._publish_payload(ev.name)
         self.get_logger().info("t=%.1f s: %s %s" % (self.sim_time - T0, ev.kind, ev.name))
 
     # ---------------------------------------------------------------- outputs
+    def _publish_payload(self, robot_id: str) -> None:
+        for r in self.robots:
+            if r.id == robot_id:
+                r.payload_pub.publish(Float32(data=float(self.engine.payload(robot_id))))
+
     def _publish_odom(self, r: SimRobot, stamp) -> None:
         msg = Odometry()
         msg.header.stamp = stamp
