@@ -1,5 +1,6 @@
 """The planner node over real DDS, fed by the test: it drives toward a goal, stops when its
-inputs go stale, survives malformed fields, and publishes Twist or TwistStamped."""
+inputs go stale (a controlled ramp, then zero continuously), survives malformed fields,
+publishes Twist or TwistStamped, and takes optimizer parameters at run time."""
 from __future__ import annotations
 
 import time
@@ -9,7 +10,9 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
-from rosutil import CONFIG, wait_for
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rosutil import CONFIG, call, wait_for
 
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
@@ -27,11 +30,12 @@ class FakeRobot:
         self.field = node.create_publisher(DistanceField, ns + "/distance_field", FIELD_QOS)
         self.goal = node.create_publisher(PoseStamped, ns + "/goal_pose", STATUS_QOS)
 
-    def tick(self, field: bool = True, bad_field: bool = False):
+    def tick(self, field: bool = True, bad_field: bool = False, v: float = 0.0):
         stamp = self.node.get_clock().now().to_msg()
         o = Odometry()
         o.header.stamp, o.header.frame_id, o.child_frame_id = stamp, "odom", "base_link"
         o.pose.pose.orientation.w = 1.0
+        o.twist.twist.linear.x = v
         self.odom.publish(o)
         if field:
             f = DistanceField()
@@ -194,3 +198,84 @@ def test_predicted_occupancy_used_and_malformed_rejected(procs, rclpy_node):
     # 10 steps x weight 3: the forecast reached the critic, timed within max_age
     assert np.median(after[len(after) // 2:]) > np.median(before) + 20.0, (before, after)
     assert "planner failed" not in procs.log(proc)
+
+
+def test_stale_inputs_ramp_down_at_the_deceleration_limit(procs, rclpy_node):
+    """Every published command stays within a_max of the previous one (header stamps), a
+    stall brings a moving robot to zero through a ramp (not a step), and zero then keeps
+    coming while stopped."""
+    ns = "/ptest_e"
+    a_max = 1.0   # config/robot.yaml
+    proc = start_planner(procs, ns, "-p", "cmd_vel_stamped:=true")
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(TwistStamped, ns + "/cmd_vel", CMD_VEL_QOS)
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(6.0, 0.0)
+    run_for(robot, 2.5, v=0.5)   # odometry says the robot already rolls at 0.5 m/s
+    assert max(c.twist.linear.x for c in cmds) > 0.4, procs.log(proc)
+    n_moving = len(cmds)
+    time.sleep(2.0)               # perception and odometry go silent
+    stall = cmds[n_moving - 1:]
+    speeds = [c.twist.linear.x for c in stall]
+    # cycles already in flight may still publish; the stop starts from the last peak
+    peak = len(speeds) - 1 - int(np.argmax(speeds[::-1]))
+    speeds = speeds[peak:]
+    assert speeds[-1] == 0.0 and speeds[0] > 0.3
+    ramp = [v for v in speeds if v > 0.0]
+    assert len(ramp) >= 4, "stopped in a step, not a ramp: %s" % speeds
+    assert all(b <= a + 1e-9 for a, b in zip(speeds, speeds[1:])), speeds
+    zeros_tail = speeds[len(ramp):]
+    assert len(zeros_tail) >= 10, "zero not published continuously while stopped"
+
+    def t(c):
+        return c.header.stamp.sec + c.header.stamp.nanosec * 1e-9
+    for a, b in zip(cmds, cmds[1:]):
+        dt = min(max(t(b) - t(a), 0.0), 0.2)   # the limiter's max_gap: 2 control periods
+        assert abs(b.twist.linear.x - a.twist.linear.x) <= a_max * dt + 0.02, (
+            t(a), a.twist.linear.x, t(b), b.twist.linear.x)
+
+
+def _set(node, ns, name, value):
+    if isinstance(value, list):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
+                            double_array_value=value)
+    elif isinstance(value, float):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    res = call(node, SetParameters, ns + "/planner/set_parameters",
+               SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+    return res.results[0]
+
+
+def test_parameters_change_at_run_time_where_sensible(procs, rclpy_node):
+    ns = "/ptest_f"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(6.0, 0.0)
+    run_for(robot, 1.5, v=0.3)
+    assert max(c.linear.x for c in cmds) > 0.3, procs.log(proc)
+    # a limit, live: the next commands respect the new top speed
+    r = _set(node, ns, "v_max", 0.15)
+    assert r.successful, r.reason
+    run_for(robot, 0.6, v=0.1)   # slowing from > 0.3 m/s at a_max takes ~0.25 s
+    n = len(cmds)
+    run_for(robot, 1.0, v=0.1)
+    assert cmds[n:] and max(c.linear.x for c in cmds[n:]) <= 0.15 + 1e-6
+    assert "parameters changed at run time: v_max=0.15" in procs.log(proc)
+    # a critic weight, live
+    assert _set(node, ns, "goal.weight", 2.0).successful
+    # out of range / not live: refused with the reason, nothing changes, node alive
+    r = _set(node, ns, "v_max", -1.0)
+    assert not r.successful and "out of range" in r.reason   # rclpy checks the descriptor
+    # checks only the planner can make (the optimizer is built before it is swapped in)
+    r = _set(node, ns, "footprint_circles", [0.0, 0.0, 0.3, 0.1])
+    assert not r.successful and "multiple of 3" in r.reason
+    r = _set(node, ns, "odom_frame", "elsewhere")
+    assert not r.successful and "only change while unconfigured" in r.reason
+    run_for(robot, 1.0, v=0.1)
+    assert proc.poll() is None and cmds[-1].linear.x > 0.0

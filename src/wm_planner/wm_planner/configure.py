@@ -2,9 +2,11 @@
 the benchmarks configure it the same way."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Mapping
 
+from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
 from wm_planner.models import OptimizerSettings, RobotLimits
 from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
@@ -38,15 +40,26 @@ def build_motion_model(p: Mapping[str, Any]):
     return model
 
 
-def build_optimizer(p: Mapping[str, Any]) -> MPPI:
-    """An MPPI from the planner node's parameter dict (see wm_planner.params)."""
-    settings = OptimizerSettings(
+def build_limits(p: Mapping[str, Any]) -> RobotLimits:
+    """The robot's limits, v_max capped so it can stop within what it can see (speed_cap)."""
+    limits = RobotLimits(v_max=p["v_max"], v_min=p["v_min"], w_max=p["w_max"],
+                         a_max=p["a_max"], alpha_max=p["alpha_max"])
+    cap = speed_cap(limits, p["horizon"] * p["dt"], p.get("sensor_range", math.inf),
+                    margin=p["robot_radius"])
+    if limits.v_max > cap:
+        limits.v_max = cap
+    return limits
+
+
+def build_settings(p: Mapping[str, Any]) -> OptimizerSettings:
+    return OptimizerSettings(
         num_samples=p["num_samples"], horizon=p["horizon"], dt=p["dt"],
         temperature=p["temperature"], noise_sigma_v=p["noise_sigma_v"],
         noise_sigma_w=p["noise_sigma_w"], iterations=p["iterations"],
         time_budget_ms=p["time_budget_ms"], seed=None if p["seed"] < 0 else p["seed"])
-    limits = RobotLimits(v_max=p["v_max"], v_min=p["v_min"], w_max=p["w_max"],
-                         a_max=p["a_max"], alpha_max=p["alpha_max"])
+
+
+def build_critics(p: Mapping[str, Any]):
     config = {}
     for name in p["critics"]:
         if name not in CRITIC_REGISTRY:
@@ -54,12 +67,27 @@ def build_optimizer(p: Mapping[str, Any]) -> MPPI:
                                                                     sorted(CRITIC_REGISTRY)))
         config[name] = {k: p["%s.%s" % (name, k)] for k in CRITIC_REGISTRY[name].PARAMS
                         if "%s.%s" % (name, k) in p}
+    return make_critics(config)
+
+
+def build_footprint(p: Mapping[str, Any]):
     flat = [float(v) for v in p.get("footprint_circles", [])]
     if len(flat) >= 3 and len(flat) % 3 != 0:
         raise ValueError("footprint_circles must be [x, y, r, ...] (a multiple of 3 numbers)")
     footprint = flat if len(flat) >= 3 else None
     if footprint is not None and min(flat[2::3]) <= 0.0:
         raise ValueError("footprint_circles radii must be positive")
-    return MPPI(settings, limits, make_critics(config), robot_radius=p["robot_radius"],
-                num_visualized=p["sampled_trajectories_shown"], footprint=footprint,
-                motion_model=build_motion_model(p))
+    return footprint
+
+
+def build_optimizer(p: Mapping[str, Any], motion_model=None) -> MPPI:
+    """An MPPI from the planner node's parameter dict (see wm_planner.params).
+
+    motion_model: reuse an already loaded one (a run-time parameter change must not reload
+    and re-script the world model); None builds it from the parameters.
+    """
+    return MPPI(build_settings(p), build_limits(p), build_critics(p),
+                robot_radius=p["robot_radius"], num_visualized=p["sampled_trajectories_shown"],
+                footprint=build_footprint(p),
+                motion_model=motion_model if motion_model is not None
+                else build_motion_model(p))

@@ -20,7 +20,17 @@ PLANNER_PARAMS = [
           0.05, 10.0),
     Param("localization_timeout", 5.0,
           "max age of map->odom before map-frame goals are refused [s]", 0.1, 600.0),
-    Param("watchdog_rate", 20.0, "rate of the staleness watchdog [Hz]", 1.0, 200.0),
+    Param("watchdog_rate", 20.0,
+          "rate of the staleness watchdog, which also steps controlled stops and publishes "
+          "zero while stopped [Hz]", 1.0, 200.0),
+    # Control loop: a timer at control_rate, plus (plan_on_field) a cycle as soon as a new
+    # distance field arrives, for the lowest cloud-to-command latency; the timer then only
+    # fills gaps (a cycle within the last 3/4 period makes it skip).
+    Param("control_rate", 10.0, "control loop rate [Hz]", 1.0, 50.0),
+    Param("plan_on_field", True, "also plan as soon as a new distance field arrives"),
+    Param("sensor_range", 8.0,
+          "range within which obstacles are seen [m]; v_max is capped so the robot can stop "
+          "within it and within the horizon's reach", 0.5, 200.0),
     # MPPI
     Param("num_samples", 512, "sampled control sequences per iteration (K)", 16, 16384),
     Param("horizon", 10, "prediction steps (H)", 2, 100),
@@ -83,3 +93,17 @@ def critic_params():
 
 
 PLANNER_PARAMS += critic_params()
+
+
+# Parameters applied at run time (a new optimizer is built with the same motion model); the
+# others (frames, topics, timers, rates, the world model) need cleanup + configure.
+LIVE_PARAMS = frozenset([
+    "num_samples", "temperature", "noise_sigma_v", "noise_sigma_w", "iterations",
+    "time_budget_ms", "v_max", "v_min", "w_max", "a_max", "alpha_max", "robot_radius",
+    "footprint_circles", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
+    "navigate_timeout", "sampled_trajectories_shown", "sensor_range", "payload_mass"])
+
+
+def is_live_param(name: str) -> bool:
+    """Whether `name` may change while the planner is configured (critic parameters may)."""
+    return name in LIVE_PARAMS or name.split(".", 1)[0] in CRITIC_REGISTRY

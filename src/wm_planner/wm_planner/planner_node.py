@@ -12,11 +12,17 @@ that cycle plans on kinematics.
 Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
 (wm_msgs/PlanStatus), markers (visualization_msgs/MarkerArray), /diagnostics.
 
-A control cycle runs on every new distance field (so the latency from cloud to command is one
-perception + one planning step); a watchdog stops the robot when any input goes stale.
+A control cycle runs on a timer at `control_rate` and, with `plan_on_field`, as soon as a new
+distance field arrives (so the latency from cloud to command is one perception + one planning
+step). Every command passes wm_planner.command_limiter: finite, within the velocity limits and
+within a_max of the previous command. Stale inputs, a failed solve, a reached or cancelled goal
+bring the robot to a controlled stop at the deceleration limit, then zero is published
+continuously (watchdog rate). Optimizer parameters (critic weights, limits, sampling) can be
+changed at run time; the others while unconfigured.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import math
 from functools import partial
@@ -28,6 +34,7 @@ from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Tw
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.duration import Duration
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import LoggingSeverity
 from std_msgs.msg import Float32
 from rclpy.task import Future
@@ -46,8 +53,10 @@ from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, PlanStatus
 from wm_planner.goal_checker import goal_reached
 from wm_planner.models import Goal, RobotState
-from wm_planner.params import PLANNER_PARAMS
+from wm_planner.params import PLANNER_PARAMS, is_live_param
+from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
+from wm_planner.command_limiter import CommandLimiter
 from wm_planner.configure import build_optimizer
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -87,7 +96,9 @@ class PlannerNode(lifecycle.ManagedNode):
         super().__init__("planner", **kwargs)
         declare_params(self, PLANNER_PARAMS)
         self._entities = []
+        self.configured = False
         self._reset_state()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---------------------------------------------------------------- lifecycle
     def _reset_state(self):
@@ -97,7 +108,10 @@ class PlannerNode(lifecycle.ManagedNode):
         self.goal: Optional[NavGoal] = None
         self.last_cmd_t = None
         self.stopped = True
+        self.stopping = True   # the watchdog steps a controlled stop / publishes zero
         self.cycle = 0
+        self.last_cycle_t = None
+        self.latest_field = None   # (Grid2D, stamp msg)
         self.predictions = {}  # topic -> (stamp the forecast is for, PredictedOccupancy)
 
     def on_configure(self, state):
@@ -127,6 +141,14 @@ class PlannerNode(lifecycle.ManagedNode):
         if model.name != "kinematic":
             self.get_logger().info("motion model: world model %s" % model.version)
         self._model_failures = 0
+        limits = self.optimizer.limits
+        if limits.v_max < p["v_max"]:
+            self.get_logger().log(
+                "v_max %.2f m/s capped to %.2f m/s: the robot must stop (a_max %.2f m/s^2) "
+                "within the horizon's reach and sensor_range" % (p["v_max"], limits.v_max,
+                                                                 limits.a_max),
+                LoggingSeverity.WARN)
+        self.limiter = CommandLimiter(limits, 1.0 / p["control_rate"])
         self._subs = [
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
             self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
@@ -147,6 +169,7 @@ class PlannerNode(lifecycle.ManagedNode):
                 PoseWithCovarianceStamped, "localization_pose", self._on_localization,
                 STATUS_QOS))
         self.watchdog = self.create_timer(1.0 / p["watchdog_rate"], self._on_watchdog)
+        self.loop_timer = self.create_timer(1.0 / p["control_rate"], self._on_loop_timer)
         self.action_server = ActionServer(
             self, NavigateToPose, "navigate_to_pose", execute_callback=self._execute,
             goal_callback=self._on_action_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -155,10 +178,18 @@ class PlannerNode(lifecycle.ManagedNode):
             "configured: K=%d H=%d dt=%.2f, map->odom from %s, cmd_vel as %s" % (
                 p["num_samples"], p["horizon"], p["dt"], "tf2" if self.use_tf else
                 "localization_pose", cmd_type.__name__))
+        self.configured = True
         return lifecycle.SUCCESS
 
+    def on_activate(self, state):
+        self.limiter.reset()   # the base is assumed at rest when control starts
+        self.stopping = True
+        return super().on_activate(state)
+
     def on_deactivate(self, state):
-        self._publish_stop()
+        # An operator's deactivate: zero now, while the publisher is still active (the ramp
+        # would outlive it); the base's own cmd_vel timeout is the last resort anyway.
+        self._publish_raw(0.0, 0.0)
         if self.goal is not None:
             self.goal.finish(ERR.UNKNOWN, "planner deactivated")
             self.goal = None
@@ -168,7 +199,9 @@ class PlannerNode(lifecycle.ManagedNode):
         for s in self._subs:
             self.destroy_subscription(s)
         self.destroy_timer(self.watchdog)
+        self.destroy_timer(self.loop_timer)
         self.action_server.destroy()
+        self.configured = False
         self.diag.destroy()
         for pub in (self.cmd_pub, self.plan_pub, self.status_pub, self.marker_pub):
             self.destroy_lifecycle_publisher(pub)
@@ -310,11 +343,22 @@ class PlannerNode(lifecycle.ManagedNode):
             return self._reject("field_out_of_order", "stamp %.3f older than %.3f" % (
                 t_field, self.last_field_t))
         self.last_field_t = t_field
-        self._control(field, msg.header.stamp)
+        self.latest_field = (field, msg.header.stamp)
+        if self.p["plan_on_field"]:
+            self._control(field, msg.header.stamp)
+
+    def _on_loop_timer(self) -> None:
+        if not self.active or self.latest_field is None:
+            return
+        period = 1.0 / self.p["control_rate"]
+        if self.last_cycle_t is not None and self._now() - self.last_cycle_t < 0.75 * period:
+            return   # a field-triggered cycle just ran
+        self._control(*self.latest_field)
 
     def _control(self, field, input_stamp) -> None:
         now = self._now()
         self.cycle += 1
+        self.last_cycle_t = now
         goal = self.goal
         if goal is None:
             return self._stop(PlanStatus.STATUS_IDLE, input_stamp)
@@ -359,6 +403,7 @@ class PlannerNode(lifecycle.ManagedNode):
             self._publish_plan(result, PlanStatus.STATUS_FAILED, input_stamp, goal)
             return self._publish_stop()
         v_cmd, w_cmd = float(result.controls[0, 0]), float(result.controls[0, 1])
+        self.stopping = False
         self._publish_cmd(v_cmd, w_cmd)
         self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
         self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
@@ -389,9 +434,20 @@ class PlannerNode(lifecycle.ManagedNode):
         elif self.last_cmd_t is not None and now - self.last_cmd_t > self.p["field_timeout"]:
             # inputs fresh but no cycle ran (e.g. rejected fields): never leave an old command
             self._publish_stop()
+        elif self.stopping:
+            # the controlled stop's next step; zero, continuously, once stopped
+            v, w = self.limiter.stop_step(now)
+            self._publish_raw(v, w)
 
     # ---------------------------------------------------------------- outputs
     def _publish_cmd(self, v: float, w: float) -> None:
+        """A solver's command, through the limiter (finite, limits, a_max from the last)."""
+        lv, lw = self.limiter.limit(v, w, self._now())
+        if (lv, lw) != (v, w):
+            self.diag.count("commands_limited")
+        self._publish_raw(lv, lw)
+
+    def _publish_raw(self, v: float, w: float) -> None:
         if self.p["cmd_vel_stamped"]:
             msg = TwistStamped()
             msg.header.stamp = self.get_clock().now().to_msg()
@@ -405,7 +461,11 @@ class PlannerNode(lifecycle.ManagedNode):
         self.stopped = v == 0.0 and w == 0.0
 
     def _publish_stop(self) -> None:
-        self._publish_cmd(0.0, 0.0)
+        """Start (or continue) a controlled stop at the deceleration limit: one step now, the
+        rest from the watchdog, then zero continuously."""
+        self.stopping = True
+        v, w = self.limiter.stop_step(self._now())
+        self._publish_raw(v, w)
 
     def _stop(self, status: int, input_stamp) -> None:
         self._publish_stop()
@@ -527,6 +587,43 @@ class PlannerNode(lifecycle.ManagedNode):
         if math.isfinite(d) and self.p["v_max"] > 0:
             fb.estimated_time_remaining = Duration(seconds=d / self.p["v_max"]).to_msg()
         return fb
+
+    # ---------------------------------------------------------------- parameters
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Validate every change; while configured, apply optimizer parameters at once and
+        refuse the others (frames, topics, timers, the world model need a reconfigure)."""
+        specs = {s.name: s for s in PLANNER_PARAMS}
+        changes = {}
+        for prm in params:
+            spec = specs.get(prm.name)
+            if spec is None:
+                continue   # use_sim_time, autostart, ...: not ours to check
+            value = prm.value
+            if isinstance(value, array.array):   # rclpy's type for numeric arrays
+                value = list(value)
+            why = check_value(spec, value)
+            if why is not None:
+                return SetParametersResult(successful=False,
+                                           reason="%s: %s" % (prm.name, why))
+            changes[prm.name] = value
+        if not changes or not self.configured:
+            return SetParametersResult(successful=True)
+        fixed = sorted(n for n in changes if not is_live_param(n))
+        if fixed:
+            return SetParametersResult(
+                successful=False, reason="%s can only change while unconfigured (cleanup, "
+                "set, configure)" % ", ".join(fixed))
+        new_p = dict(self.p)
+        new_p.update(changes)
+        try:
+            optimizer = build_optimizer(new_p, motion_model=self.optimizer.motion_model)
+        except (ValueError, KeyError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.p, self.optimizer = new_p, optimizer
+        self.limiter.limits = optimizer.limits
+        self.get_logger().info("parameters changed at run time: %s" % ", ".join(
+            "%s=%r" % kv for kv in sorted(changes.items())))
+        return SetParametersResult(successful=True)
 
 
 def main(args=None):
