@@ -9,6 +9,7 @@ import numpy as np
 from wm_common.grid import Grid2D
 
 from .models import Goal, RobotLimits, RobotState
+from .neighbours import NeighbourPlan
 from .predicted_occupancy import PredictedOccupancy
 
 
@@ -43,6 +44,9 @@ class CriticData:
     # Learned occupancy forecasts (perception's 0.5 s / 1 s), each with its time offset
     # from the state; None or empty when perception publishes none.
     predictions: Optional[Sequence[PredictedOccupancy]] = None
+    # Other robots' shared predicted paths (fleet critic), planning frame, times relative to
+    # `state`; None or empty when the fleet shares nothing.
+    neighbours: Optional[Sequence[NeighbourPlan]] = None
 
     @property
     def footprint_circles(self) -> np.ndarray:

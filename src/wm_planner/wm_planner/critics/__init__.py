@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Type
 
 from .base import Critic, time_weights
 from .control_effort import ControlEffortCritic
+from .fleet import FleetCritic
 from .goal import GoalCritic
 from .goal_angle import GoalAngleCritic
 from .obstacle import ObstacleCritic
@@ -34,7 +35,7 @@ def register_critic(cls: Type[Critic]) -> Type[Critic]:
 
 for _cls in (GoalCritic, GoalAngleCritic, PathAngleCritic, ObstacleCritic,
              ControlEffortCritic, SmoothnessCritic, PreferForwardCritic,
-             PredictedOccupancyCritic):
+             PredictedOccupancyCritic, FleetCritic):
     register_critic(_cls)
 
 # The default composition, every critic with its class defaults. predicted_occupancy costs
@@ -62,6 +63,6 @@ def make_critics(config: Optional[Mapping[str, Optional[Mapping[str, Any]]]] = N
 
 
 __all__ = ["Critic", "CRITIC_REGISTRY", "DEFAULT_CRITICS", "ControlEffortCritic",
-           "GoalAngleCritic", "GoalCritic", "ObstacleCritic", "PathAngleCritic",
+           "FleetCritic", "GoalAngleCritic", "GoalCritic", "ObstacleCritic", "PathAngleCritic",
            "PredictedOccupancyCritic", "PreferForwardCritic",
            "SmoothnessCritic", "make_critics", "register_critic", "time_weights"]

@@ -1,0 +1,53 @@
+"""Other robots' intended paths, as the fleet shares them, ready for the planner's fleet critic.
+
+A neighbour publishes its predicted trajectory with a time per point on its own ROS clock (the
+fleet runs chrony, see README). The node that receives it (the fleet client) rejects entries
+too far in the future or past, transforms the points into the planning frame and expresses
+the times relative to the state the planner plans from; this module only holds the result and
+answers "where will it be at t?".
+
+Plain numpy; Python 3.8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NeighbourPlan:
+    """One neighbour's predicted path in the planning frame.
+
+    times: (M,) increasing seconds relative to the planner's state time (may start < 0: the
+    neighbour's prediction was made a little earlier); xy: (M, 2); radius: its footprint
+    radius incl. payload [m]. Beyond the last point the neighbour is assumed to stay there
+    (it intends to be there; a robot whose plan ends is stopping), before the first it is at
+    the first point.
+    """
+
+    robot_id: str
+    times: np.ndarray
+    xy: np.ndarray
+    radius: float
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        xy = np.asarray(self.xy, dtype=np.float64).reshape(-1, 2)
+        if t.size == 0 or t.size != xy.shape[0]:
+            raise ValueError("neighbour %s: %d times for %d points" % (self.robot_id, t.size,
+                                                                       xy.shape[0]))
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(xy))):
+            raise ValueError("neighbour %s: non-finite trajectory" % self.robot_id)
+        if np.any(np.diff(t) <= 0.0):
+            raise ValueError("neighbour %s: times must increase" % self.robot_id)
+        if not (np.isfinite(self.radius) and self.radius > 0.0):
+            raise ValueError("neighbour %s: radius must be positive" % self.robot_id)
+        object.__setattr__(self, "times", t)
+        object.__setattr__(self, "xy", xy)
+
+    def positions_at(self, t: np.ndarray) -> np.ndarray:
+        """(len(t), 2) positions at times `t` (linear between points, held at the ends)."""
+        t = np.asarray(t, dtype=np.float64)
+        return np.stack([np.interp(t, self.times, self.xy[:, 0]),
+                         np.interp(t, self.times, self.xy[:, 1])], axis=-1)
