@@ -25,6 +25,7 @@ import bench_perception_e2e  # noqa: E402
 import bench_planner  # noqa: E402
 import bench_sim  # noqa: E402
 import bench_voxelize  # noqa: E402
+import bench_world_model  # noqa: E402
 from benchlib import to_markdown  # noqa: E402
 
 SUITES = [
@@ -37,6 +38,10 @@ SUITES = [
     ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
      bench_encoder),
     ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
+    ("World model (shipped worldmodel-1.0.0), CPU: one step (next) and the 10-step rollout, "
+     "eager vs TorchScript vs ONNX Runtime (CPU EP), T = torch / ORT threads (the planner "
+     "uses 1); peer: eager; every backend's output checked against eager (1e-4) before "
+     "timing", bench_world_model),
     ("Simulator (LiDAR ray casting, analytic)", bench_sim),
     ("Simulator (MuJoCo physics and ray casting; peer: the analytic LiDAR)", bench_mujoco),
     ("DDS: Ouster clouds across processes at 10 Hz (peer: Fast DDS defaults; latency, "
@@ -90,7 +95,7 @@ def main(argv=None) -> int:
     for title, mod in SUITES:
         print("== %s" % title, flush=True)
         rows = mod.run(repeats=10 if args.quick else None)
-        md = to_markdown(rows, getattr(mod, "PEERS", None))
+        md = to_markdown(rows, getattr(mod, "PEERS", None), getattr(mod, "NOTE", None))
         print(md, flush=True)
         sections.append("## %s\n\nSource: `benchmarks/%s.py`\n\n%s\n" % (
             title, mod.__name__, md))

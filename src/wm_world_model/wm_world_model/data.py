@@ -109,18 +109,35 @@ def robot_trajectories(d: Mapping[str, np.ndarray], episode: str, robot: str, dt
         idx = np.clip(np.searchsorted(d["t_payload"], t_cmd, side="right") - 1, 0, None)
         payload = d["payload"][idx]
     else:
-        payload = np.full(t_cmd.shape, np.nan)
-    state = np.stack([np.interp(t_cmd, t_lab, d[prefix + "_x"]),
-                      np.interp(t_cmd, t_lab, d[prefix + "_y"]),
-                      _interp_angle(t_lab, t_cmd, d[prefix + "_yaw"]),
-                      np.interp(t_cmd, d["t_odom"], d["odom_v"]),
-                      np.interp(t_cmd, d["t_odom"], d["odom_w"])], axis=1)
+        payload = np.full(t_cmd.shape, np.nan)   # unknown: the model's "payload unknown" mode
+    # Interpolate within each segment only: across a reset the robot was teleported (and its
+    # odometry restarted), so a blend of the poses on both sides is meaningless.
+    state = np.full((t_cmd.size, 5), np.nan)
+    seg_lab = np.searchsorted(d["reset_t"], t_lab - 1e-9, side="right")
+    seg_odom = np.searchsorted(d["reset_t"], d["t_odom"] - 1e-9, side="right")
+    for seg in np.unique(seg_cmd):
+        rows = seg_cmd == seg
+        lab = seg_lab == seg
+        odo = seg_odom == seg
+        if lab.sum() < 2 or odo.sum() < 2:
+            continue   # left NaN: dropped below
+        tq, tl, to = t_cmd[rows], t_lab[lab], d["t_odom"][odo]
+        inside = (tq >= max(tl[0], to[0])) & (tq <= min(tl[-1], to[-1]))
+        block = np.stack([np.interp(tq, tl, d[prefix + "_x"][lab]),
+                          np.interp(tq, tl, d[prefix + "_y"][lab]),
+                          _interp_angle(tl, tq, d[prefix + "_yaw"][lab]),
+                          np.interp(tq, to, d["odom_v"][odo]),
+                          np.interp(tq, to, d["odom_w"][odo])], axis=1)
+        block[~inside] = np.nan
+        state[rows] = block
     action = np.stack([d["cmd_v"], d["cmd_w"]], axis=1)
     ok &= np.all(np.isfinite(state), axis=1) & np.all(np.isfinite(action), axis=1)
     # A transition k -> k+1 is usable when both ends are, they are dt apart, in one segment
     # (no reset between) and at one payload.
+    same_payload = (payload[:-1] == payload[1:]) | (np.isnan(payload[:-1])
+                                                    & np.isnan(payload[1:]))
     link = ok[:-1] & ok[1:] & (np.abs(np.diff(t_cmd) - dt) <= TIME_TOLERANCE) \
-        & (seg_cmd[:-1] == seg_cmd[1:]) & (payload[:-1] == payload[1:])
+        & (seg_cmd[:-1] == seg_cmd[1:]) & same_payload
     out = []
     for piece in _pieces(link):
         sl = slice(piece.start, piece.stop + 1)   # links k..k' connect states k..k'+1

@@ -15,10 +15,13 @@ MODELS = ("naive", "calibrated", "residual")
 
 
 def contexts(payload: np.ndarray, latent_dim: int = 0, known: bool = True) -> torch.Tensor:
+    """Context rows; a NaN payload (a bag without the payload topic) is "unknown"."""
+    payload = np.asarray(payload, dtype=np.float64)
     ctx = torch.zeros(len(payload), 2 + latent_dim)
     if known:
-        ctx[:, 0] = torch.as_tensor(payload, dtype=torch.float32)
-        ctx[:, 1] = 1.0
+        is_known = np.isfinite(payload)
+        ctx[:, 0] = torch.as_tensor(np.where(is_known, payload, 0.0), dtype=torch.float32)
+        ctx[:, 1] = torch.as_tensor(is_known, dtype=torch.float32)
     return ctx
 
 
