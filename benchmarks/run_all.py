@@ -38,6 +38,9 @@ SUITES = [
     ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
      bench_encoder),
     ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
+    ("Global route planner (config/maps, 0.1 m grid)", __import__("bench_global_planner")),
+    ("Planner quality, closed loop: kinematic vs world model", __import__("bench_planner_quality")),
+    ("NMPC (CasADi IPOPT / SQP) and the MPPI + NMPC refine hybrid", __import__("bench_nmpc")),
     ("World model (shipped worldmodel-1.0.0), CPU: one step (next) and the 10-step rollout, "
      "eager vs TorchScript vs ONNX Runtime (CPU EP), T = torch / ORT threads (the planner "
      "uses 1); peer: eager; every backend's output checked against eager (1e-4) before "

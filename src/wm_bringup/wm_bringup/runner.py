@@ -11,6 +11,7 @@ layout changes. Used by `make demo` (wm_bringup.demo) and `make eval` (wm_bringu
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -217,8 +218,80 @@ class Monitor:
         self.node.destroy_node()
 
 
-def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
-    """The scenario's KPIs (definitions in the README's evaluation section)."""
+def footprint_circles(robot_yaml: Optional[dict] = None) -> np.ndarray:
+    """(n, 3) rows [x, y, r] in base_link: the planner's `footprint_circles` from
+    config/robot.yaml (read from the installed/repo file when `robot_yaml` is not given); one
+    circle of `robot_radius` at the origin when the file has none."""
+    if robot_yaml is None:
+        robot_yaml = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
+    p = robot_yaml["/**/planner"]["ros__parameters"]
+    flat = p.get("footprint_circles") or [0.0, 0.0, float(p.get("robot_radius", 0.33))]
+    circles = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
+    if not np.all(circles[:, 2] > 0.0):
+        raise ValueError("footprint_circles: radii must be positive, got %r" % (flat,))
+    return circles
+
+
+def layouts(scenario) -> List[Tuple[float, object]]:
+    """The obstacle layout over the run: [(t_from, World)], in time order, starting with the
+    scenario's world at -inf; each move_obstacle / add_obstacle event (applied in time order,
+    as the simulator does) gives the World valid from its t on. set_payload changes nothing."""
+    from wm_sim.world import World
+    world = scenario.load_world()
+    out = [(-math.inf, world)]
+    for ev in sorted(scenario.events, key=lambda e: e.t):
+        if ev.kind == "move_obstacle":
+            boxes = [dataclasses.replace(b, cx=float(ev.pose.x), cy=float(ev.pose.y),
+                                         yaw=float(ev.pose.yaw)) if b.name == ev.name else b
+                     for b in world.boxes]
+        elif ev.kind == "add_obstacle":
+            boxes = list(world.boxes) + [ev.box]
+        else:
+            continue
+        world = World(boxes, world.bounds, world.spawns, world.goals, world.name)
+        out.append((float(ev.t), world))
+    return out
+
+
+def footprint_clearance(world, poses, circles) -> np.ndarray:
+    """Gap [m] between the footprint at each (x, y, yaw) pose (N, 3) and the nearest obstacle
+    of `world`: min over circles of signed_distance(circle centre) - r (negative: overlap)."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    c, s = np.cos(poses[:, 2:3]), np.sin(poses[:, 2:3])
+    cx = poses[:, 0:1] + c * circles[None, :, 0] - s * circles[None, :, 1]
+    cy = poses[:, 1:2] + s * circles[None, :, 0] + c * circles[None, :, 1]
+    gap = world.signed_distance(np.stack([cx, cy], axis=-1)) - circles[None, :, 2]
+    return np.min(gap, axis=1)
+
+
+def min_clearance(scenario, truth, circles) -> Dict[str, Optional[float]]:
+    """robot -> the smallest footprint gap along its true path (samples (t, x, y, yaw, ...)),
+    each sample against the layout valid at its time (an event at t counts from t on)."""
+    lay = layouts(scenario)
+    starts = np.array([t for t, _ in lay])
+    out: Dict[str, Optional[float]] = {}
+    for r, tr in truth.items():
+        if not tr:
+            out[r] = None
+            continue
+        a = np.array([s[:4] for s in tr], dtype=np.float64)
+        which = np.searchsorted(starts, a[:, 0], side="right") - 1
+        best = math.inf
+        for k, (_, world) in enumerate(lay):
+            sel = which == k
+            if np.any(sel):
+                best = min(best, float(np.min(footprint_clearance(world, a[sel, 1:4],
+                                                                  circles))))
+        out[r] = best
+    return out
+
+
+def kpis(scenario, truth, cycles, goals, v_max: float,
+         footprint: Optional[np.ndarray] = None) -> dict:
+    """The scenario's KPIs (definitions in the README's evaluation section).
+
+    footprint: (n, 3) [x, y, r] circles for the clearance KPI (default: robot.yaml's).
+    """
     moves = sum(len(g) for g in goals.values())
     contacts = {}
     for r in truth:
@@ -254,6 +327,9 @@ def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
                     # truth arrives at the physics rate: samples x their spacing = seconds
                     dt = (tr[-1][0] - tr[0][0]) / max(1, len(tr) - 1)
                     lost.append(len(slow) * dt)
+    clearance = min_clearance(scenario, truth,
+                              footprint_circles() if footprint is None else footprint)
+    known = [v for v in clearance.values() if v is not None]
     sim_t = cycles[-1]["t"] if cycles else 0.0
     wall = (cycles[-1]["wall"] - cycles[0]["wall"]) if len(cycles) > 1 else 0.0
 
@@ -273,6 +349,8 @@ def kpis(scenario, truth, cycles, goals, v_max: float) -> dict:
         "seconds_lost_after_layout_change": float(np.sum(lost)) if lost else None,
         "sim_seconds": sim_t, "wall_seconds": wall,
         "real_time_factor": sim_t / wall if wall > 0 else None,
+        "min_clearance_m": min(known) if known else None,
+        "min_clearance_m_per_robot": clearance,
     }
 
 
@@ -308,6 +386,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     config = share_dir() / "config"
     robot_yaml = yaml.safe_load((config / "robot.yaml").read_text())
     v_max = float(robot_yaml["/**/planner"]["ros__parameters"].get("v_max", 0.8))
+    footprint = footprint_circles(robot_yaml)
     scenario_file = out / "scenario.yaml"
     scenario_file.write_text(yaml.safe_dump(scenario_to_yaml(scenario), sort_keys=False))
     stop = stop or threading.Event()
@@ -407,7 +486,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
                # true paths at 10 Hz (ground truth arrives at the physics rate, 50 Hz)
                "paths": {r: [[round(x, 4) for x in s[:3]] for s in tr[::5]]
                          for r, tr in truth.items()},
-               "kpis": kpis(scenario, truth, cycles, goals, v_max),
+               "kpis": kpis(scenario, truth, cycles, goals, v_max, footprint),
                "machine_note": "measured on the development machine, not a Jetson"}
     world = scenario.load_world()
     for ev in scenario.events:  # draw the layout as it ended

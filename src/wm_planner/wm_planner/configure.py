@@ -91,3 +91,29 @@ def build_optimizer(p: Mapping[str, Any], motion_model=None) -> MPPI:
                 footprint=build_footprint(p),
                 motion_model=motion_model if motion_model is not None
                 else build_motion_model(p))
+
+
+SOLVERS = ("mppi", "nmpc", "hybrid")
+
+
+def build_nmpc(p: Mapping[str, Any]):
+    """The CasADi NMPC for solver nmpc / hybrid (None for mppi): same settings, limits,
+    critics (weights read at build time), footprint and world model as the MPPI."""
+    if p.get("solver", "mppi") not in SOLVERS:
+        raise ValueError("solver must be one of %s, got %r" % (SOLVERS, p.get("solver")))
+    if p.get("solver", "mppi") == "mppi":
+        return None
+    from wm_planner.nmpc import NMPC
+
+    artifact = p.get("world_model_artifact", "")
+    nmpc = NMPC(build_settings(p), build_limits(p), build_critics(p),
+                robot_radius=p["robot_radius"], footprint=build_footprint(p),
+                artifact=resolve_artifact(artifact) if artifact else "",
+                public_key_file=p.get("world_model_public_key", ""),
+                require_signature=p.get("world_model_require_signature", False),
+                solver="ipopt", max_iter=p.get("nmpc_max_iter", 30),
+                max_time_ms=p.get("nmpc_max_time_ms", 25.0), refine_solver="sqpmethod",
+                refine_max_iter=p.get("refine_max_iter", 3))
+    mass = p.get("payload_mass", -1.0)
+    nmpc.set_payload(None if mass < 0 else mass)
+    return nmpc

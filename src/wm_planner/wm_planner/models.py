@@ -93,11 +93,19 @@ class OptimizerSettings(_FromDict):
     iterations: int = 1
     time_budget_ms: float = 20.0
     seed: Optional[int] = None
+    # Sample-count control (MPPI._adapt_samples): after a plan over time_budget_ms the next
+    # plans sample fewer sequences (down to min_samples), after plans with slack more again
+    # (up to num_samples). Off: always num_samples.
+    adaptive_samples: bool = False
+    min_samples: int = 64
+    # Ask malloc to keep freed memory mapped (optimizer.retain_freed_memory): process-wide,
+    # saves the page faults a plan's large temporaries otherwise cost every cycle.
+    retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         # Two special samples (stop, previous mean) plus at least one noisy one.
-        if self.num_samples < 3:
-            raise ValueError("num_samples must be >= 3")
+        if self.num_samples < 3 or self.min_samples < 3:
+            raise ValueError("num_samples and min_samples must be >= 3")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError("horizon and iterations must be >= 1")
         _check_finite(self, "dt", "temperature", "noise_sigma_v", "noise_sigma_w",

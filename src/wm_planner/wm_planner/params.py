@@ -56,6 +56,28 @@ PLANNER_PARAMS = [
     Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
     Param("yaw_goal_tolerance", 3.2,
           "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),
+    # Solver: MPPI (default); "nmpc": the CasADi NMPC (IPOPT) alone; "hybrid": MPPI, then a
+    # few SQP iterations of the NMPC from MPPI's best sequence, kept only if feasible and
+    # cheaper (wm_planner.nmpc).
+    Param("solver", "mppi", "mppi, nmpc or hybrid"),
+    Param("nmpc_max_iter", 30, "NMPC (solver nmpc) iteration limit", 1, 1000),
+    Param("nmpc_max_time_ms", 25.0, "NMPC (solver nmpc) IPOPT wall-clock limit [ms]", 1.0,
+          1000.0),
+    Param("refine_max_iter", 3, "hybrid: SQP iterations refining MPPI's solution", 1, 50),
+    # Global route (A* on the map_server map + the live obstacle layer) for path_follow.
+    Param("global_route", True,
+          "plan a global route for the path_follow critic (needs map_yaml or map_topic)"),
+    Param("map_yaml", "", "map_server YAML of the warehouse; empty: listen on map_topic"),
+    Param("map_topic", "/map", "nav_msgs/OccupancyGrid map topic (transient local)"),
+    Param("replan_period", 1.0, "global route replanning period [s] (also on a blocked route "
+          "or a new goal)", 0.1, 60.0),
+    Param("route_resolution", 0.1, "global planning grid resolution [m]", 0.02, 1.0),
+    Param("route_inflation", 0.8,
+          "band beyond robot_radius where the route pays to keep away from obstacles [m]",
+          0.0, 5.0),
+    Param("external_path_timeout", 2.0,
+          "an external path on `plan` replaces the global route while younger than this [s]",
+          0.1, 600.0),
     # Motion model: the learned world model (wm_world_model artifact) or plain kinematics.
     Param("world_model_artifact", "",
           "world-model artifact directory, or the name of one shipped with wm_world_model "

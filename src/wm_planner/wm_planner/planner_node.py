@@ -28,6 +28,7 @@ import math
 from functools import partial
 from typing import Optional
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Twist,
                                TwistStamped)
@@ -41,7 +42,7 @@ from rclpy.task import Future
 from rclpy.time import Time
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.geometry import Pose2D, compose, inverse, yaw_from_quaternion
+from wm_common.geometry import (Pose2D, compose, inverse, yaw_from_quaternion)
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_to_pose2d,
                                    stamp_to_sec, trajectory_to_path)
@@ -57,7 +58,9 @@ from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
 from wm_planner.command_limiter import CommandLimiter
-from wm_planner.configure import build_optimizer
+from wm_planner.configure import build_nmpc, build_optimizer
+from wm_planner.map_io import MapError, OccupancyMap, read_map
+from wm_planner.route_manager import RouteManager
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
     import tf2_ros  # noqa: F401
@@ -118,6 +121,7 @@ class PlannerNode(lifecycle.ManagedNode):
         p = self.p = read_params(self, PLANNER_PARAMS)
         try:
             self.optimizer = build_optimizer(p)
+            self.nmpc = build_nmpc(p)
         except (ValueError, KeyError, TypeError, RuntimeError, OSError, ImportError) as e:
             # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
             self.get_logger().error("configure failed: %s" % e)
@@ -135,6 +139,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.plan_pub = self.create_lifecycle_publisher(Path, "local_plan", STATUS_QOS)
         self.status_pub = self.create_lifecycle_publisher(PlanStatus, "plan_status", STATUS_QOS)
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
+        self.route_pub = self.create_lifecycle_publisher(Path, "global_plan", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "planner")
         model = self.optimizer.motion_model
         self.diag.set_value("motion_model", ("%s %s" % (model.name, model.version)).strip())
@@ -149,6 +154,19 @@ class PlannerNode(lifecycle.ManagedNode):
                                                                  limits.a_max),
                 LoggingSeverity.WARN)
         self.limiter = CommandLimiter(limits, 1.0 / p["control_rate"])
+        self.routes = None
+        if p["global_route"]:
+            self.routes = RouteManager(
+                p["robot_radius"], replan_period=p["replan_period"],
+                external_timeout=p["external_path_timeout"],
+                planning_resolution=p["route_resolution"], inflation=p["route_inflation"],
+                map_frame=p["map_frame"], odom_frame=p["odom_frame"])
+            if p["map_yaml"]:
+                try:
+                    self.routes.set_map(read_map(p["map_yaml"]))
+                except (MapError, OSError) as e:
+                    self.get_logger().error("configure failed: map_yaml: %s" % e)
+                    return lifecycle.FAILURE
         self._subs = [
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
             self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
@@ -156,6 +174,13 @@ class PlannerNode(lifecycle.ManagedNode):
             # latched by whoever knows the load (task system; the simulator)
             self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
         ]
+        if self.routes is not None:
+            # an external route (e.g. Nav2's planner server) replaces ours while fresh
+            self._subs.append(self.create_subscription(Path, "plan", self._on_external_path,
+                                                       STATUS_QOS))
+            if not p["map_yaml"]:
+                self._subs.append(self.create_subscription(OccupancyGrid, p["map_topic"],
+                                                           self._on_map, MAP_QOS))
         if "predicted_occupancy" in p["critics"]:
             # perception publishes them with STATUS_QOS
             self._subs += [self.create_subscription(
@@ -203,7 +228,8 @@ class PlannerNode(lifecycle.ManagedNode):
         self.action_server.destroy()
         self.configured = False
         self.diag.destroy()
-        for pub in (self.cmd_pub, self.plan_pub, self.status_pub, self.marker_pub):
+        for pub in (self.cmd_pub, self.plan_pub, self.status_pub, self.marker_pub,
+                    self.route_pub):
             self.destroy_lifecycle_publisher(pub)
         return lifecycle.SUCCESS
 
@@ -248,6 +274,36 @@ class PlannerNode(lifecycle.ManagedNode):
         # map->odom = map->base * (odom->base)^-1, at the localization's stamp
         self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
 
+    def _on_map(self, msg: OccupancyGrid) -> None:
+        if msg.header.frame_id != self.p["map_frame"]:
+            return self._reject("map_frame", "map in %r, expected %r" % (
+                msg.header.frame_id, self.p["map_frame"]))
+        info = msg.info
+        try:
+            origin = pose_to_pose2d(info.origin)
+            if abs(origin.yaw) > 1e-6:
+                raise MapError("rotated map origins are not supported")
+            if len(msg.data) != info.width * info.height:
+                raise MapError("%d cells for %d x %d" % (len(msg.data), info.width,
+                                                         info.height))
+            values = np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width)
+            self.routes.set_map(OccupancyMap(values, info.resolution, origin.x, origin.y,
+                                             msg.header.frame_id))
+        except (MapError, ValueError) as e:
+            return self._reject("map_invalid", str(e))
+        self.get_logger().info("map %d x %d at %.2f m: global route enabled" % (
+            info.width, info.height, info.resolution))
+
+    def _on_external_path(self, msg: Path) -> None:
+        if not msg.poses:
+            self.routes.external = None   # an empty path hands control back to our route
+            return
+        xy = np.array([[p.pose.position.x, p.pose.position.y] for p in msg.poses])
+        try:
+            self.routes.set_external(self._now(), msg.header.frame_id, xy)
+        except ValueError as e:
+            return self._reject("external_path", str(e))
+
     def _on_payload(self, msg: Float32) -> None:
         mass = float(msg.data)
         if not (math.isfinite(mass) and 0.0 <= mass <= 5000.0):
@@ -256,6 +312,8 @@ class PlannerNode(lifecycle.ManagedNode):
         set_payload = getattr(self.optimizer.motion_model, "set_payload", None)
         if set_payload is not None:
             set_payload(mass)
+        if self.nmpc is not None:
+            self.nmpc.set_payload(mass)
 
     def _on_prediction(self, topic: str, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.p["odom_frame"]:
@@ -318,6 +376,10 @@ class PlannerNode(lifecycle.ManagedNode):
             self.goal.finish(ERR.CANCELED, "preempted by a new goal")
         self.goal = goal
         self.optimizer.reset()
+        if self.nmpc is not None:
+            self.nmpc.reset()
+        if self.routes is not None:
+            self.routes.new_goal()
 
     # ---------------------------------------------------------------- control cycle
     def _inputs_stale(self, now: float) -> Optional[str]:
@@ -389,10 +451,9 @@ class PlannerNode(lifecycle.ManagedNode):
                 self.goal = None
             self.get_logger().info("goal reached")
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
+        route = self._route(now, pose, goal, field)
         try:
-            result = self.optimizer.plan(
-                state, target, field,
-                predictions=self._predictions_for(self.odom.latest_stamp))
+            result = self._solve(state, target, field, route)
         except Exception as e:  # a planner bug must stop the robot, not kill the node
             self.diag.count("planner_exceptions")
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
@@ -407,6 +468,54 @@ class PlannerNode(lifecycle.ManagedNode):
         self._publish_cmd(v_cmd, w_cmd)
         self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
         self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
+
+    def _solve(self, state, target, field, route):
+        """One solve with the configured solver (see the `solver` parameter)."""
+        predictions = self._predictions_for(self.odom.latest_stamp)
+        if self.p["solver"] == "nmpc":
+            return self.nmpc.plan(state, target, field)
+        result = self.optimizer.plan(state, target, field, predictions=predictions,
+                                     route=route)
+        if self.p["solver"] == "hybrid" and result.status == "ok":
+            result = self.nmpc.refine(state, target, field, result,
+                                      cost_to_go=self.optimizer.last_cost_to_go,
+                                      predictions=predictions)
+        return result
+
+    def _route(self, now: float, pose: Pose2D, goal: NavGoal, field):
+        """The route for path_follow in odom (None without map, localization or route)."""
+        if self.routes is None:
+            return None
+        m2o = self._map_to_odom(now)
+        goal_map = None
+        if goal.frame_id == self.p["map_frame"]:
+            goal_map = (goal.pose.x, goal.pose.y)
+        elif m2o is not None:
+            g = compose(m2o, goal.pose)
+            goal_map = (g.x, g.y)
+        route, what = self.routes.update(now, pose, goal_map, field, m2o)
+        self.diag.set_value("route", what)
+        if what.startswith("planned"):
+            plan = self.routes.last_plan
+            self.diag.set_value("route_plan_ms", "%.1f" % plan.plan_time_ms)
+            self.route_pub.publish(self._path_msg(plan.route, self.p["map_frame"]))
+        elif what.startswith("failed"):
+            self.diag.count("route_failures")
+            self.get_logger().log("no global route: %s" % what[len("failed: "):],
+                                  LoggingSeverity.WARN, throttle_duration_sec=5.0)
+        return route
+
+    def _path_msg(self, xy, frame: str) -> Path:
+        msg = Path()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = frame
+        for x, y in np.asarray(xy):
+            ps = PoseStamped()
+            ps.header = msg.header
+            ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+            ps.pose.orientation.w = 1.0
+            msg.poses.append(ps)
+        return msg
 
     def _check_motion_model(self) -> None:
         """Report world-model predictions that were refused (that batch used kinematics)."""
@@ -473,7 +582,7 @@ class PlannerNode(lifecycle.ManagedNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p["odom_frame"]
         msg.status = status
-        msg.solver = "mppi"
+        msg.solver = self.p["solver"]
         if input_stamp is not None:
             msg.input_stamp = input_stamp
         self.status_pub.publish(msg)
@@ -487,7 +596,7 @@ class PlannerNode(lifecycle.ManagedNode):
         msg.header.stamp = stamp.to_msg()
         msg.header.frame_id = self.p["odom_frame"]
         msg.status = status
-        msg.solver = "mppi"
+        msg.solver = self.p["solver"]
         msg.cost = float(result.cost)
         msg.iterations = int(result.iterations)
         msg.num_samples = int(self.p["num_samples"])

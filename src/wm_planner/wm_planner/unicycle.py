@@ -59,8 +59,12 @@ def clamp_controls(controls: np.ndarray, limits: RobotLimits, v0: float, w0: flo
     prefix-sum / ufunc.accumulate form. The vectorisable alternative (clip the increments
     u_k - u_{k-1}, then cumsum) forgets every saturated step: a request of [2, 2, 2] from
     rest would yield [0.1, 0.1, 0.1] forever, biasing all samples toward the current speed.
-    The loop runs H (~10) times over (K, 2) arrays, both channels at once (~30 us at
-    K = 1024), so it stays far below the rest of an MPPI iteration.
+    MPPI's hot path runs the same recursion inside a TorchScript kernel
+    (motion_model.clamp_rollout, equal to this function bit for bit); this numpy version is
+    the reference and the fallback without torch. Its loop works channel-major, on (2, K)
+    rows per step, both channels at once: per-channel bounds broadcast along K instead of
+    along an inner axis of 2 (0.09 ms instead of 0.6 ms at K = 1024, H = 10). A batch comes
+    back as a (K, H, 2) view of that (H, 2, K) array.
 
     The result satisfies both limit sets whenever (v0, w0) is itself within the velocity
     limits; otherwise the velocity limit wins on the first step (a command outside the
@@ -72,17 +76,25 @@ def clamp_controls(controls: np.ndarray, limits: RobotLimits, v0: float, w0: flo
         u = u[None]
     if u.ndim != 3 or u.shape[2] != 2:
         raise ValueError("controls must be (K, H, 2) or (H, 2), got %s" % (u.shape,))
-    lo = np.array([limits.v_min, -limits.w_max])
-    hi = np.array([limits.v_max, limits.w_max])
-    step = np.array([limits.a_max * dt, limits.alpha_max * dt])
-    # Clipping to the velocity box first is 1-Lipschitz, so it cannot make a later rate
-    # limit easier or harder to meet; doing it up front saves one clip per step.
-    req = np.clip(u, lo, hi)
+    lo = np.array([[limits.v_min], [-limits.w_max]])
+    hi = np.array([[limits.v_max], [limits.w_max]])
+    step = np.array([[limits.a_max * dt], [limits.alpha_max * dt]])
+    # (H, 2, K), C order. Clipping to the velocity box first is 1-Lipschitz, so it cannot
+    # make a later rate limit easier or harder to meet; doing it up front saves one clip per
+    # step.
+    req = np.maximum(u.transpose(1, 2, 0), lo, order="C")
+    np.minimum(req, hi, out=req)
     out = np.empty_like(req)
-    prev = np.broadcast_to(np.array([v0, w0], dtype=np.float64), (req.shape[0], 2))
-    for t in range(req.shape[1]):
-        cur = np.clip(req[:, t], prev - step, prev + step)
-        # Re-clip to the box: only matters when (v0, w0) lies outside the velocity limits.
-        np.clip(cur, lo, hi, out=out[:, t])
-        prev = out[:, t]
-    return out[0] if single else out
+    prev = np.array([[v0], [w0]], dtype=np.float64)
+    for t in range(req.shape[0]):
+        cur = out[t]
+        np.maximum(req[t], prev - step, out=cur)
+        np.minimum(cur, prev + step, out=cur)
+        if t == 0:
+            # Re-clip to the box: only matters when (v0, w0) lies outside the velocity
+            # limits. Later steps lie between a boxed request and a boxed previous step.
+            np.minimum(np.maximum(cur, lo, out=cur), hi, out=cur)
+        prev = cur
+    # A (K, H, 2) view of the (H, 2, K) result: each channel's (K, H) block contiguous.
+    out = out.transpose(2, 0, 1)
+    return out[0].copy() if single else out

@@ -16,6 +16,7 @@ from .goal import GoalCritic
 from .goal_angle import GoalAngleCritic
 from .obstacle import ObstacleCritic
 from .path_angle import PathAngleCritic
+from .path_follow import PathFollowCritic
 from .predicted_occupancy import PredictedOccupancyCritic
 from .prefer_forward import PreferForwardCritic
 from .smoothness import SmoothnessCritic
@@ -35,7 +36,7 @@ def register_critic(cls: Type[Critic]) -> Type[Critic]:
 
 for _cls in (GoalCritic, GoalAngleCritic, PathAngleCritic, ObstacleCritic,
              ControlEffortCritic, SmoothnessCritic, PreferForwardCritic,
-             PredictedOccupancyCritic, FleetCritic):
+             PredictedOccupancyCritic, FleetCritic, PathFollowCritic):
     register_critic(_cls)
 
 # The default composition, every critic with its class defaults. predicted_occupancy costs
@@ -64,5 +65,6 @@ def make_critics(config: Optional[Mapping[str, Optional[Mapping[str, Any]]]] = N
 
 __all__ = ["Critic", "CRITIC_REGISTRY", "DEFAULT_CRITICS", "ControlEffortCritic",
            "FleetCritic", "GoalAngleCritic", "GoalCritic", "ObstacleCritic", "PathAngleCritic",
+           "PathFollowCritic",
            "PredictedOccupancyCritic", "PreferForwardCritic",
            "SmoothnessCritic", "make_critics", "register_critic", "time_weights"]

@@ -34,11 +34,9 @@ class FleetCritic(Critic):
         t = np.arange(1, h + 1) * data.dt
         other = np.stack([n.positions_at(t) for n in neighbours])          # (N, H, 2)
         radii = np.array([n.radius for n in neighbours])                   # (N,)
-        traj = data.trajectories[:, 1:, :]                                 # (K, H, 3)
         circles = data.footprint_circles                                   # (C, 3)
-        c, s = np.cos(traj[..., 2]), np.sin(traj[..., 2])
-        cx = traj[..., 0, None] + c[..., None] * circles[:, 0] - s[..., None] * circles[:, 1]
-        cy = traj[..., 1, None] + s[..., None] * circles[:, 0] + c[..., None] * circles[:, 1]
+        centres = data.circle_centres                                      # (K, H, C, 2)
+        cx, cy = centres[..., 0], centres[..., 1]
         # (K, H, C, N) centre distances -> gaps; smallest over our circles -> (K, H, N)
         dx = cx[..., None] - other[:, :, 0].T[None, :, None, :]
         dy = cy[..., None] - other[:, :, 1].T[None, :, None, :]

@@ -25,9 +25,9 @@ class GoalCritic(Critic):
             raise ValueError("goal.time_power must be >= 0")
 
     def cost(self, data):
-        xy = data.trajectories[:, 1:, :2]
         if data.cost_to_go is not None:
-            ctg = data.cost_to_go.sample(xy)
+            ctg = data.sample_positions(data.cost_to_go)   # shared with the obstacle critic
         else:
+            xy = data.trajectories[:, 1:, :2]
             ctg = np.hypot(xy[..., 0] - data.goal.x, xy[..., 1] - data.goal.y)
-        return ctg @ time_weights(xy.shape[1], self.time_power)
+        return ctg @ time_weights(data.horizon, self.time_power)

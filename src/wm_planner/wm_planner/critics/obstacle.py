@@ -38,19 +38,14 @@ class ObstacleCritic(Critic):
         each future point: esdf at each circle centre minus its radius (negative = contact).
         A rectangular robot is covered by a few circles along its length, so it can pass a
         gap narrower than its circumscribed circle."""
-        esdf = data.esdf
-        traj = data.trajectories[:, 1:, :]
-        circles = data.footprint_circles
-        c, s_ = np.cos(traj[..., 2]), np.sin(traj[..., 2])
-        cx = traj[..., 0, None] + c[..., None] * circles[:, 0] - s_[..., None] * circles[:, 1]
-        cy = traj[..., 1, None] + s_[..., None] * circles[:, 0] + c[..., None] * circles[:, 1]
-        d = esdf.sample(np.stack([cx, cy], axis=-1))
-        # Explicit bounds test so "outside = free" does not depend on the provider's
+        # Circle centres and the interpolation are computed once per batch (CriticData).
+        d, inside = data.sample_footprint(data.esdf)
+        radii = data.footprint_circles[:, 2]
+        # Explicit bounds mask so "outside = free" does not depend on the provider's
         # `outside` value (a grid built with the default outside=0 would read as contact).
-        fx = (cx - esdf.origin_x) / esdf.resolution
-        fy = (cy - esdf.origin_y) / esdf.resolution
-        out = (fx < 0.0) | (fx > esdf.width) | (fy < 0.0) | (fy > esdf.height)
-        return np.where(out, np.inf, d - circles[:, 2]).min(axis=-1)
+        if d.shape[-1] == 1:  # one circle: no (K, H, 1) temporaries
+            return np.where(inside[..., 0], d[..., 0] - radii[0], np.inf)
+        return np.where(inside, d - radii, np.inf).min(axis=-1)
 
     def _soft(self, clearance: np.ndarray) -> np.ndarray:
         pen = np.maximum(self.inflation_radius - clearance, 0.0) / self.inflation_radius

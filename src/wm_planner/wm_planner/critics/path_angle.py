@@ -7,6 +7,7 @@ import numpy as np
 
 from wm_common.geometry import wrap_angle
 
+from ..critic_data import sample_grid
 from .base import Critic
 
 
@@ -43,12 +44,13 @@ class PathAngleCritic(Critic):
         end = data.trajectories[:, -1, :]
         ctg = data.cost_to_go
         if ctg is not None:
-            # Central differences one cell apart, all K end points in one sample() call.
+            # Central differences one cell apart, all K end points in one sample call,
+            # as (4, K) arrays (rows +x, -x, +y, -y): K contiguous values per row.
             h = ctg.resolution
-            offs = np.array([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]])
-            c = ctg.sample(end[:, None, :2] + offs[None])
-            gx = (c[:, 0] - c[:, 1]) / (2.0 * h)
-            gy = (c[:, 2] - c[:, 3]) / (2.0 * h)
+            c = sample_grid(ctg, end[:, 0] + np.array([[h], [-h], [0.0], [0.0]]),
+                            end[:, 1] + np.array([[0.0], [0.0], [h], [-h]]))
+            gx = (c[0] - c[1]) / (2.0 * h)
+            gy = (c[2] - c[3]) / (2.0 * h)
             desired = np.arctan2(-gy, -gx)
             valid = np.hypot(gx, gy) >= self.min_slope
         else:

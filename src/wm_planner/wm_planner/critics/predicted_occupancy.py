@@ -96,12 +96,8 @@ class PredictedOccupancyCritic(Critic):
         if not predictions:
             return prob
         use = self._step_prediction(data, predictions)
-        traj = data.trajectories[:, 1:, :]
         circles = data.footprint_circles
-        c, s_ = np.cos(traj[..., 2]), np.sin(traj[..., 2])
-        cx = traj[..., 0, None] + c[..., None] * circles[:, 0] - s_[..., None] * circles[:, 1]
-        cy = traj[..., 1, None] + s_[..., None] * circles[:, 0] + c[..., None] * circles[:, 1]
-        centres = np.stack([cx, cy], axis=-1)  # (K, H, C, 2)
+        centres = data.circle_centres  # (K, H, C, 2), shared with the other critics
         radii = np.unique(circles[:, 2])
         for i, pred in enumerate(predictions):
             steps = np.flatnonzero(use == i)

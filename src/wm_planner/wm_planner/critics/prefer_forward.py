@@ -28,4 +28,4 @@ class PreferForwardCritic(Critic):
         s, g = data.state, data.goal
         if math.hypot(s.x - g.x, s.y - g.y) <= self.deactivation_radius:
             return np.zeros(data.num_samples)
-        return np.maximum(-data.controls[..., 0], 0.0).sum(axis=1) * data.dt
+        return np.minimum(data.controls[..., 0], 0.0).sum(axis=1) * -data.dt

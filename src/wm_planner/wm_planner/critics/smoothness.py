@@ -20,8 +20,15 @@ class SmoothnessCritic(Critic):
 
     def cost(self, data):
         u = data.controls
-        prev = np.broadcast_to(data.previous_command, (u.shape[0], 1, 2))
-        du = np.diff(np.concatenate([prev, u], axis=1), axis=1)
-        dv = du[..., 0] / (data.limits.a_max * data.dt)
-        dw = du[..., 1] / (data.limits.alpha_max * data.dt)
-        return (self.v_weight * dv ** 2 + self.w_weight * dw ** 2).mean(axis=1)
+        prev = data.previous_command
+        total = np.zeros(u.shape[0])
+        # Per channel, on (K, H) slices (one contiguous block each in the kernels' layout).
+        for ch, weight, limit in ((0, self.v_weight, data.limits.a_max),
+                                  (1, self.w_weight, data.limits.alpha_max)):
+            c = u[..., ch]
+            d = np.empty_like(c)
+            np.subtract(c[:, 0], prev[ch], out=d[:, 0])
+            np.subtract(c[:, 1:], c[:, :-1], out=d[:, 1:])
+            d /= limit * data.dt
+            total += weight * np.square(d, out=d).mean(axis=1)
+        return total

@@ -1,0 +1,51 @@
+"""RouteManager: the global planner's route or an external one, in the odom frame."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wm_common.geometry import Pose2D
+from wm_planner.map_io import OccupancyMap
+from wm_planner.route_manager import RouteManager
+
+
+def room_with_wall() -> OccupancyMap:
+    occ = np.zeros((120, 120), dtype=bool)
+    occ[20:100, 49:52] = True                   # wall at x = 3 m, y in [-4, 4]
+    return OccupancyMap.from_occupied(occ, 0.1, -2.0, -6.0)
+
+
+def test_global_route_in_odom_and_replanning():
+    rm = RouteManager(0.3, replan_period=1.0)
+    assert rm.update(0.0, Pose2D(0, 0, 0), (6.0, 0.0), None, Pose2D(0, 0, 0)) == (None, "no map")
+    rm.set_map(room_with_wall())
+    assert rm.update(0.0, Pose2D(0, 0, 0), (6.0, 0.0), None, None)[1] == "no map->odom"
+    m2o = Pose2D(1.0, 0.5, 0.0)                # odom origin sits at (1, 0.5) in map
+    route, what = rm.update(0.0, Pose2D(-1.0, -0.5, 0.0), (6.0, 0.0), None, m2o)
+    assert what == "planned: no route"
+    np.testing.assert_allclose(route[0], [-1.0, -0.5], atol=0.11)       # robot, in odom
+    np.testing.assert_allclose(route[-1], [5.0, -0.5], atol=0.11)       # goal, in odom
+    assert rm.update(0.5, Pose2D(-1.0, -0.5, 0.0), (6.0, 0.0), None, m2o)[1] == "kept"
+    assert rm.update(1.1, Pose2D(-1.0, -0.5, 0.0), (6.0, 0.0), None, m2o)[1] == "planned: period"
+    rm.new_goal()
+    assert rm.update(1.2, Pose2D(-1.0, -0.5, 0.0), (6.0, 2.0), None, m2o)[1].startswith(
+        "planned")
+    route, what = rm.update(3.0, Pose2D(-1.0, -0.5, 0.0), (30.0, 0.0), None, m2o)
+    assert what.startswith("failed") and route is None                  # off the map
+    assert rm.last_plan.reason
+
+
+def test_external_path_wins_while_fresh():
+    rm = RouteManager(0.3, external_timeout=2.0)
+    rm.set_map(room_with_wall())
+    rm.set_external(10.0, "map", [[0.0, 0.0], [1.0, 0.0]])
+    m2o = Pose2D(1.0, 0.0, 0.0)
+    route, what = rm.update(11.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)
+    assert what == "external"
+    np.testing.assert_allclose(route, [[-1.0, 0.0], [0.0, 0.0]])        # map -> odom
+    assert rm.update(11.0, Pose2D(0, 0, 0), (6.0, 0.0), None, None)[0] is None
+    assert rm.update(12.5, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)[1].startswith("planned")
+    with pytest.raises(ValueError):
+        rm.set_external(13.0, "base_link", [[0.0, 0.0]])
+    with pytest.raises(ValueError):
+        rm.set_external(13.0, "odom", [[np.nan, 0.0]])
