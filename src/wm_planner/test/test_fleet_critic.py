@@ -66,3 +66,26 @@ def test_weight_never_discounts_an_overlap():
     d = data([fast], [crossing(1.0)])
     low = FleetCritic(weight=0.01).score(d)[0]
     assert low >= FleetCritic().overlap_cost
+
+
+def test_mppi_yields_to_a_neighbour_crossing_its_path():
+    """Through the optimizer: with a neighbour crossing 1 m ahead at 0.5-1 s, the plan's
+    trajectory keeps its distance from the neighbour at every step."""
+    from wm_planner.critics import make_critics
+    from wm_planner.models import OptimizerSettings
+    from wm_planner.optimizer import MPPI
+
+    state = RobotState(v=0.7)
+    goal = Goal(4.0, 0.0)
+    n = crossing(0.8, x=0.9)
+    opt = MPPI(OptimizerSettings(num_samples=512, seed=2),
+               critics=make_critics({"goal": {}, "fleet": {}, "control_effort": {}}))
+    res = opt.plan(state, goal, neighbours=[n])
+    t = np.arange(1, H + 1) * DT
+    gaps = np.hypot(*(res.trajectory[1:, :2] - n.positions_at(t)).T) - 0.3 - 0.3
+    assert gaps.min() > 0.0, gaps
+    plain = MPPI(OptimizerSettings(num_samples=512, seed=2),
+                 critics=make_critics({"goal": {}, "control_effort": {}}))
+    res0 = plain.plan(state, goal)
+    gaps0 = np.hypot(*(res0.trajectory[1:, :2] - n.positions_at(t)).T) - 0.6
+    assert gaps0.min() < 0.0   # without the fleet critic it would drive into the neighbour

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -202,12 +202,12 @@ class MPPI:
         return total
 
     def _data(self, state, goal, controls, trajectories, esdf, ctg,
-              predictions=None, route=None) -> CriticData:
+              predictions=None, route=None, neighbours=None) -> CriticData:
         return CriticData(state=state, goal=goal, controls=controls,
                           trajectories=trajectories, dt=self.settings.dt,
                           limits=self.limits, robot_radius=self.robot_radius, esdf=esdf,
                           cost_to_go=ctg, prev_controls=self._prev, footprint=self.footprint,
-                          predictions=predictions, route=route)
+                          predictions=predictions, route=route, neighbours=neighbours)
 
     def _stop_result(self, state: RobotState, status: str, cost: float, iterations: int,
                      t0: float, samples: Optional[np.ndarray]) -> PlanResult:
@@ -235,12 +235,14 @@ class MPPI:
 
     def plan(self, state: RobotState, goal: Goal, esdf: Optional[Grid2D] = None, *,
              predictions: Optional[Sequence[PredictedOccupancy]] = None,
-             route: Optional[np.ndarray] = None) -> PlanResult:
+             route: Optional[np.ndarray] = None,
+             neighbours: Optional[Sequence[Any]] = None) -> PlanResult:
         """One MPPI solve from `state` toward `goal` over the distance field `esdf`.
 
         predictions: perception's occupancy forecasts (time offsets relative to `state`),
         for the predicted_occupancy critic; None when there are none. route: the global
         route, (N, 2) in the odom frame, for the path_follow critic; None when there is none.
+        neighbours: other robots' NeighbourPlan (wm_planner.neighbours) for the fleet critic.
 
         status: 'ok'; 'collision' when every sample (the stop included) collides, with a
         stop command; 'failed' on non-finite state or costs (a NaN in the distance field,
@@ -272,7 +274,7 @@ class MPPI:
             samples[:, :, _MEAN] = mean    # the current solution always competes unperturbed
             controls, trajectories = self._clamp_rollout(state, samples.transpose(2, 0, 1))
             data = self._data(state, goal, controls, trajectories, esdf, ctg, predictions,
-                              route)
+                              route, neighbours)
             costs = self._score(data)
             iterations += 1
 
@@ -296,7 +298,7 @@ class MPPI:
         # Rounding can leave the average a hair outside the limits; clamp is idempotent.
         mean, traj = self._clamp_rollout(state, mean)
         mean_data = self._data(state, goal, mean[None], traj[None], esdf, ctg, predictions,
-                               route)
+                               route, neighbours)
         cost = float(self._score(mean_data)[0])
         mean_collides = (mean_data.in_collision is not None
                          and bool(mean_data.in_collision[0]))
