@@ -37,7 +37,7 @@ SUITES = [
      "same occupied-voxel set, checked)", bench_voxelize),
     ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
      bench_encoder),
-    ("Planner (MPPI over the unicycle model, cost-to-go)", bench_planner),
+    ("Planner (MPPI, kinematic and world model, all critics; peer: pytorch_mppi)", bench_planner),
     ("Global route planner (config/maps, 0.1 m grid)", __import__("bench_global_planner")),
     ("Planner quality, closed loop: kinematic vs world model", __import__("bench_planner_quality")),
     ("NMPC (CasADi IPOPT / SQP) and the MPPI + NMPC refine hybrid", __import__("bench_nmpc")),
