@@ -41,7 +41,6 @@ Plain torch (>= 2.0) + numpy, no rclpy; Python 3.8 syntax.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -51,6 +50,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from wm_common.files import sha256_file
 
 try:  # spconv is optional: the dense backend reproduces it
     import spconv.pytorch as _spconv
@@ -453,14 +454,6 @@ class SceneModel(nn.Module):
 
 
 # ---------------------------------------------------------------------- artifacts
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_artifact(model: SceneModel, out_dir: str,
                   extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Write <out_dir>/encoder.pt (state_dict) and encoder.json (version, config with the
@@ -470,7 +463,7 @@ def save_artifact(model: SceneModel, out_dir: str,
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, wpath)
     meta = {"artifact_version": ARTIFACT_VERSION, "weights": WEIGHTS_NAME,
-            "sha256": _sha256(wpath), "config": model.config.to_dict(),
+            "sha256": sha256_file(wpath), "config": model.config.to_dict(),
             "torch_version": torch.__version__}
     meta.update(extra or {})
     with open(os.path.join(out_dir, META_NAME), "w") as f:
@@ -492,7 +485,7 @@ def load_artifact(out_dir: str, backend: str = "auto") -> Tuple[SceneModel, Dict
     wpath = os.path.join(out_dir, meta.get("weights", WEIGHTS_NAME))
     if not os.path.isfile(wpath):
         raise ArtifactError("encoder weights %s missing" % wpath)
-    digest = _sha256(wpath)
+    digest = sha256_file(wpath)
     if digest != meta.get("sha256"):
         raise ArtifactError("encoder weights %s corrupted: sha256 %s, expected %s"
                             % (wpath, digest, meta.get("sha256")))

@@ -45,7 +45,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from .models import RobotLimits, RobotState
-from .unicycle import clamp_controls
+from .unicycle import as_batch, clamp_controls
 from .unicycle import rollout as unicycle_rollout
 
 # TorchScript source, compiled by `_kernels()` on first use (so importing this module does
@@ -200,12 +200,7 @@ def _torch_or_none():
 
 def _channel_major(requests: np.ndarray) -> Tuple[np.ndarray, bool]:
     """(H, 2, K) float64 contiguous view (or copy) of (K, H, 2) or (H, 2) requests."""
-    u = np.asarray(requests, dtype=np.float64)
-    single = u.ndim == 2
-    if single:
-        u = u[None]
-    if u.ndim != 3 or u.shape[2] != 2:
-        raise ValueError("controls must be (K, H, 2) or (H, 2), got %s" % (u.shape,))
+    u, single = as_batch(requests)
     return np.ascontiguousarray(u.transpose(1, 2, 0)), single
 
 

@@ -7,9 +7,23 @@ against exact arcs is a few millimetres per step, well below the grid resolution
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 
 from .models import RobotLimits, RobotState
+
+
+def as_batch(controls: np.ndarray) -> Tuple[np.ndarray, bool]:
+    """(K, H, 2) float64 view of (K, H, 2) or (H, 2) controls, and whether it was a single
+    sequence (callers return the single result unbatched)."""
+    u = np.asarray(controls, dtype=np.float64)
+    single = u.ndim == 2
+    if single:
+        u = u[None]
+    if u.ndim != 3 or u.shape[2] != 2:
+        raise ValueError("controls must be (K, H, 2) or (H, 2), got %s" % (u.shape,))
+    return u, single
 
 
 def rollout(state: RobotState, controls: np.ndarray, dt: float) -> np.ndarray:
@@ -19,12 +33,7 @@ def rollout(state: RobotState, controls: np.ndarray, dt: float) -> np.ndarray:
     single (H+1, 3) trajectory. Yaw is left unwrapped (continuous along the trajectory) so
     differences along it stay meaningful; critics wrap where they compare to a goal.
     """
-    u = np.asarray(controls, dtype=np.float64)
-    single = u.ndim == 2
-    if single:
-        u = u[None]
-    if u.ndim != 3 or u.shape[2] != 2:
-        raise ValueError("controls must be (K, H, 2) or (H, 2), got %s" % (u.shape,))
+    u, single = as_batch(controls)
     k, h = u.shape[0], u.shape[1]
     out = np.empty((k, h + 1, 3), dtype=np.float64)
     # Heading after each step is a prefix sum of the turn increments; no per-step loop.
@@ -70,12 +79,7 @@ def clamp_controls(controls: np.ndarray, limits: RobotLimits, v0: float, w0: flo
     limits; otherwise the velocity limit wins on the first step (a command outside the
     limits is never sent, even if the measured velocity is).
     """
-    u = np.asarray(controls, dtype=np.float64)
-    single = u.ndim == 2
-    if single:
-        u = u[None]
-    if u.ndim != 3 or u.shape[2] != 2:
-        raise ValueError("controls must be (K, H, 2) or (H, 2), got %s" % (u.shape,))
+    u, single = as_batch(controls)
     lo = np.array([[limits.v_min], [-limits.w_max]])
     hi = np.array([[limits.v_max], [limits.w_max]])
     step = np.array([[limits.a_max * dt], [limits.alpha_max * dt]])

@@ -21,13 +21,14 @@ ArtifactError with the reason on any mismatch. Python 3.8, torch >= 1.13, numpy 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
+
+from wm_common.files import sha256_file  # noqa: F401 (re-exported for callers)
 
 SCHEMA = "wm_world_model/artifact/1"
 NAME = "worldmodel"
@@ -42,14 +43,6 @@ MAX_JSON_BYTES = 4 << 20     # a metadata file larger than this is not ours
 
 class ArtifactError(RuntimeError):
     """An artifact that must not be loaded, with the reason."""
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def artifact_dirname(version: str) -> str:
