@@ -37,7 +37,7 @@ from wm_common.grid import Grid2D
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import PathFollowCritic
 from wm_planner.global_planner import GlobalPlanner
-from wm_planner.map_io import read_map
+from wm_common.map_io import read_map
 from wm_planner.models import Goal, RobotLimits, RobotState
 from wm_planner.unicycle import rollout
 

@@ -10,7 +10,7 @@ import pytest
 from wm_common.geometry import Pose2D, inverse, transform_points
 from wm_common.grid import Grid2D
 from wm_planner.global_planner import GlobalPlanner, ReplanPolicy, densify
-from wm_planner.map_io import OccupancyMap, read_map
+from wm_common.map_io import OccupancyMap, read_map
 
 REPO = Path(__file__).resolve().parents[3]
 try:  # installed by colcon; from the source tree otherwise

@@ -9,7 +9,7 @@ from wm_planner.critic_data import CriticData
 from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS, PathFollowCritic, make_critics
 from wm_planner.global_planner import GlobalPlanner
 from wm_planner.goal_checker import goal_reached
-from wm_planner.map_io import OccupancyMap
+from wm_common.map_io import OccupancyMap
 from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
 from wm_planner.optimizer import MPPI
 from wm_planner.unicycle import rollout

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from wm_common.geometry import Pose2D
-from wm_planner.map_io import OccupancyMap
+from wm_common.map_io import OccupancyMap
 from wm_planner.route_manager import RouteManager
 
 

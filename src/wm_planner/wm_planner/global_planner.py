@@ -49,7 +49,7 @@ from scipy.sparse.csgraph import dijkstra
 from wm_common.geometry import Pose2D, inverse, transform_points
 from wm_common.grid import Grid2D
 
-from .map_io import OccupancyMap
+from wm_common.map_io import OccupancyMap
 from .navigation_function import traversal_multiplier
 
 _SQRT2 = math.sqrt(2.0)
@@ -85,7 +85,7 @@ class RoutePlan:
 class GlobalPlanner:
     """Routes on the static map (map frame) with a live obstacle layer merged in.
 
-    static_map: the map (wm_planner.map_io.read_map). robot_radius: the clearance a
+    static_map: the map (wm_common.map_io.read_map). robot_radius: the clearance a
     route keeps from obstacles (metres). planning_resolution: the search grid's cell size,
     rounded to an integer multiple of the map's (0.1 m over a 0.05 m map).
     inflation / inflation_gain: the cost band beyond robot_radius. snap_radius: how far a

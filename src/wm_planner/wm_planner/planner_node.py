@@ -59,7 +59,7 @@ from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
 from wm_planner.command_limiter import CommandLimiter
 from wm_planner.configure import build_nmpc, build_optimizer
-from wm_planner.map_io import MapError, OccupancyMap, read_map
+from wm_common.map_io import MapError, OccupancyMap, read_map
 from wm_planner.route_manager import RouteManager
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here

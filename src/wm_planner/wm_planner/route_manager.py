@@ -22,7 +22,7 @@ import numpy as np
 from wm_common.geometry import Pose2D, inverse, transform_points
 
 from .global_planner import GlobalPlanner, ReplanPolicy, RoutePlan
-from .map_io import OccupancyMap
+from wm_common.map_io import OccupancyMap
 
 
 class RouteManager:

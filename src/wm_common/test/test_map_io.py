@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wm_planner.map_io import (MapError, OccupancyMap, export_world, read_map, read_pgm,
+from wm_common.map_io import (MapError, OccupancyMap, export_world, read_map, read_pgm,
                                world_map, write_map, write_pgm)
 
 REPO = Path(__file__).resolve().parents[3]
@@ -153,7 +153,7 @@ def test_unsupported_yaw_says_unsupported(tmp_path):
 @pytest.mark.parametrize("name", sorted(WORLDS))
 def test_shipped_maps_match_the_simulator(name):
     """config/maps/<world>.yaml is exactly what sim_node publishes on /map (a drift
-    fails: regenerate with `python -m wm_planner.map_io export config/maps`)."""
+    fails: regenerate with `python -m wm_common.map_io export config/maps`)."""
     shipped = read_map(str(MAPS / (name + ".yaml")))
     world = load_world(name)
     occ, origin = world.rasterize(0.05)

@@ -29,8 +29,8 @@ no rclpy.
 Exporting the simulator's worlds (what sim_node publishes on /map, through
 World.rasterize):
 
-    python -m wm_planner.map_io export config/maps            # every shipped world
-    python -m wm_planner.map_io export config/maps --world test_scene --resolution 0.05
+    python -m wm_common.map_io export config/maps            # every shipped world
+    python -m wm_common.map_io export config/maps --world test_scene --resolution 0.05
 """
 from __future__ import annotations
 
@@ -400,7 +400,7 @@ def export_world(name: str, out_dir: str, resolution: float = 0.05) -> Tuple[str
     from wm_sim.scenario import load_world
     world = load_world(name)
     return write_map(os.path.join(out_dir, name + ".yaml"), world_map(world, resolution),
-                     comment="wm_sim world %s at %g m, exported by wm_planner.map_io"
+                     comment="wm_sim world %s at %g m, exported by wm_common.map_io"
                      % (name, resolution))
 
 

@@ -1,0 +1,115 @@
+"""The safety gate: everything between the planner and the wheels, in the order it applies.
+
+    mux (e-stop > pause > teleop > navigation, each with a timeout)
+      -> speed-limit zone (navigation only)
+      -> collision monitor on the newest raw points (stop / slowdown / approach)
+      -> velocity smoother (speed, acceleration, jerk; an e-stop bypasses it)
+      -> the base
+
+Plain Python, no ROS: the node (monitor_node.py) feeds it messages and publishes what
+`update()` returns. It stops the robot whenever it cannot see (no points, or points older
+than `points_timeout`) and whenever nobody commands it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import numpy as np
+
+from wm_safety import collision_monitor as cm
+from wm_safety.mux import NAV, TELEOP, CommandMux
+from wm_safety.smoother import VelocitySmoother
+from wm_safety.speed_zones import SpeedZones
+from wm_safety.zones import Zones, crop, points_in_polygon
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    points_timeout: float = 0.5   # older points: the monitor is blind, stop [s]
+    max_dt: float = 0.2           # longest step the smoother integrates at once [s]
+    monitor: cm.MonitorConfig = field(default_factory=cm.MonitorConfig)
+
+
+@dataclass(frozen=True)
+class GateOutput:
+    cmd: Tuple[float, float]          # to the base
+    requested: Tuple[float, float]    # what the selected source asked for
+    source: str                       # nav, teleop, estop, paused, none
+    action: str                       # free, slowdown, approach, stop, blind, estop, ...
+    scale: float                      # collision monitor's scale (1 = none)
+    speed_limit: float                # zone limit on |v| in force [m/s] (inf = none)
+    points_stop: int
+    points_slowdown: int
+    time_to_collision: Optional[float]
+
+
+class SafetyGate:
+    def __init__(self, cfg: GateConfig, zones: Zones, mux: CommandMux,
+                 smoother: VelocitySmoother, speed_zones: Optional[SpeedZones] = None):
+        self.cfg = cfg
+        self.zones = zones
+        self.mux = mux
+        self.smoother = smoother
+        self.speed_zones = speed_zones
+        self.points = np.zeros((0, 2))
+        self.points_stamp: Optional[float] = None
+        self.last_update: Optional[float] = None
+        self.last_scale = 1.0
+
+    def set_points(self, xy: np.ndarray, stamp: float) -> None:
+        """The newest obstacle points (M, 2) in base_link, already height-filtered. Points
+        inside the footprint (payload included) are the robot itself: its mast, its load."""
+        near = crop(np.asarray(xy, dtype=np.float64), self.zones.reach)
+        self.points = near[~points_in_polygon(near, self.zones.footprint)]
+        self.points_stamp = stamp
+
+    def set_zones(self, zones: Zones) -> None:
+        """New zones (the payload changed); the next cloud is filtered with them."""
+        self.zones = zones
+        self.points = crop(self.points, zones.reach)
+
+    def needs_update(self, now: float) -> bool:
+        """Should a new cloud be acted on at once, rather than with the next command? Yes
+        when no command drives (continuous zero), and when the new points allow less than
+        the last output did (an obstacle appeared): the base must not wait a cycle."""
+        sel = self.mux.select(now)
+        if sel.source not in (NAV, TELEOP) or self.blind(now):
+            return True
+        verdict = cm.check(self.points, self.zones, sel.cmd[0], sel.cmd[1], self.cfg.monitor)
+        return verdict.scale < self.last_scale - 1e-3
+
+    def blind(self, now: float) -> bool:
+        t = self.points_stamp
+        return t is None or now - t > self.cfg.points_timeout
+
+    def update(self, now: float, position: Optional[Tuple[float, float]] = None,
+               ) -> GateOutput:
+        """The command for the base at time `now`; `position` is the robot in the speed
+        zones' map frame (None: not localised)."""
+        dt = 0.0 if self.last_update is None else now - self.last_update
+        dt = min(max(dt, 0.0), self.cfg.max_dt)
+        self.last_update = now
+        sel = self.mux.select(now)
+        v, w = sel.cmd
+        limit = math.inf
+        if sel.source == NAV and self.speed_zones is not None:
+            limit = self.speed_zones.limit_at(*(position or (None, None)))
+            if abs(v) > limit:
+                k = limit / abs(v)
+                v, w = v * k, w * k
+        self.last_scale = 0.0
+        if sel.source == "estop":
+            cmd = self.smoother.emergency_stop()
+            return GateOutput(cmd, sel.cmd, sel.source, "estop", 0.0, limit, 0, 0, None)
+        if self.blind(now):
+            cmd = self.smoother.step(0.0, 0.0, dt)
+            return GateOutput(cmd, sel.cmd, sel.source, "blind", 0.0, limit, 0, 0, None)
+        verdict = cm.check(self.points, self.zones, v, w, self.cfg.monitor)
+        cmd = self.smoother.step(v * verdict.scale, w * verdict.scale, dt)
+        self.last_scale = verdict.scale if sel.source in (NAV, TELEOP) else 0.0
+        action = verdict.action if sel.source not in ("none", "paused") else sel.source
+        return GateOutput(cmd, sel.cmd, sel.source, action, verdict.scale, limit,
+                          verdict.points_stop, verdict.points_slowdown,
+                          verdict.time_to_collision)

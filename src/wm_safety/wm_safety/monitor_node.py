@@ -1,0 +1,406 @@
+"""collision_monitor: the last gate before the wheels (a thin rclpy adapter around gate.py).
+
+In: points (sensor_msgs/PointCloud2, the raw LiDAR; not perception's products), optionally
+scan (sensor_msgs/LaserScan), cmd_vel_nav (Twist, the planner), cmd_vel_teleop (Twist, a
+joystick), estop (std_msgs/Bool: True engages and latches), payload (std_msgs/Float32 kg:
+the footprint grows with the overhang), localization_pose (for the speed-limit layer).
+Services: pause (std_srvs/SetBool), resume (std_srvs/Trigger: releases a latched e-stop).
+Out: cmd_vel (Twist or TwistStamped), safety_state (wm_msgs/SafetyState), safety_zones
+(safety_zones/{footprint,stop,slowdown}: geometry_msgs/PolygonStamped, for RViz), /diagnostics.
+
+When it publishes: on every navigation/teleop command of the selected source; on every cloud
+when nothing drives or an obstacle appeared (the base does not wait for the planner); and from
+a timer at `rate` while nothing drives, so zero goes out continuously when the planner is
+silent. Time is the node clock (sim time in simulation): in lockstep simulation the world
+stops with the clock, and so does this node; a separate wall-clock check reports a stalled
+clock in diagnostics.
+
+NOT a certified safety function: under ISO 3691-4 that remains the safety-rated scanner
+fields and the safety PLC. This node is the model-free software layer in front of them.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Optional, Tuple
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import (Point32, PolygonStamped, PoseWithCovarianceStamped, Twist,
+                               TwistStamped)
+from rclpy.clock import Clock, ClockType
+from rclpy.logging import LoggingSeverity
+from sensor_msgs.msg import LaserScan, PointCloud2
+from std_msgs.msg import Bool, Float32
+from std_srvs.srv import SetBool, Trigger
+
+from wm_common.map_io import MapError
+from wm_common.ros import lifecycle
+from wm_common.ros.convert import pose_to_pose2d, stamp_to_sec
+from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.params import declare_params, read_params
+from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
+from wm_msgs.msg import SafetyState
+from wm_perception.pointcloud import CloudError, decode_points
+from wm_safety.collision_monitor import MonitorConfig
+from wm_safety.gate import GateConfig, GateOutput, SafetyGate
+from wm_safety.mux import NAV, TELEOP, CommandMux
+from wm_safety.params import SAFETY_PARAMS
+from wm_safety.smoother import AxisLimits, VelocitySmoother
+from wm_safety.speed_zones import SpeedZones
+from wm_safety.zones import Margins, Zones, overhangs_from_flat, polygon_from_flat
+
+ABSURD_SPEED = 20.0  # |v| or |w| above this in a command is a corrupt message, not a wish
+
+
+def build_gate(p: dict, payload_kg: float = -1.0) -> Tuple[SafetyGate, dict]:
+    """The gate from parameter values (ValueError / MapError with the reason if invalid)."""
+    chassis = polygon_from_flat(p["footprint"])
+    overhangs = overhangs_from_flat(p["payload_overhangs"])
+    margins = {}
+    for key in ("stop_margins", "slowdown_margins"):
+        vals = [float(v) for v in p[key]]
+        if len(vals) != 3 or not all(math.isfinite(v) and v >= 0.0 for v in vals):
+            raise ValueError("%s must be 3 numbers >= 0 [front, rear, side]" % key)
+        margins[key] = Margins(*vals)
+    if p["z_min"] >= p["z_max"]:
+        raise ValueError("z_min must be below z_max")
+    travel = max(p["max_linear"], -p["min_linear"]) * p["time_horizon"]
+    spec = dict(chassis=chassis, overhangs=overhangs, stop=margins["stop_margins"],
+                slowdown=margins["slowdown_margins"], max_travel=travel)
+    zones = Zones.build(payload_kg=payload_kg, **spec)
+    monitor = MonitorConfig(
+        slowdown_ratio=p["slowdown_ratio"], time_horizon=p["time_horizon"],
+        time_step=p["time_step"], decel_linear=p["decel_linear"],
+        decel_angular=p["decel_angular"], reaction=p["reaction_time"],
+        approach_margin=p["approach_margin"])
+    smoother = VelocitySmoother(
+        AxisLimits(p["min_linear"], p["max_linear"], p["accel_linear"], p["decel_linear"],
+                   p["jerk_linear"]),
+        AxisLimits(-p["max_angular"], p["max_angular"], p["accel_angular"],
+                   p["decel_angular"], p["jerk_angular"]))
+    mux = CommandMux(p["nav_timeout"], p["teleop_timeout"], p["estop_hold"])
+    speed_zones = None
+    if p["speed_zones"]:
+        speed_zones = SpeedZones.load(resolve_config(p["speed_zones"]), p["max_linear"])
+    gate = SafetyGate(GateConfig(points_timeout=p["points_timeout"], max_dt=p["max_dt"],
+                                 monitor=monitor), zones, mux, smoother, speed_zones)
+    return gate, spec
+
+
+def resolve_config(path: str) -> str:
+    """An absolute path as is; a relative one in wm_bringup's config/speed_zones/."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory("wm_bringup"), "config",
+                            "speed_zones", path)
+    except Exception:  # no ament index: leave the path for read_map's clear error
+        return path
+
+
+def sensor_points_to_base(xyz: np.ndarray, extrinsic, z_min: float, z_max: float
+                          ) -> np.ndarray:
+    """(M, 3) sensor-frame points -> (K, 2) base_link xy of those within [z_min, z_max]."""
+    x, y, z, yaw = extrinsic
+    c, s = math.cos(yaw), math.sin(yaw)
+    zb = xyz[:, 2] + z
+    keep = (zb >= z_min) & (zb <= z_max)
+    p = xyz[keep]
+    return np.stack([c * p[:, 0] - s * p[:, 1] + x, s * p[:, 0] + c * p[:, 1] + y], axis=1)
+
+
+class CollisionMonitorNode(lifecycle.ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("collision_monitor", **kwargs)
+        declare_params(self, SAFETY_PARAMS)
+        self.gate: Optional[SafetyGate] = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state):
+        p = self.p = read_params(self, SAFETY_PARAMS)
+        try:
+            self.gate, self.zone_spec = build_gate(p)
+            self.extrinsic = [float(v) for v in p["sensor_extrinsic"]]
+            if len(self.extrinsic) != 4 or not all(math.isfinite(v) for v in self.extrinsic):
+                raise ValueError("sensor_extrinsic must be 4 finite numbers [x, y, z, yaw]")
+        except (ValueError, MapError) as e:
+            self.get_logger().error("configure failed: %s" % e)
+            return lifecycle.FAILURE
+        self.diag = DiagnosticsReporter(self, "collision monitor")
+        self.payload_kg = -1.0
+        self.position: Optional[Tuple[float, float]] = None
+        self.position_t = -math.inf
+        self.last_cloud_t: Optional[float] = None
+        self.last_output_t = -math.inf
+        self.last_action = ""
+        self.last_ros_now = None
+        self.last_ros_wall = time.monotonic()
+        cmd_type = TwistStamped if p["cmd_vel_stamped"] else Twist
+        self.cmd_pub = self.create_lifecycle_publisher(cmd_type, "cmd_vel", CMD_VEL_QOS)
+        self.state_pub = self.create_lifecycle_publisher(SafetyState, "safety_state",
+                                                         STATUS_QOS)
+        self.zone_pubs = {name: self.create_lifecycle_publisher(
+            PolygonStamped, "safety_zones/" + name, STATUS_QOS)
+            for name in ("footprint", "stop", "slowdown")}
+        self.subs = [
+            self.create_subscription(PointCloud2, "points", self._on_cloud, SENSOR_QOS),
+            self.create_subscription(Twist, "cmd_vel_nav",
+                                     lambda m: self._on_command(NAV, m), CMD_VEL_QOS),
+            self.create_subscription(Twist, "cmd_vel_teleop",
+                                     lambda m: self._on_command(TELEOP, m), CMD_VEL_QOS),
+            self.create_subscription(Bool, "estop", self._on_estop, STATUS_QOS),
+            self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
+            self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
+                                     self._on_localization, STATUS_QOS),
+        ]
+        if p["use_scan"]:
+            self.subs.append(self.create_subscription(LaserScan, "scan", self._on_scan,
+                                                      SENSOR_QOS))
+        self.services = [self.create_service(SetBool, "pause", self._on_pause),
+                         self.create_service(Trigger, "resume", self._on_resume)]
+        self.timer = self.create_timer(1.0 / p["rate"], self._on_timer)
+        # wall-clock: notices a stalled /clock, which the node-clock timer cannot
+        self.clock_check = self.create_timer(1.0, self._on_clock_check,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.zones_timer = self.create_timer(1.0, self._publish_zones)
+        self.diag.set_value("speed_zones", p["speed_zones"] or "none")
+        self.get_logger().info(
+            "configured: stop/slowdown/approach zones around a %d-vertex footprint, "
+            "nav timeout %.2f s, limits v [%.2f, %.2f] m/s a %.2f m/s^2, cmd_vel as %s%s" % (
+                len(self.zone_spec["chassis"]), p["nav_timeout"], p["min_linear"],
+                p["max_linear"], p["decel_linear"], cmd_type.__name__,
+                ", speed zones " + p["speed_zones"] if p["speed_zones"] else ""))
+        return lifecycle.SUCCESS
+
+    def on_deactivate(self, state):
+        # the base gets zero at once: a deactivated gate must not leave a command behind
+        if self.gate is not None:
+            self.gate.smoother.emergency_stop()
+            self._publish_cmd(0.0, 0.0)
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        for s in self.subs:
+            self.destroy_subscription(s)
+        for s in self.services:
+            self.destroy_service(s)
+        for t in (self.timer, self.clock_check, self.zones_timer):
+            self.destroy_timer(t)
+        self.gate = None
+        return lifecycle.SUCCESS
+
+    # ---------------------------------------------------------------- inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.diag.reject(reason, detail)
+
+    def _cloud_stamp_ok(self, t: float, now: float) -> bool:
+        if t - now > self.p["max_future"]:
+            self._reject("future_stamp", "cloud stamped %.3f s ahead" % (t - now))
+            return False
+        if now - t > self.p["points_timeout"]:
+            self._reject("stale", "cloud is %.3f s old" % (now - t))
+            return False
+        if self.last_cloud_t is not None and t < self.last_cloud_t:
+            self._reject("out_of_order", "stamp %.3f before %.3f" % (t, self.last_cloud_t))
+            return False
+        return True
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        if not self.active:
+            return
+        now, t = self._now(), stamp_to_sec(msg.header.stamp)
+        if not self._cloud_stamp_ok(t, now):
+            return
+        try:
+            cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
+                                  msg.row_step, msg.is_bigendian,
+                                  max_points=self.p["max_points"], allow_empty=True)
+        except CloudError as e:
+            return self._reject(e.reason, str(e))
+        xy = sensor_points_to_base(cloud.xyz, self.extrinsic, self.p["z_min"],
+                                   self.p["z_max"])
+        self._new_points(xy, t, now)
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        if not self.active:
+            return
+        now, t = self._now(), stamp_to_sec(msg.header.stamp)
+        if not self._cloud_stamp_ok(t, now):
+            return
+        r = np.asarray(msg.ranges, dtype=np.float64)
+        if r.size > self.p["max_points"] or not math.isfinite(msg.angle_increment):
+            return self._reject("bad_scan", "%d ranges, increment %r" % (
+                r.size, msg.angle_increment))
+        a = msg.angle_min + msg.angle_increment * np.arange(r.size)
+        ok = np.isfinite(r) & (r >= msg.range_min) & (r <= msg.range_max)
+        xyz = np.stack([r[ok] * np.cos(a[ok]), r[ok] * np.sin(a[ok]),
+                        np.zeros(int(ok.sum()))], axis=1)
+        self._new_points(sensor_points_to_base(xyz, self.extrinsic, -math.inf, math.inf),
+                         t, now)
+
+    def _new_points(self, xy: np.ndarray, t: float, now: float) -> None:
+        self.gate.set_points(xy, t)
+        self.last_cloud_t = t
+        self.diag.count("clouds")
+        if self.gate.needs_update(now):
+            self._output(now)
+
+    def _on_command(self, source: str, msg: Twist) -> None:
+        if not self.active:
+            return
+        v, w = msg.linear.x, msg.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)) or max(abs(v), abs(w)) > ABSURD_SPEED:
+            # treated as silence from that source: it times out and the robot stops
+            return self._reject("%s_invalid" % source, "cmd (%r, %r)" % (v, w))
+        now = self._now()
+        self.gate.mux.command(source, v, w, now)
+        if self.gate.mux.select(now).source == source:
+            self._output(now)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if not self.active:
+            return
+        if msg.data:
+            if not self.gate.mux.estop:
+                self.get_logger().error("E-STOP engaged: zero at once; call resume to release")
+            self.gate.mux.estop_input(True, self._now())
+            self._output(self._now())
+
+    def _on_pause(self, request, response):
+        if self.gate is None or not self.active:
+            response.success, response.message = False, "collision monitor is not active"
+            return response
+        self.gate.mux.paused = bool(request.data)
+        self.get_logger().info("paused by service" if request.data else "pause released")
+        response.success = True
+        response.message = "paused" if request.data else "running"
+        self._output(self._now())
+        return response
+
+    def _on_resume(self, request, response):
+        if self.gate is None or not self.active:
+            response.success, response.message = False, "collision monitor is not active"
+            return response
+        ok, why = self.gate.mux.resume(self._now())
+        response.success, response.message = ok, why
+        self.get_logger().log("resume: %s" % why,
+                              LoggingSeverity.INFO if ok else LoggingSeverity.WARN)
+        return response
+
+    def _on_payload(self, msg: Float32) -> None:
+        if self.gate is None:
+            return
+        kg = float(msg.data)
+        if not math.isfinite(kg) or kg < 0.0 or kg > 10000.0:
+            # unknown payload: Zones.build assumes the largest overhang
+            self._reject("payload_invalid", "payload %r kg" % kg)
+            kg = -1.0
+        self.payload_kg = kg
+        self.gate.set_zones(Zones.build(payload_kg=kg, **self.zone_spec))
+        self._publish_zones()
+
+    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
+        if msg.header.frame_id != self.p["map_frame"]:
+            return self._reject("localization_frame", "pose in %r, expected %r" % (
+                msg.header.frame_id, self.p["map_frame"]))
+        try:
+            pose = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            return self._reject("localization_invalid", str(e))
+        self.position, self.position_t = (pose.x, pose.y), stamp_to_sec(msg.header.stamp)
+
+    def _on_timer(self) -> None:
+        if not self.active or self.gate is None:
+            return
+        now = self._now()
+        if now - self.last_output_t < 0.9 / self.p["rate"]:
+            return
+        sel = self.gate.mux.select(now)
+        if sel.source not in (NAV, TELEOP) or self.gate.blind(now):
+            self._output(now)
+
+    def _on_clock_check(self) -> None:
+        now = self._now()
+        wall = time.monotonic()
+        if now != self.last_ros_now:
+            self.last_ros_now, self.last_ros_wall = now, wall
+        elif wall - self.last_ros_wall > 2.0 and self.active:
+            self.diag.set_level(DiagnosticStatus.WARN, "clock stalled for %.0f s (sim time?)"
+                                % (wall - self.last_ros_wall))
+            self.diag.count("clock_stall_checks")
+
+    # ---------------------------------------------------------------- outputs
+    def _output(self, now: float) -> None:
+        pos = self.position if now - self.position_t <= self.p["localization_timeout"] else None
+        out = self.gate.update(now, pos)
+        self._publish_cmd(*out.cmd)
+        self.last_output_t = now
+        self._publish_state(out)
+        if out.action != self.last_action:
+            self._report(out)
+            self.last_action = out.action
+
+    def _report(self, out: GateOutput) -> None:
+        self.diag.count("action." + out.action)
+        self.diag.set_value("action", out.action)
+        self.diag.set_value("source", out.source)
+        if out.action in ("stop", "blind", "estop"):
+            self.diag.set_level(DiagnosticStatus.WARN if out.action != "estop"
+                                else DiagnosticStatus.ERROR, "robot held: " + out.action)
+            self.get_logger().log("holding the robot: %s (source %s, %d points in the stop "
+                                  "zone)" % (out.action, out.source, out.points_stop),
+                                  LoggingSeverity.WARN, throttle_duration_sec=1.0)
+        else:
+            self.diag.set_level(DiagnosticStatus.OK, out.action)
+
+    def _publish_cmd(self, v: float, w: float) -> None:
+        if self.p["cmd_vel_stamped"]:
+            msg = TwistStamped()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.frame_id = self.p["base_frame"]
+            tw = msg.twist
+        else:
+            msg = tw = Twist()
+        tw.linear.x, tw.angular.z = float(v), float(w)
+        self.cmd_pub.publish(msg)
+
+    def _publish_state(self, out: GateOutput) -> None:
+        m = SafetyState()
+        m.header.stamp = self.get_clock().now().to_msg()
+        m.header.frame_id = self.p["base_frame"]
+        m.source, m.action = out.source, out.action
+        m.scale = float(out.scale)
+        m.speed_limit = float(out.speed_limit)
+        m.points_stop, m.points_slowdown = out.points_stop, out.points_slowdown
+        m.time_to_collision = -1.0 if out.time_to_collision is None \
+            else float(out.time_to_collision)
+        m.estop, m.paused = self.gate.mux.estop, self.gate.mux.paused
+        m.requested.linear.x, m.requested.angular.z = out.requested
+        m.output.linear.x, m.output.angular.z = out.cmd
+        self.state_pub.publish(m)
+
+    def _publish_zones(self) -> None:
+        if self.gate is None or not self.active:
+            return
+        z = self.gate.zones
+        for name, poly in (("footprint", z.footprint), ("stop", z.stop),
+                           ("slowdown", z.slowdown)):
+            m = PolygonStamped()
+            m.header.stamp = self.get_clock().now().to_msg()
+            m.header.frame_id = self.p["base_frame"]
+            m.polygon.points = [Point32(x=float(x), y=float(y), z=0.0) for x, y in poly]
+            self.zone_pubs[name].publish(m)
+
+
+def main(args=None):
+    return lifecycle.run(CollisionMonitorNode, args=args)
+
+
+if __name__ == "__main__":
+    main()
