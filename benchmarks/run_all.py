@@ -49,6 +49,10 @@ SUITES = [
     ("Simulator (MuJoCo physics and ray casting; peer: the analytic LiDAR)", bench_mujoco),
     ("DDS: Ouster clouds across processes at 10 Hz (peer: Fast DDS defaults; latency, "
      "delivered %, rate)", bench_dds),
+    ("Safety: collision monitor across processes, obstacle cloud -> 'stop' on safety_state "
+     "(Ouster 128x1024 and 16x512, cmd_vel_nav at 20 Hz), and the gate's per-cloud work in "
+     "process; peer: the 16x512 cloud; planner comparison in the last column",
+     __import__("bench_safety")),
 ]
 
 

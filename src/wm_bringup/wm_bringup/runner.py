@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -41,6 +41,25 @@ def share_dir() -> Path:
 def executable(package: str, name: str) -> str:
     from ament_index_python.packages import get_package_prefix
     return str(Path(get_package_prefix(package)) / "lib" / package / name)
+
+
+# One robot's nodes, in start order. The planner's command goes to the safety gate
+# (cmd_vel_nav), which alone publishes the base's cmd_vel.
+ROBOT_NODES = (("wm_perception", "perception"), ("wm_planner", "planner"),
+               ("wm_safety", "collision_monitor"))
+
+
+def robot_node_cmd(pkg: str, exe: str, robot_id: str, config: Path,
+                   extra: Sequence[str] = ()) -> List[str]:
+    """The command line of one robot node, as robot.launch.py would start it."""
+    cmd = [executable(pkg, exe), "--ros-args", "--params-file", str(config / "robot.yaml"),
+           "-r", "__ns:=/" + robot_id, "-p", "use_sim_time:=true"]
+    if exe == "planner":
+        cmd += ["-r", "cmd_vel:=cmd_vel_nav"]
+    if exe == "collision_monitor":
+        # stamped, so the simulated base logs when each command was issued
+        cmd += ["-p", "cmd_vel_stamped:=true"]
+    return cmd + list(extra)
 
 
 def scenario_to_yaml(sc) -> dict:
@@ -72,16 +91,29 @@ class Processes:
 
     def __init__(self, logdir: Path, env: dict):
         self.logdir, self.env, self.children = logdir, env, []
+        self.expected = set()  # processes a fault drill stops on purpose (by Popen pid)
 
     def start(self, name: str, cmd: list) -> subprocess.Popen:
-        log = open(self.logdir / (name + ".log"), "w")
+        n = sum(1 for c in self.children if c[0] == name)
+        log = open(self.logdir / ("%s%s.log" % (name, "_%d" % (n + 1) if n else "")), "w")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                              start_new_session=True)
         self.children.append((name, p, log))
         return p
 
+    def latest(self, name: str) -> subprocess.Popen:
+        return [p for n, p, _ in self.children if n == name][-1]
+
+    def signal(self, name: str, sig: int, expect_exit: bool = True) -> None:
+        """Send `sig` to the newest process called `name` (a fault drill)."""
+        p = self.latest(name)
+        if expect_exit:
+            self.expected.add(p.pid)
+        os.killpg(p.pid, sig)
+
     def dead(self):
-        return [(n, p.returncode) for n, p, _ in self.children if p.poll() is not None]
+        return [(n, p.returncode) for n, p, _ in self.children
+                if p.poll() is not None and p.pid not in self.expected]
 
     def stop_all(self, timeout: float = 5.0) -> None:
         for _, p, _ in self.children:
@@ -98,6 +130,28 @@ class Processes:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
             log.close()
+
+
+class DrillContext:
+    """What a fault drill may touch during a run: the simulated time, the node processes
+    (signal, restart), the runner's ROS node (publish, set parameters) and notes."""
+
+    def __init__(self, monitor, procs: "Processes", config: Path, planner_overrides):
+        self.monitor, self.procs, self.config = monitor, procs, config
+        self.node = monitor.node
+        self.planner_overrides = list(planner_overrides)
+        self.sim_t = 0.0
+        self.state: Dict[str, object] = {}   # the drill's own bookkeeping
+        self.events: List[Tuple[float, str]] = []
+        self.finished = False                # a drill sets True to end the run
+
+    def note(self, what: str) -> None:
+        self.events.append((self.sim_t, what))
+
+    def restart(self, robot_id: str, pkg: str, exe: str, extra: Sequence[str] = ()):
+        extra = list(extra) + (self.planner_overrides if exe == "planner" else [])
+        return self.procs.start("%s_%s" % (robot_id, exe),
+                                robot_node_cmd(pkg, exe, robot_id, self.config, extra))
 
 
 class Monitor:
@@ -373,10 +427,13 @@ def contact_points(truth, cycles) -> Dict[str, list]:
 
 def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: float = 600.0,
                  stop: Optional[threading.Event] = None, quiet: bool = False,
-                 planner_params: Optional[Dict[str, str]] = None) -> dict:
+                 planner_params: Optional[Dict[str, str]] = None,
+                 drill: Optional[Callable[["DrillContext"], None]] = None) -> dict:
     """Run one scenario closed-loop; returns a summary dict (also written as JSON).
 
     planner_params: extra `-p name:=value` overrides for every planner (e.g. a fixed seed).
+    drill: called about every 0.1 s of wall time with a DrillContext, to inject faults
+    (wm_bringup.drills).
     """
     import rclpy
 
@@ -410,22 +467,23 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         say("redis-server (embedded default) on %s" % redis.public_url)
     procs = Processes(out / "logs", env)
     monitor = None
+    ctx = None
     context_started = False
     try:
         procs.start("simulator", [
             executable("wm_sim", "simulator"), "--ros-args",
             "--params-file", str(config / "sim.yaml"), "-p", "scenario:=" + str(scenario_file),
-            "-p", "engine:=" + engine, "-p", "wait_for_observer:=true"])
+            "-p", "engine:=" + engine, "-p", "wait_for_observer:=true",
+            "-p", "cmd_vel_stamped:=true"])
         overrides = []
         for k, v in sorted((planner_params or {}).items()):
             overrides += ["-p", "%s:=%s" % (k, v)]
         for r in scenario.robots:
-            for pkg, exe in (("wm_perception", "perception"), ("wm_planner", "planner")):
-                procs.start("%s_%s" % (r.id, exe), [
-                    executable(pkg, exe), "--ros-args", "--params-file",
-                    str(config / "robot.yaml"), "-r", "__ns:=/" + r.id,
-                    "-p", "use_sim_time:=true"] + (overrides if exe == "planner" else []))
-        say("started simulator (%s) and %d x (perception, planner) on ROS_DOMAIN_ID=%s; "
+            for pkg, exe in ROBOT_NODES:
+                procs.start("%s_%s" % (r.id, exe), robot_node_cmd(
+                    pkg, exe, r.id, config, overrides if exe == "planner" else []))
+        say("started simulator (%s) and %d x (perception, planner, collision_monitor) on "
+            "ROS_DOMAIN_ID=%s; "
             "logs in %s" % (engine, len(scenario.robots), env["ROS_DOMAIN_ID"], out / "logs"))
         rclpy.init()
         context_started = True
@@ -435,6 +493,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
                                                                        out / "logs"))
         monitor.observe()  # the simulator starts time once it sees this subscriber
         t_wall = time.monotonic()
+        ctx = DrillContext(monitor, procs, config, overrides)
         halt = threading.Event()  # ends this run (limits, a dead node, or the caller's stop)
         threads = [threading.Thread(target=monitor.run_robot, args=(spec, halt), daemon=True)
                    for spec in scenario.robots]
@@ -442,6 +501,11 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
             t.start()
         last_print = 0.0
         while any(t.is_alive() for t in threads):
+            if drill is not None:
+                ctx.sim_t = monitor.sim_t
+                drill(ctx)
+                if ctx.finished:
+                    halt.set()
             if procs.dead():
                 say("a node exited: %s" % procs.dead())
                 halt.set()
@@ -481,12 +545,19 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
             else:
                 os.environ[k] = v
     summary = {"scenario": scenario.name, "world": scenario.world, "engine": engine,
+               "drill_events": [] if ctx is None else ctx.events,
+               "rejected_cmd_vel": cycles[-1].get("rejected_cmd_vel", {}) if cycles else {},
                "robots": [r.id for r in scenario.robots], "goals": goals,
                "latencies_ms": [v for c in cycles for v in c["latency_ms"].values()],
                # true paths at 10 Hz (ground truth arrives at the physics rate, 50 Hz)
                "paths": {r: [[round(x, 4) for x in s[:3]] for s in tr[::5]]
                          for r, tr in truth.items()},
                "kpis": kpis(scenario, truth, cycles, goals, v_max, footprint),
+               # every command each base received: [t_sim, v, w] (fault drills check them)
+               "commands": {r.id: [c for cy in cycles for c in cy.get("cmds", {}).get(r.id, [])]
+                            for r in scenario.robots},
+               "true_speed": {r: [[round(s[0], 3), round(s[4], 4)] for s in tr[::5]]
+                              for r, tr in truth.items()},
                "machine_note": "measured on the development machine, not a Jetson"}
     world = scenario.load_world()
     for ev in scenario.events:  # draw the layout as it ended

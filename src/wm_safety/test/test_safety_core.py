@@ -155,12 +155,13 @@ def test_mux_priorities_timeouts_and_latched_estop():
     assert m.select(1.1).source == "paused" and m.select(1.1).cmd == (0.0, 0.0)
     m.paused = False
     m.estop_input(True, 1.2)
-    m.estop_input(False, 1.25)                  # False never releases
     assert m.select(1.3).source == "estop"
     ok, why = m.resume(1.5)
     assert not ok and "asserted" in why         # button still held recently
-    ok, _ = m.resume(2.3)
-    assert ok and m.select(2.3).source == "none"  # nav is stale by now; nothing drives
+    m.estop_input(False, 1.6)                   # button out: still latched...
+    assert m.select(1.7).source == "estop"
+    ok, _ = m.resume(1.8)                       # ...until the explicit resume
+    assert ok and m.select(1.8).source == "none"  # nav is stale by now; nothing drives
 
 
 # ------------------------------------------------------------------ speed zones
@@ -244,3 +245,21 @@ def test_gate_estop_is_immediate_and_speed_zone_limits_navigation(tmp_path):
     g.mux.estop_input(True, t + 0.1)
     out = g.update(t + 0.1)
     assert out.action == "estop" and out.cmd == (0.0, 0.0)
+
+
+def test_unknown_payload_hides_only_the_chassis_and_sensors_merge():
+    g = SafetyGate(GateConfig(points_timeout=0.5), zones(-1.0), CommandMux(0.5, 0.5),
+                   smoother())
+    # 0.38 m ahead: inside the largest overhang, but the payload may not be there
+    g.set_points(np.array([[0.38, 0.0]]), 0.0)
+    assert len(g.points) == 1
+    g.set_zones(zones(300.0))  # now known: the pallet's own edge
+    g.set_points(np.array([[0.38, 0.0]]), 0.1)
+    assert len(g.points) == 0
+    g.set_points(np.array([[2.0, 0.0]]), 0.2, sensor="points")
+    g.set_points(np.array([[0.0, 1.0]]), 0.25, sensor="scan")
+    assert len(g.points) == 2            # the scan did not erase the cloud
+    g.mux.command(NAV, 0.2, 0.0, 0.7)
+    g.update(0.72)                       # the cloud (0.2) is stale by now, the scan is not
+    assert g.points.tolist() == [[0.0, 1.0]] and not g.blind(0.72)
+    assert g.update(0.8).action == "blind"

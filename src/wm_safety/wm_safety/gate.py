@@ -28,7 +28,7 @@ from wm_safety.zones import Zones, crop, points_in_polygon
 @dataclass(frozen=True)
 class GateConfig:
     points_timeout: float = 0.5   # older points: the monitor is blind, stop [s]
-    max_dt: float = 0.2           # longest step the smoother integrates at once [s]
+    max_dt: float = 0.1           # longest step the smoother integrates at once [s]
     monitor: cm.MonitorConfig = field(default_factory=cm.MonitorConfig)
 
 
@@ -55,28 +55,43 @@ class SafetyGate:
         self.speed_zones = speed_zones
         self.points = np.zeros((0, 2))
         self.points_stamp: Optional[float] = None
+        self._sensors = {}  # sensor name -> (points, stamp)
         self.last_update: Optional[float] = None
         self.last_scale = 1.0
 
-    def set_points(self, xy: np.ndarray, stamp: float) -> None:
-        """The newest obstacle points (M, 2) in base_link, already height-filtered. Points
-        inside the footprint (payload included) are the robot itself: its mast, its load."""
+    def set_points(self, xy: np.ndarray, stamp: float, sensor: str = "points") -> None:
+        """The newest obstacle points (M, 2) in base_link from one sensor, height-filtered.
+        Points inside the chassis (and a known payload) are the robot itself. Sensors are
+        merged: a 2D scan does not erase what the 3D LiDAR saw; each sensor's points count
+        while they are fresh, and the gate is blind only when none is."""
         near = crop(np.asarray(xy, dtype=np.float64), self.zones.reach)
-        self.points = near[~points_in_polygon(near, self.zones.footprint)]
-        self.points_stamp = stamp
+        self._sensors[sensor] = (near[~points_in_polygon(near, self.zones.self_filter)], stamp)
+        self._merge(stamp)
+
+    def _merge(self, now: float) -> None:
+        fresh = [(p, t) for p, t in self._sensors.values()
+                 if now - t <= self.cfg.points_timeout]
+        self.points = np.concatenate([p for p, _ in fresh]) if fresh else np.zeros((0, 2))
+        self.points_stamp = max((t for _, t in fresh), default=self.points_stamp)
 
     def set_zones(self, zones: Zones) -> None:
         """New zones (the payload changed); the next cloud is filtered with them."""
         self.zones = zones
+        self._sensors = {k: (crop(p, zones.reach), t) for k, (p, t) in self._sensors.items()}
         self.points = crop(self.points, zones.reach)
 
     def needs_update(self, now: float) -> bool:
         """Should a new cloud be acted on at once, rather than with the next command? Yes
-        when no command drives (continuous zero), and when the new points allow less than
-        the last output did (an obstacle appeared): the base must not wait a cycle."""
+        when an input that drove has gone silent, under e-stop or pause (continuous zero
+        at the sensor's pace), and when the new points allow less than the last output did
+        (an obstacle appeared: the base must not wait a cycle). Not before any command was
+        ever heard: a simulator in lockstep would take that zero as the robot's answer and
+        run ahead of the starting planner (the timer sends zero meanwhile)."""
         sel = self.mux.select(now)
-        if sel.source not in (NAV, TELEOP) or self.blind(now):
+        if sel.source in ("estop", "paused"):
             return True
+        if sel.source == "none":
+            return any(self.mux.last_stamp(s) is not None for s in (NAV, TELEOP))
         verdict = cm.check(self.points, self.zones, sel.cmd[0], sel.cmd[1], self.cfg.monitor)
         return verdict.scale < self.last_scale - 1e-3
 
@@ -91,6 +106,7 @@ class SafetyGate:
         dt = 0.0 if self.last_update is None else now - self.last_update
         dt = min(max(dt, 0.0), self.cfg.max_dt)
         self.last_update = now
+        self._merge(now)  # a sensor gone quiet stops counting (and may leave the gate blind)
         sel = self.mux.select(now)
         v, w = sel.cmd
         limit = math.inf

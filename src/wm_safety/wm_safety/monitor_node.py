@@ -37,7 +37,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from wm_common.map_io import MapError
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import pose_to_pose2d, stamp_to_sec
+from wm_common.ros.convert import pose_to_pose2d, sec_to_stamp, stamp_to_sec
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
@@ -133,7 +133,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self.payload_kg = -1.0
         self.position: Optional[Tuple[float, float]] = None
         self.position_t = -math.inf
-        self.last_cloud_t: Optional[float] = None
+        self.last_cloud_t = {}  # sensor -> newest stamp
         self.last_output_t = -math.inf
         self.last_action = ""
         self.last_ros_now = None
@@ -159,7 +159,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         if p["use_scan"]:
             self.subs.append(self.create_subscription(LaserScan, "scan", self._on_scan,
                                                       SENSOR_QOS))
-        self.services = [self.create_service(SetBool, "pause", self._on_pause),
+        self.srvs = [self.create_service(SetBool, "pause", self._on_pause),
                          self.create_service(Trigger, "resume", self._on_resume)]
         self.timer = self.create_timer(1.0 / p["rate"], self._on_timer)
         # wall-clock: notices a stalled /clock, which the node-clock timer cannot
@@ -185,7 +185,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
     def on_cleanup(self, state):
         for s in self.subs:
             self.destroy_subscription(s)
-        for s in self.services:
+        for s in self.srvs:
             self.destroy_service(s)
         for t in (self.timer, self.clock_check, self.zones_timer):
             self.destroy_timer(t)
@@ -199,15 +199,16 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
     def _reject(self, reason: str, detail: str) -> None:
         self.diag.reject(reason, detail)
 
-    def _cloud_stamp_ok(self, t: float, now: float) -> bool:
+    def _cloud_stamp_ok(self, t: float, now: float, sensor: str = "points") -> bool:
         if t - now > self.p["max_future"]:
             self._reject("future_stamp", "cloud stamped %.3f s ahead" % (t - now))
             return False
         if now - t > self.p["points_timeout"]:
             self._reject("stale", "cloud is %.3f s old" % (now - t))
             return False
-        if self.last_cloud_t is not None and t < self.last_cloud_t:
-            self._reject("out_of_order", "stamp %.3f before %.3f" % (t, self.last_cloud_t))
+        last = self.last_cloud_t.get(sensor)
+        if last is not None and t < last:
+            self._reject("out_of_order", "%s stamp %.3f before %.3f" % (sensor, t, last))
             return False
         return True
 
@@ -231,7 +232,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         if not self.active:
             return
         now, t = self._now(), stamp_to_sec(msg.header.stamp)
-        if not self._cloud_stamp_ok(t, now):
+        if not self._cloud_stamp_ok(t, now, "scan"):
             return
         r = np.asarray(msg.ranges, dtype=np.float64)
         if r.size > self.p["max_points"] or not math.isfinite(msg.angle_increment):
@@ -242,11 +243,12 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         xyz = np.stack([r[ok] * np.cos(a[ok]), r[ok] * np.sin(a[ok]),
                         np.zeros(int(ok.sum()))], axis=1)
         self._new_points(sensor_points_to_base(xyz, self.extrinsic, -math.inf, math.inf),
-                         t, now)
+                         t, now, "scan")
 
-    def _new_points(self, xy: np.ndarray, t: float, now: float) -> None:
-        self.gate.set_points(xy, t)
-        self.last_cloud_t = t
+    def _new_points(self, xy: np.ndarray, t: float, now: float, sensor: str = "points"
+                    ) -> None:
+        self.gate.set_points(xy, t, sensor)
+        self.last_cloud_t[sensor] = t
         self.diag.count("clouds")
         if self.gate.needs_update(now):
             self._output(now)
@@ -266,10 +268,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
     def _on_estop(self, msg: Bool) -> None:
         if not self.active:
             return
+        if msg.data and not self.gate.mux.estop:
+            self.get_logger().error("E-STOP engaged: zero at once; call resume to release")
+        self.gate.mux.estop_input(bool(msg.data), self._now())
         if msg.data:
-            if not self.gate.mux.estop:
-                self.get_logger().error("E-STOP engaged: zero at once; call resume to release")
-            self.gate.mux.estop_input(True, self._now())
             self._output(self._now())
 
     def _on_pause(self, request, response):
@@ -289,8 +291,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             return response
         ok, why = self.gate.mux.resume(self._now())
         response.success, response.message = ok, why
-        self.get_logger().log("resume: %s" % why,
-                              LoggingSeverity.INFO if ok else LoggingSeverity.WARN)
+        if ok:
+            self.get_logger().info("resume: %s" % why)
+        else:  # rclpy refuses one log call site with two severities: a call each
+            self.get_logger().log("resume refused: %s" % why, LoggingSeverity.WARN)
         return response
 
     def _on_payload(self, msg: Float32) -> None:
@@ -339,9 +343,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
     def _output(self, now: float) -> None:
         pos = self.position if now - self.position_t <= self.p["localization_timeout"] else None
         out = self.gate.update(now, pos)
-        self._publish_cmd(*out.cmd)
+        # stamped with the time the smoother stepped to, so the steps can be checked
+        self._publish_cmd(*out.cmd, stamp=sec_to_stamp(now))
         self.last_output_t = now
-        self._publish_state(out)
+        self._publish_state(out, sec_to_stamp(now))
         if out.action != self.last_action:
             self._report(out)
             self.last_action = out.action
@@ -359,10 +364,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         else:
             self.diag.set_level(DiagnosticStatus.OK, out.action)
 
-    def _publish_cmd(self, v: float, w: float) -> None:
+    def _publish_cmd(self, v: float, w: float, stamp=None) -> None:
         if self.p["cmd_vel_stamped"]:
             msg = TwistStamped()
-            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.stamp = stamp or self.get_clock().now().to_msg()
             msg.header.frame_id = self.p["base_frame"]
             tw = msg.twist
         else:
@@ -370,9 +375,9 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         tw.linear.x, tw.angular.z = float(v), float(w)
         self.cmd_pub.publish(msg)
 
-    def _publish_state(self, out: GateOutput) -> None:
+    def _publish_state(self, out: GateOutput, stamp) -> None:
         m = SafetyState()
-        m.header.stamp = self.get_clock().now().to_msg()
+        m.header.stamp = stamp
         m.header.frame_id = self.p["base_frame"]
         m.source, m.action = out.source, out.action
         m.scale = float(out.scale)

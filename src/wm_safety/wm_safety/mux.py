@@ -5,8 +5,8 @@ source that has not spoken for its timeout is ignored, so a silent joystick hand
 back to navigation, and a silent planner leaves no source at all (the robot stops).
 
 The e-stop latches: a `False` on the e-stop topic does not release it, only an explicit
-`resume()` does, and only while no e-stop input is asserting (a held button keeps
-publishing True). Pause is the operator's controlled stop: set and cleared by the pause
+`resume()` does, and only when the e-stop input is not asserting (its last message was
+False, or its last True is older than `estop_hold`: a held button keeps publishing True). Pause is the operator's controlled stop: set and cleared by the pause
 service, and ramped by the velocity smoother like any stop.
 """
 from __future__ import annotations
@@ -53,9 +53,13 @@ class CommandMux:
         return True
 
     def estop_input(self, engaged: bool, now: float) -> None:
+        """True engages (and latches); False says the button is out, which allows a
+        resume but does not release anything by itself."""
         if engaged:
             self.estop = True
             self._estop_asserted_at = now
+        else:
+            self._estop_asserted_at = None
 
     def resume(self, now: float) -> Tuple[bool, str]:
         """Release a latched e-stop; refused while the e-stop input still asserts."""

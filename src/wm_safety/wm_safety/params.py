@@ -57,7 +57,9 @@ SAFETY_PARAMS = [
     Param("accel_angular", 2.5, "angular acceleration limit [rad/s^2]", 0.01, 50.0),
     Param("decel_angular", 2.5, "angular braking limit [rad/s^2]", 0.01, 50.0),
     Param("jerk_angular", 20.0, "angular jerk limit (0: none) [rad/s^3]", 0.0, 1000.0),
-    Param("max_dt", 0.2, "longest step the smoother integrates at once [s]", 0.01, 1.0),
+    Param("max_dt", 0.1,
+          "longest step the smoother integrates at once; the planner's control period, so a "
+          "late clock never turns into a larger step at the base [s]", 0.01, 1.0),
     Param("speed_zones", "",
           "speed-limit layer (Nav2 speed-filter mask YAML); '' = none; a relative path is "
           "looked up in wm_bringup's config/speed_zones/"),

@@ -54,7 +54,12 @@ class Axis:
             j = lim.jerk * dt
             a = min(max(a, self.accel - j), self.accel + j)
         step = a * dt
-        if (err > 0 and step >= err) or (err < 0 and step <= err) \
+        a_land = err / dt
+        if abs(a_land) <= a_max and (lim.jerk <= 0.0 or (
+                abs(a_land - self.accel) <= lim.jerk * dt and abs(a_land) <= lim.jerk * dt)):
+            # reachable this step, and holding it next step is within the jerk limit too
+            step = err
+        elif (err > 0 and step >= err) or (err < 0 and step <= err) \
                 or abs(err) <= 0.5 * lim.jerk * dt * dt:
             step = err  # would pass the target, or is within one jerk step: land on it
         elif step != 0.0 and (step > 0) != (err > 0):

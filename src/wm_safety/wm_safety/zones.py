@@ -86,6 +86,7 @@ class Margins:
 class Zones:
     """The polygons in force for one payload (base_link, (n, 2) each)."""
     footprint: np.ndarray
+    self_filter: np.ndarray  # points inside are the robot itself (chassis + known payload)
     stop: np.ndarray
     slowdown: np.ndarray
     reach: float  # radius around base_link beyond which no point can matter
@@ -102,7 +103,9 @@ class Zones:
         stop_poly = grow(foot, stop.front, stop.rear, stop.side)
         slow_poly = grow(foot, slowdown.front, slowdown.rear, slowdown.side)
         radius = float(np.max(np.hypot(*np.concatenate([stop_poly, slow_poly]).T)))
-        return cls(foot, stop_poly, slow_poly, radius + max_travel)
+        # an unknown payload may not be there at all: only the chassis hides points then
+        own = foot if payload_kg >= 0.0 else chassis
+        return cls(foot, own, stop_poly, slow_poly, radius + max_travel)
 
 
 def crop(xy: np.ndarray, reach: float) -> np.ndarray:

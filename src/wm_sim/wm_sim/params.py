@@ -42,4 +42,10 @@ SIM_PARAMS = [
     Param("floor_friction", 0.8, "wheel-floor friction coefficient (mujoco engine)", 0.05, 2.0),
     Param("map_resolution", 0.05, "resolution of the published /map [m]", 0.01, 1.0),
     Param("seed", 0, "random seed of sensor noise", 0, 2 ** 31 - 1),
+    # Fault injection for the safety drills (tests/test_fault_drills.py), live-settable:
+    Param("fault_odom", "", "fault drill: '' normal, 'nan' or 'absurd' odometry from now on"),
+    Param("fault_pause", False, "fault drill: stop the simulation and /clock while true"),
+    Param("fault_drop_box", "",
+          "fault drill: '<robot_id> <distance>' drops a pallet that far ahead of the robot; "
+          "'' removes it"),
 ]

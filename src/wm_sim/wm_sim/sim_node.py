@@ -89,10 +89,17 @@ class SimRobot:
         # the planner's world model uses it (topic `payload`).
         self.payload_pub = node.create_publisher(Float32, ns + "/payload", MAP_QOS)
         self.rejected = 0
+        self.cmd_log = []
 
     def _on_cmd(self, msg) -> None:
         tw = msg.twist if isinstance(msg, TwistStamped) else msg
         v, w = tw.linear.x, tw.angular.z
+        # the base's log of every command it got (in /sim/cycle), at the time it was issued
+        # (TwistStamped) or received (Twist): what the fault drills check
+        t = self.node.sim_time
+        if isinstance(msg, TwistStamped) and (msg.header.stamp.sec or msg.header.stamp.nanosec):
+            t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.cmd_log.append((round(t - T0, 4), v, w))
         if not (math.isfinite(v) and math.isfinite(w)):
             self.rejected += 1
             self.node.get_logger().log("%s: non-finite cmd_vel ignored" % self.id,
@@ -132,6 +139,9 @@ class SimulatorNode(Node):
         for r in self.robots:
             self._publish_payload(r.id)
         self._stop = threading.Event()
+        self.drill_box = None
+        self.drill_ops = []
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
         self.get_logger().info("simulating %s (%s engine, %s) with %d robots: %s" % (
@@ -171,6 +181,10 @@ class SimulatorNode(Node):
             h = period / n_sub
             wall0, sim0 = time.monotonic(), self.sim_time
             while not self._stop.is_set():
+                if self.p["fault_pause"]:  # drill: the world and its clock stand still
+                    time.sleep(0.01)
+                    wall0, sim0 = time.monotonic(), self.sim_time
+                    continue
                 for r in self.robots:
                     r.contact = False
                 for _ in range(n_sub):
@@ -215,6 +229,8 @@ class SimulatorNode(Node):
                               LoggingSeverity.WARN)
 
     def _physics_step(self, h: float) -> None:
+        while self.drill_ops:
+            self._drop_box(*self.drill_ops.pop(0))
         for r in self.robots:
             fresh = self.sim_time - r.cmd_t < self.p["cmd_timeout"]
             v, w = r.cmd if fresh else (0.0, 0.0)
@@ -259,6 +275,12 @@ class SimulatorNode(Node):
         msg.pose.pose = pose2d_to_pose(r.odometry.pose)
         msg.pose.covariance = r.odometry.pose_covariance
         v, w = r.odometry.twist
+        if self.p["fault_odom"] == "nan":
+            v, w = math.nan, math.nan
+            msg.pose.pose.position.x = math.nan
+        elif self.p["fault_odom"] == "absurd":
+            v, w = 250.0, -90.0
+            msg.pose.pose.position.x += 1e6
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(w)
         msg.twist.covariance = r.odometry.twist_covariance
         r.odom_pub.publish(msg)
@@ -301,8 +323,52 @@ class SimulatorNode(Node):
                "latency_ms": {k: round(v, 3) for k, v in latency.items()},
                "contact": {r.id: bool(r.contact) for r in self.robots},
                "payload": {r.id: self.engine.payload(r.id) for r in self.robots},
-               "rejected_cmd_vel": {r.id: r.rejected for r in self.robots}}
+               "rejected_cmd_vel": {r.id: r.rejected for r in self.robots},
+               "cmds": {}}
+        for r in self.robots:  # the commands since the last cycle (list swap: no lock)
+            r.cmd_log, log = [], r.cmd_log
+            doc["cmds"][r.id] = log
         self.cycle_pub.publish(String(data=json.dumps(doc)))
+
+    # ---------------------------------------------------------------- fault drills
+    def _on_set_parameters(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+        for prm in params:
+            if prm.name == "fault_odom" and prm.value not in ("", "nan", "absurd"):
+                return SetParametersResult(successful=False, reason="'', 'nan' or 'absurd'")
+            if prm.name == "fault_drop_box":
+                try:
+                    rid, dist = prm.value.split() if prm.value else ("", "0")
+                    if rid and rid not in [r.id for r in self.robots]:
+                        raise ValueError("no robot %r" % rid)
+                    # applied by the simulation thread between steps, like scenario events
+                    self.drill_ops.append((rid, float(dist)))
+                except ValueError as e:
+                    return SetParametersResult(successful=False, reason=str(e))
+            if prm.name.startswith("fault_"):
+                self.p[prm.name] = prm.value
+                self.get_logger().info("drill: %s = %r" % (prm.name, prm.value))
+        return SetParametersResult(successful=True)
+
+    def _drop_box(self, robot_id: str, distance: float) -> None:
+        """A 0.8 x 1.2 m pallet `distance` metres ahead of the robot's chassis centre
+        (no robot: the pallet is taken away)."""
+        from wm_sim.world import Box
+        if not robot_id:
+            if self.drill_box is not None:
+                self.engine.move_obstacle(self.drill_box, Pose2D(-100.0, -100.0, 0.0))
+                self.get_logger().info("drill: pallet removed")
+            return
+        pose = self.engine.pose(robot_id)
+        cx = pose.x + distance * math.cos(pose.yaw)
+        cy = pose.y + distance * math.sin(pose.yaw)
+        if self.drill_box is None:
+            self.drill_box = "drill_pallet"
+            self.engine.add_obstacle(Box(cx, cy, 0.8, 1.2, pose.yaw, 0.15 + 0.6,
+                                         name=self.drill_box))
+        else:
+            self.engine.move_obstacle(self.drill_box, Pose2D(cx, cy, pose.yaw))
+        self.get_logger().info("drill: pallet dropped at (%.2f, %.2f)" % (cx, cy))
 
     def _publish_map(self) -> None:
         res = self.p["map_resolution"]

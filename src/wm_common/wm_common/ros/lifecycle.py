@@ -72,6 +72,11 @@ def run(node_factory: Callable[[], object], args=None, threads: int = 1) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # rclpy can fail to take a message while Ctrl-C shuts the context down; only an
+        # error while still running is one
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

@@ -1,0 +1,369 @@
+"""Fault drills: one robot drives down a free aisle, a fault strikes, later it clears.
+
+Every drill runs the real nodes over DDS (wm_bringup.runner) with the safety gate in front of
+the base, and the base (the simulator) logs every command it receives. From that log:
+
+- nothing non-finite ever reached the base;
+- no speed step exceeded a_max * dt (the e-stop excepted, which is immediate by design);
+- where the fault blinds or silences something, the commanded speed reached zero within
+  the detecting timeout + v / a_max (+ the jerk ramp a / j, + two control periods);
+- once the fault clears, the robot drives on to its goal by itself (after an e-stop only
+  once `resume` was called).
+
+    python -m wm_bringup.drills [--only NAME] [--out out/drills]   # prints a table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import yaml
+
+from wm_bringup.runner import DrillContext, run_scenario, share_dir
+from wm_sim.scenario import parse_scenario
+
+T_FAULT, T_CLEAR = 6.0, 11.0
+GOAL = (14.0, 6.0)
+SCENARIO = {
+    "name": "drill", "world": "warehouse_large", "duration": 50, "seed": 41,
+    "description": "one robot down a free 2.2 m aisle while a fault strikes",
+    "robots": [{"id": "robot1", "spawn": [1.5, 6.0, 0.0], "goals": [[GOAL[0], GOAL[1], 0.0]]}],
+}
+RID = "robot1"
+CONTROL_PERIOD = 0.1
+RECEIVE_TOLERANCE = 1e-6  # commands carry the time they were issued (TwistStamped)
+
+
+def gate_params() -> dict:
+    doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
+    return doc["/**/collision_monitor"]["ros__parameters"]
+
+
+def planner_params() -> dict:
+    doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
+    return doc["/**/planner"]["ros__parameters"]
+
+
+# ------------------------------------------------------------------ fault actions
+def set_sim(ctx: DrillContext, name: str, value) -> None:
+    """Set a simulator fault parameter over ROS (like `ros2 param set /simulator ...`)."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    pv = ParameterValue()
+    if isinstance(value, bool):
+        pv.type, pv.bool_value = ParameterType.PARAMETER_BOOL, value
+    else:
+        pv.type, pv.string_value = ParameterType.PARAMETER_STRING, str(value)
+    client = ctx.state.get("sim_params")
+    if client is None:
+        client = ctx.state["sim_params"] = ctx.node.create_client(
+            SetParameters, "/simulator/set_parameters")
+    if not client.wait_for_service(timeout_sec=10.0):
+        raise RuntimeError("simulator parameter service not available")
+    fut = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+    deadline = time.monotonic() + 10.0
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not fut.done() or not fut.result().results[0].successful:
+        raise RuntimeError("could not set simulator %s=%r" % (name, value))
+
+
+def call_trigger(ctx: DrillContext, service: str) -> str:
+    from std_srvs.srv import Trigger
+    client = ctx.node.create_client(Trigger, service)
+    if not client.wait_for_service(timeout_sec=10.0):
+        raise RuntimeError("no service " + service)
+    fut = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + 10.0
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    res = fut.result()
+    return "%s: %s" % ("ok" if res.success else "refused", res.message)
+
+
+def publish_estop(ctx: DrillContext, engaged: bool) -> None:
+    from std_msgs.msg import Bool
+
+    from wm_common.ros.qos import STATUS_QOS
+    pub = ctx.state.get("estop_pub")
+    if pub is None:
+        pub = ctx.state["estop_pub"] = ctx.node.create_publisher(
+            Bool, "/%s/estop" % RID, STATUS_QOS)
+        deadline = time.monotonic() + 5.0
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    pub.publish(Bool(data=engaged))
+
+
+def send_goal_pose(ctx: DrillContext) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    from wm_common.ros.qos import STATUS_QOS
+    pub = ctx.state.get("goal_pub")
+    if pub is None:
+        pub = ctx.state["goal_pub"] = ctx.node.create_publisher(
+            PoseStamped, "/%s/goal_pose" % RID, STATUS_QOS)
+    deadline = time.monotonic() + 20.0
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    g = PoseStamped()
+    g.header.frame_id = "map"
+    g.pose.position.x, g.pose.position.y = GOAL
+    g.pose.orientation.w = 1.0
+    pub.publish(g)
+
+
+def corrupt_artifact(out: Path) -> Path:
+    """A copy of the shipped world model with flipped bytes in its weights."""
+    from wm_planner.configure import resolve_artifact
+    src = Path(resolve_artifact(planner_params()["world_model_artifact"]))
+    dst = out / "corrupt" / src.name
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    w = dst / "weights.npz"
+    data = bytearray(w.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    w.write_bytes(bytes(data))
+    return dst
+
+
+class CpuLoad:
+    """Competing processes that each spin one core (what a runaway logger would do)."""
+
+    def __init__(self, n: int):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(n)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+# ------------------------------------------------------------------ drills
+@dataclass
+class Drill:
+    name: str
+    description: str
+    inject: Callable[[DrillContext], None]
+    clear: Callable[[DrillContext], None]
+    # which timeout detects the fault (None: the robot need not stop, e.g. CPU load)
+    detect_timeout: Optional[float]
+    timeout_name: str = ""
+    immediate: bool = False   # an e-stop: zero at once, exempt from the step limit
+    ends_goal: bool = False   # the fault loses the navigation goal (planner restarted)
+
+
+def _kill_perception(ctx):
+    ctx.procs.signal("%s_perception" % RID, signal.SIGKILL)
+
+
+def _restart_perception(ctx):
+    ctx.restart(RID, "wm_perception", "perception")
+
+
+def _freeze_planner(ctx):
+    ctx.procs.signal("%s_planner" % RID, signal.SIGSTOP, expect_exit=False)
+
+
+def _thaw_planner(ctx):
+    ctx.procs.signal("%s_planner" % RID, signal.SIGCONT, expect_exit=False)
+
+
+def _corrupt_model(ctx):
+    ctx.procs.signal("%s_planner" % RID, signal.SIGKILL)
+    bad = corrupt_artifact(Path(ctx.state["out"]))
+    p = ctx.restart(RID, "wm_planner", "planner", ["-p", "world_model_artifact:=%s" % bad])
+    ctx.procs.expected.add(p.pid)  # it must refuse the artifact and exit 1
+    ctx.state["bad_planner"] = p
+
+
+def _good_model(ctx):
+    bad = ctx.state.get("bad_planner")
+    if bad is not None:
+        bad.wait(30.0)
+        ctx.state["bad_planner_rc"] = bad.returncode
+    ctx.restart(RID, "wm_planner", "planner")
+    send_goal_pose(ctx)
+    ctx.note("goal re-sent to the restarted planner")
+
+
+def _cpu_load(ctx):
+    ctx.state["load"] = CpuLoad(2)
+
+
+def _cpu_unload(ctx):
+    ctx.state.pop("load").stop()
+
+
+def _estop(ctx):
+    publish_estop(ctx, True)
+
+
+def _estop_release(ctx):
+    publish_estop(ctx, False)
+    ctx.note("estop False published (must not release)")
+    ctx.state["false_only_t"] = ctx.sim_t
+    time.sleep(1.5)
+    ctx.note("resume: " + call_trigger(ctx, "/%s/resume" % RID))
+
+
+DRILLS: List[Drill] = [
+    Drill("kill_perception", "perception SIGKILLed, restarted 5 s later",
+          _kill_perception, _restart_perception, None, "planner field_timeout"),
+    Drill("freeze_planner", "planner SIGSTOPped (silent, alive), SIGCONT 5 s later",
+          _freeze_planner, _thaw_planner, None, "gate nav_timeout"),
+    Drill("corrupt_model", "planner restarted on a corrupt world-model artifact (refuses "
+          "it, exits 1), then restarted on the good one and given the goal again",
+          _corrupt_model, _good_model, None, "gate nav_timeout", ends_goal=True),
+    Drill("nan_odometry", "odometry turns NaN for 5 s",
+          lambda c: set_sim(c, "fault_odom", "nan"), lambda c: set_sim(c, "fault_odom", ""),
+          None, "planner odom_timeout"),
+    Drill("absurd_odometry", "odometry jumps 1000 km and reports 250 m/s for 5 s",
+          lambda c: set_sim(c, "fault_odom", "absurd"),
+          lambda c: set_sim(c, "fault_odom", ""), None, "planner odom_timeout"),
+    Drill("clock_stop", "the simulation and /clock stop for 5 s of wall time",
+          lambda c: set_sim(c, "fault_pause", True),
+          lambda c: set_sim(c, "fault_pause", False), None),
+    Drill("cpu_load", "two processes spin both cores for 5 s", _cpu_load, _cpu_unload, None),
+    Drill("pallet_drop", "a pallet drops inside the stop zone (5 cm ahead of the nose), "
+          "taken away 5 s later",
+          lambda c: set_sim(c, "fault_drop_box", "%s 0.80" % RID),
+          lambda c: set_sim(c, "fault_drop_box", ""), 0.0, "next cloud"),
+    Drill("estop", "e-stop engaged; False published later (no release); resume called",
+          _estop, _estop_release, 0.0, "immediate", immediate=True),
+]
+
+
+def _timeouts() -> Dict[str, float]:
+    g, p = gate_params(), planner_params()
+    return {"kill_perception": p["field_timeout"], "freeze_planner": g["nav_timeout"],
+            "corrupt_model": g["nav_timeout"], "nan_odometry": p["odom_timeout"],
+            "absurd_odometry": p["odom_timeout"]}
+
+
+# ------------------------------------------------------------------ the run
+def make_hook(drill: Drill, out: Path):
+    phases = {"injected": False, "cleared": False}
+
+    def hook(ctx: DrillContext) -> None:
+        ctx.state.setdefault("out", str(out))
+        if drill.ends_goal and phases["cleared"]:
+            # the first goal died with the planner: the run ends when the robot arrives
+            last = ctx.monitor.last_pose(RID)
+            if last is not None and math.hypot(last[1] - GOAL[0], last[2] - GOAL[1]) < 0.12:
+                ctx.finished = True
+        if not phases["injected"] and ctx.sim_t >= T_FAULT:
+            phases["injected"] = True
+            ctx.note("inject")
+            drill.inject(ctx)
+        elif phases["injected"] and not phases["cleared"] and (
+                ctx.sim_t >= T_CLEAR or (drill.name == "clock_stop" and
+                                         time.monotonic() - ctx.state["t_inject_wall"] > 5.0)
+                or (drill.name == "cpu_load" and
+                    time.monotonic() - ctx.state["t_inject_wall"] > 5.0)):
+            phases["cleared"] = True
+            ctx.note("clear")
+            drill.clear(ctx)
+        if phases["injected"] and "t_inject_wall" not in ctx.state:
+            ctx.state["t_inject_wall"] = time.monotonic()
+
+    return hook
+
+
+def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float,
+            timeout: Optional[float], v_max: float) -> dict:
+    """The drill's verdicts from the base's command log (see the module doc)."""
+    cmds = summary["commands"][RID]
+    events = {what: t for t, what in summary["drill_events"]}
+    t_f, t_c = events.get("inject"), events.get("clear")
+    res = {"drill": drill.name, "commands": len(cmds), "t_fault": t_f, "t_clear": t_c}
+    res["non_finite"] = sum(1 for _, v, w in cmds if not (math.isfinite(v) and math.isfinite(w)))
+    worst, worst_at = 0.0, None
+    prev = None
+    for t, v, w in cmds:
+        if prev is not None:
+            dt = max(0.0, t - prev[0]) + RECEIVE_TOLERANCE
+            ratio = max(abs(v - prev[1]) / (a_lin * dt), abs(w - prev[2]) / (a_ang * dt))
+            exempt = drill.immediate and t_f is not None and t_f <= t <= t_f + 0.5 \
+                and v == 0.0 and w == 0.0
+            if ratio > worst and not exempt:
+                worst, worst_at = ratio, t
+        prev = (t, v, w)
+    res["worst_step_ratio"] = round(worst, 3)  # <= 1: every step within a_max * dt
+    res["worst_step_at"] = worst_at
+    res["stop_s"] = res["stop_bound_s"] = None
+    if timeout is not None and t_f is not None:
+        before = [c for c in cmds if c[0] <= t_f]
+        v0 = abs(before[-1][1]) if before else 0.0
+        res["speed_at_fault"] = round(v0, 3)
+        end = t_c if t_c is not None else math.inf
+        stop = None
+        for t, v, w in cmds:
+            if t_f <= t <= end and v == 0.0 and w == 0.0:
+                if stop is None:
+                    stop = t
+            elif t_f <= t <= end:
+                stop = None  # moved again before the fault cleared: not stopped
+        ramp = 0.0 if drill.immediate else v0 / a_lin + a_lin / jerk
+        res["stop_s"] = None if stop is None else round(stop - t_f, 3)
+        # + two control periods: the drill sees simulated time one cycle late, and the
+        # detecting node checks its timeout once per cycle
+        res["stop_bound_s"] = round(timeout + ramp + 2 * CONTROL_PERIOD, 3)
+    truth = summary["true_speed"][RID]
+    after = [v for t, v in truth if t_c is not None and t > t_c + 1.0]
+    res["resumed"] = bool(after) and max(after) > 0.3 * v_max
+    res["reached"] = bool(summary["kpis"]["goals_reached"]) or drill.ends_goal and any(
+        math.hypot(p[1] - GOAL[0], p[2] - GOAL[1]) < 0.15 for p in summary["paths"][RID][-5:])
+    res["contacts"] = summary["kpis"]["contacts"]
+    res["sim_rejected_cmds"] = summary["rejected_cmd_vel"].get(RID, 0)
+    res["events"] = summary["drill_events"]
+    return res
+
+
+def run_drill(drill: Drill, out: Path, quiet: bool = True) -> dict:
+    out = Path(out)
+    sc = parse_scenario(SCENARIO)
+    summary = run_scenario(sc, out, engine="mujoco", wall_timeout=150.0, quiet=quiet,
+                           drill=make_hook(drill, out))
+    g, p = gate_params(), planner_params()
+    timeout = drill.detect_timeout if drill.detect_timeout is not None \
+        else _timeouts().get(drill.name)
+    res = analyze(drill, summary, g["decel_linear"], g["decel_angular"], g["jerk_linear"],
+                  timeout, p["v_max"])
+    (out / "drill.json").write_text(json.dumps(res, indent=2, default=str))
+    return res
+
+
+def by_name(name: str) -> Drill:
+    return next(d for d in DRILLS if d.name == name)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", action="append", help="drill name (repeatable)")
+    ap.add_argument("--out", default="out/drills")
+    args = ap.parse_args(argv)
+    rows = []
+    for d in DRILLS:
+        if args.only and d.name not in args.only:
+            continue
+        r = run_drill(d, Path(args.out) / d.name, quiet=True)
+        rows.append(r)
+        print(json.dumps({k: v for k, v in r.items() if k != "events"}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The collision monitor node over real DDS, fed by the test: it passes navigation through
+smoothed, stops for points in the stop zone, stops continuously when the planner goes silent,
+e-stops at once and stays stopped until resume, pauses by service, and survives malformed
+clouds and commands (rejected, counted, node alive)."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from rosutil import CONFIG, wait_for
+from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool, Trigger
+
+from wm_common.point_layouts import OUSTER, pack_points
+from wm_common.ros.qos import CMD_VEL_QOS, SENSOR_QOS, STATUS_QOS
+from wm_msgs.msg import SafetyState
+
+NS = "/gate"
+
+
+def cloud_msg(node, obstacle_x=None, corrupt=False):
+    """A 16 x 64 Ouster cloud: a ring of returns 5 m away, plus an obstacle column ahead."""
+    rings, cols = 16, 64
+    az = np.linspace(-math.pi, math.pi, cols, endpoint=False)
+    x = np.tile(5.0 * np.cos(az), (rings, 1)).astype(np.float32)
+    y = np.tile(5.0 * np.sin(az), (rings, 1)).astype(np.float32)
+    z = np.zeros((rings, cols), np.float32)
+    if obstacle_x is not None:
+        x[:, 0], y[:, 0], z[:, 0] = obstacle_x, 0.0, -0.1  # base height 0.3 m
+    cols_d = {f.name: np.zeros(rings * cols, dtype=np.float64) for f in OUSTER.fields}
+    cols_d.update(x=x.ravel(), y=y.ravel(), z=z.ravel())
+    msg = PointCloud2()
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.frame_id = "lidar_link"
+    msg.height, msg.width = rings, cols
+    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in OUSTER.fields]
+    msg.point_step = OUSTER.point_step
+    msg.row_step = OUSTER.point_step * cols
+    msg.data = pack_points(OUSTER, cols_d)
+    if corrupt:
+        msg.row_step = 7  # inconsistent with width * point_step
+    return msg
+
+
+@pytest.fixture
+def gate(procs, rclpy_node):
+    node = rclpy_node.node
+    p = procs.start("wm_safety", "collision_monitor", "--params-file",
+                    str(CONFIG / "robot.yaml"), "-r", "__ns:=" + NS)
+    pubs = {
+        "points": node.create_publisher(PointCloud2, NS + "/points", SENSOR_QOS),
+        "nav": node.create_publisher(Twist, NS + "/cmd_vel_nav", CMD_VEL_QOS),
+        "teleop": node.create_publisher(Twist, NS + "/cmd_vel_teleop", CMD_VEL_QOS),
+        "estop": node.create_publisher(Bool, NS + "/estop", STATUS_QOS),
+    }
+    out = rclpy_node.collect(Twist, NS + "/cmd_vel", CMD_VEL_QOS)
+    states = rclpy_node.collect(SafetyState, NS + "/safety_state", STATUS_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    assert wait_for(lambda: pubs["nav"].get_subscription_count() > 0, 20.0), procs.log(p)
+    yield node, p, pubs, out, states, diags
+
+
+_CLIENTS = {}
+
+
+def srv(node, srv_type, name, request):
+    """One client per service for the whole test (a fresh client per call can miss its
+    first response while DDS is still matching it)."""
+    key = (id(node), name)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = node.create_client(srv_type, name)
+        assert _CLIENTS[key].wait_for_service(timeout_sec=20.0), name
+        time.sleep(0.5)
+    fut = _CLIENTS[key].call_async(request)
+    assert wait_for(fut.done, 10.0), "no answer from " + name
+    return fut.result()
+
+
+def drive(node, pubs, seconds, v=0.5, w=0.0, obstacle_x=None, source="nav"):
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        pubs["points"].publish(cloud_msg(node, obstacle_x))
+        tw = Twist()
+        tw.linear.x, tw.angular.z = v, w
+        pubs[source].publish(tw)
+        time.sleep(0.05)
+
+
+def steps_ok(states, a_max=1.0):
+    """Every consecutive output step within a_max * dt of the node's own stamps."""
+    prev = None
+    for s in states:
+        t = s.header.stamp.sec + s.header.stamp.nanosec * 1e-9
+        if prev is not None and s.action != "estop":
+            dt = max(t - prev[0], 0.0)
+            assert abs(s.output.linear.x - prev[1]) <= a_max * dt + 1e-6, (t, prev)
+        prev = (t, s.output.linear.x)
+
+
+def test_gate_drives_stops_for_obstacles_and_when_the_planner_goes_silent(gate, procs):
+    node, p, pubs, out, states, diags = gate
+    drive(node, pubs, 1.5)
+    assert out and abs(out[-1].linear.x - 0.5) < 1e-6, [m.linear.x for m in out[-5:]]
+    assert states[-1].source == "nav" and states[-1].action == "free"
+    # an obstacle 0.35 m ahead of the nose (x = 0.40 in base_link): inside the stop zone
+    drive(node, pubs, 1.5, obstacle_x=0.40)
+    assert states[-1].action == "stop" and states[-1].points_stop > 0
+    assert out[-1].linear.x == 0.0
+    # ... in the slowdown zone (0.2 m ahead of the nose): half speed
+    drive(node, pubs, 1.5, obstacle_x=0.75)
+    assert states[-1].action in ("slowdown", "approach")
+    assert 0.0 < out[-1].linear.x <= 0.25 + 1e-6
+    drive(node, pubs, 1.5)
+    n_before = len(out)
+    # the planner goes silent, the sensor does not: zero, continuously
+    t_end = time.monotonic() + 2.0
+    while time.monotonic() < t_end:
+        pubs["points"].publish(cloud_msg(node))
+        time.sleep(0.05)
+    tail = out[n_before:]
+    assert len(tail) > 10 and tail[-1].linear.x == 0.0
+    assert states[-1].source == "none"
+    # the sensor goes silent too: still zero, from the timer, at about `rate`
+    n = len(out)
+    time.sleep(1.0)
+    assert len(out) - n >= 10 and all(m.linear.x == 0.0 for m in out[n:])
+    steps_ok(states)
+    assert p.poll() is None
+
+
+def test_estop_is_immediate_latches_and_needs_resume(gate, rclpy_node):
+    node, p, pubs, out, states, diags = gate
+    drive(node, pubs, 1.5)
+    assert abs(out[-1].linear.x - 0.5) < 1e-6
+    pubs["estop"].publish(Bool(data=True))
+    assert wait_for(lambda: states[-1].action == "estop", 2.0)
+    # immediate: the first output after the e-stop is zero, no ramp
+    i = next(i for i, s in enumerate(states) if s.action == "estop")
+    assert states[i].output.linear.x == 0.0 and states[i - 1].output.linear.x > 0.3
+    pubs["estop"].publish(Bool(data=False))    # releasing the button is not a resume
+    drive(node, pubs, 0.5)
+    assert states[-1].action == "estop" and out[-1].linear.x == 0.0
+    res = srv(node, Trigger, NS + "/resume", Trigger.Request())
+    assert res.success, res.message
+    drive(node, pubs, 1.5)
+    assert states[-1].action == "free" and out[-1].linear.x > 0.3
+    # resume is refused while the e-stop input keeps asserting
+    pubs["estop"].publish(Bool(data=True))
+    assert wait_for(lambda: states[-1].action == "estop", 2.0)
+    res = srv(node, Trigger, NS + "/resume", Trigger.Request())
+    assert not res.success and "asserted" in res.message
+    # pause: a controlled (smoothed) stop, released by the same service
+    time.sleep(1.1)
+    assert srv(node, Trigger, NS + "/resume", Trigger.Request()).success
+    drive(node, pubs, 1.5)
+    assert srv(node, SetBool, NS + "/pause", SetBool.Request(data=True)).success
+    drive(node, pubs, 1.5)
+    assert states[-1].action == "paused" and out[-1].linear.x == 0.0
+    assert srv(node, SetBool, NS + "/pause", SetBool.Request(data=False)).success
+    drive(node, pubs, 1.5)
+    assert out[-1].linear.x > 0.3
+    # teleop outranks navigation
+    drive(node, pubs, 1.0, v=-0.2, source="teleop")
+    assert states[-1].source == "teleop" and out[-1].linear.x == pytest.approx(-0.2)
+    steps_ok([s for s in states if s.action != "estop"][-40:])
+
+
+def test_malformed_input_is_rejected_and_counted_and_the_node_lives(gate):
+    node, p, pubs, out, states, diags = gate
+    for _ in range(5):
+        pubs["points"].publish(cloud_msg(node, corrupt=True))
+        bad = Twist()
+        bad.linear.x = float("nan")
+        pubs["nav"].publish(bad)
+        absurd = Twist()
+        absurd.linear.x = 1e9
+        pubs["nav"].publish(absurd)
+        time.sleep(0.05)
+    assert all(math.isfinite(m.linear.x) and math.isfinite(m.angular.z) for m in out)
+    assert all(m.linear.x == 0.0 for m in out)  # never a bad command passed on
+
+    def counted():
+        for d in diags:
+            for st in d.status:
+                if "collision_monitor" in st.name:
+                    kv = {k.key: k.value for k in st.values}
+                    if int(kv.get("rejected.nav_invalid", 0)) >= 3 and any(
+                            k.startswith("rejected.") and k != "rejected.nav_invalid"
+                            for k in kv):
+                        return True
+        return False
+    assert wait_for(counted, 5.0), [st.values for d in diags[-2:] for st in d.status]
+    drive(node, pubs, 1.5)  # and it still drives afterwards
+    assert p.poll() is None and abs(out[-1].linear.x - 0.5) < 1e-6
