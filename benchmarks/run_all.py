@@ -53,6 +53,8 @@ SUITES = [
      "(Ouster 128x1024 and 16x512, cmd_vel_nav at 20 Hz), and the gate's per-cloud work in "
      "process; peer: the 16x512 cloud; planner comparison in the last column",
      __import__("bench_safety")),
+    ("Safety: fault drills over DDS, stop time from the fault to zero at the simulated base "
+     "(simulated time; one run each)", __import__("bench_drills")),
 ]
 
 
@@ -93,19 +95,46 @@ def device_sections():
     return out
 
 
+def replace_sections(path: Path, sections) -> int:
+    """Put freshly run sections into an existing BENCHMARKS.md (same heading: replaced;
+    new: appended before the GPU sections), leaving every other suite's numbers alone."""
+    text = path.read_text()
+    parts = text.split("\n## ")
+    head, body = parts[0], ["## " + p for p in parts[1:]]
+    for sec in sections:
+        title = sec.split("\n", 1)[0]
+        idx = [i for i, b in enumerate(body) if b.split("\n", 1)[0] == title]
+        if idx:
+            body[idx[0]] = sec
+        else:
+            gpu = [i for i, b in enumerate(body) if b.startswith("## On a GPU machine")]
+            body.insert(gpu[0] if gpu else len(body), sec)
+    path.write_text("\n".join([head.rstrip("\n") + "\n"] + [b.rstrip("\n") + "\n"
+                                                              for b in body]))
+    print("updated %d section(s) of %s" % (len(sections), path))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
     ap.add_argument("--out", default=str(HERE.parent / "BENCHMARKS.md"))
+    ap.add_argument("--only", action="append",
+                    help="run only suites whose module is named (repeatable) and replace "
+                         "their sections in the existing file")
     args = ap.parse_args(argv)
     sections = []
     for title, mod in SUITES:
+        if args.only and mod.__name__ not in args.only:
+            continue
         print("== %s" % title, flush=True)
         rows = mod.run(repeats=10 if args.quick else None)
         md = to_markdown(rows, getattr(mod, "PEERS", None), getattr(mod, "NOTE", None))
         print(md, flush=True)
         sections.append("## %s\n\nSource: `benchmarks/%s.py`\n\n%s\n" % (
             title, mod.__name__, md))
+    if args.only:
+        return replace_sections(Path(args.out), sections)
     sections += device_sections()
     text = (
         "# Benchmarks\n\n"

@@ -1,4 +1,6 @@
-"""One robot's navigation nodes: perception and planner, under the robot's namespace.
+"""One robot's navigation nodes: perception, planner and the safety gate, under the robot's
+namespace. The planner's command goes to the gate (cmd_vel_nav); only the gate's
+collision_monitor publishes the base's cmd_vel.
 
     ros2 launch wm_bringup robot.launch.py namespace:=robot1
     ros2 launch wm_bringup robot.launch.py namespace:=robot1 params_file:=/path/robot.yaml \
@@ -51,8 +53,12 @@ def generate_launch_description():
         LifecycleNode(
             package="wm_planner", executable="planner", name="planner",
             namespace=namespace, output="screen",
-            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped,
-                                                 "world_model_artifact": world_model}]),
+            parameters=[params_file, overrides, {"world_model_artifact": world_model}],
+            remappings=[("cmd_vel", "cmd_vel_nav")]),
+        LifecycleNode(
+            package="wm_safety", executable="collision_monitor", name="collision_monitor",
+            namespace=namespace, output="screen",
+            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped}]),
         Node(
             package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
             arguments=["-d", PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",

@@ -192,11 +192,13 @@ def _corrupt_model(ctx):
 def _good_model(ctx):
     bad = ctx.state.get("bad_planner")
     if bad is not None:
-        bad.wait(30.0)
-        ctx.state["bad_planner_rc"] = bad.returncode
+        try:
+            bad.wait(30.0)
+        except subprocess.TimeoutExpired:
+            pass
+        ctx.note("planner on the corrupt artifact exited with %s" % bad.returncode)
     ctx.restart(RID, "wm_planner", "planner")
-    send_goal_pose(ctx)
-    ctx.note("goal re-sent to the restarted planner")
+    ctx.state["resend_goal"] = True  # until the new planner drives (see make_hook)
 
 
 def _cpu_load(ctx):
@@ -260,22 +262,34 @@ def make_hook(drill: Drill, out: Path):
     def hook(ctx: DrillContext) -> None:
         ctx.state.setdefault("out", str(out))
         if drill.ends_goal and phases["cleared"]:
-            # the first goal died with the planner: the run ends when the robot arrives
+            # the first goal died with the planner: an operator (here the drill) sends it to
+            # the new one, again every 2 s until it drives (it ignores goals before it is
+            # active); the run ends when the robot arrives
             last = ctx.monitor.last_pose(RID)
+            if ctx.state.get("resend_goal") and \
+                    time.monotonic() - ctx.state.get("goal_wall", 0.0) > 2.0:
+                ctx.state["goal_wall"] = time.monotonic()
+                send_goal_pose(ctx)
+                ctx.note("goal re-sent to the restarted planner")
+            if last is not None and abs(last[4]) > 0.2:
+                ctx.state["resend_goal"] = False
             if last is not None and math.hypot(last[1] - GOAL[0], last[2] - GOAL[1]) < 0.12:
                 ctx.finished = True
         if not phases["injected"] and ctx.sim_t >= T_FAULT:
             phases["injected"] = True
-            ctx.note("inject")
             drill.inject(ctx)
+            # noted once the fault is in place (a parameter call takes a cycle or two)
+            ctx.sim_t = ctx.monitor.sim_t
+            ctx.note("inject")
         elif phases["injected"] and not phases["cleared"] and (
                 ctx.sim_t >= T_CLEAR or (drill.name == "clock_stop" and
                                          time.monotonic() - ctx.state["t_inject_wall"] > 5.0)
                 or (drill.name == "cpu_load" and
                     time.monotonic() - ctx.state["t_inject_wall"] > 5.0)):
             phases["cleared"] = True
-            ctx.note("clear")
             drill.clear(ctx)
+            ctx.sim_t = ctx.monitor.sim_t
+            ctx.note("clear")
         if phases["injected"] and "t_inject_wall" not in ctx.state:
             ctx.state["t_inject_wall"] = time.monotonic()
 

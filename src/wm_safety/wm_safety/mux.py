@@ -6,8 +6,9 @@ back to navigation, and a silent planner leaves no source at all (the robot stop
 
 The e-stop latches: a `False` on the e-stop topic does not release it, only an explicit
 `resume()` does, and only when the e-stop input is not asserting (its last message was
-False, or its last True is older than `estop_hold`: a held button keeps publishing True). Pause is the operator's controlled stop: set and cleared by the pause
-service, and ramped by the velocity smoother like any stop.
+False, or its last True is older than `estop_hold`: a held button keeps publishing True).
+Pause is the operator's controlled stop: set and cleared by the pause service, and ramped by
+the velocity smoother like any stop.
 """
 from __future__ import annotations
 
