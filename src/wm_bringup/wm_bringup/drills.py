@@ -242,9 +242,11 @@ DRILLS: List[Drill] = [
     Drill("pallet_drop", "a pallet drops inside the stop zone (5 cm ahead of the nose), "
           "taken away 5 s later",
           lambda c: set_sim(c, "fault_drop_box", "%s 0.80" % RID),
-          lambda c: set_sim(c, "fault_drop_box", ""), 0.0, "next cloud"),
+          lambda c: set_sim(c, "fault_drop_box", ""), CONTROL_PERIOD,
+          "the next cloud that can see it"),
     Drill("estop", "e-stop engaged; False published later (no release); resume called",
-          _estop, _estop_release, 0.0, "immediate", immediate=True),
+          _estop, _estop_release, CONTROL_PERIOD, "immediate; the base's next cycle",
+          immediate=True),
 ]
 
 
