@@ -56,3 +56,15 @@ def check_drill(name, r, tmp_path):
         # a pallet dropped 5 cm ahead of a robot at 0.66 m/s cannot be avoided (it needs
         # about 0.35 m to stop): the drill measures the stop, contact is reported
         assert r["contacts"] == 0, r
+
+
+def test_speed_zone_limits_navigation_in_the_crossing(tmp_path):
+    """With config/speed_zones/warehouse_large_speed.yaml the robot crosses the pedestrian
+    crossing (x 8-10 m) at no more than 40 % of max_linear and drives at its cruise speed
+    before it (true speed from the simulator)."""
+    os.environ["WM_RUN_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 200))
+    r = drills.run_speed_zone(tmp_path)
+    assert r["reached"] and r["contacts"] == 0, r
+    assert r["samples_inside"] >= 5, r
+    assert r["max_inside"] <= r["limit"] + 0.03, r   # odometry noise, a physics step
+    assert r["max_before"] > 0.55, r

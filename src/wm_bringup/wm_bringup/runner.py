@@ -428,10 +428,13 @@ def contact_points(truth, cycles) -> Dict[str, list]:
 def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: float = 600.0,
                  stop: Optional[threading.Event] = None, quiet: bool = False,
                  planner_params: Optional[Dict[str, str]] = None,
-                 drill: Optional[Callable[["DrillContext"], None]] = None) -> dict:
+                 drill: Optional[Callable[["DrillContext"], None]] = None,
+                 node_params: Optional[Dict[str, Dict[str, str]]] = None) -> dict:
     """Run one scenario closed-loop; returns a summary dict (also written as JSON).
 
     planner_params: extra `-p name:=value` overrides for every planner (e.g. a fixed seed).
+    node_params: the same for any node by executable name ("simulator", "perception",
+    "planner", "collision_monitor"), e.g. {"collision_monitor": {"speed_zones": "x.yaml"}}.
     drill: called about every 0.1 s of wall time with a DrillContext, to inject faults
     (wm_bringup.drills).
     """
@@ -469,19 +472,23 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     monitor = None
     ctx = None
     context_started = False
+    params = {k: dict(v) for k, v in (node_params or {}).items()}
+    params.setdefault("planner", {}).update(planner_params or {})
+
+    def args_for(exe: str) -> List[str]:
+        return [a for k, v in sorted(params.get(exe, {}).items())
+                for a in ("-p", "%s:=%s" % (k, v))]
     try:
         procs.start("simulator", [
             executable("wm_sim", "simulator"), "--ros-args",
             "--params-file", str(config / "sim.yaml"), "-p", "scenario:=" + str(scenario_file),
             "-p", "engine:=" + engine, "-p", "wait_for_observer:=true",
-            "-p", "cmd_vel_stamped:=true"])
-        overrides = []
-        for k, v in sorted((planner_params or {}).items()):
-            overrides += ["-p", "%s:=%s" % (k, v)]
+            "-p", "cmd_vel_stamped:=true"] + args_for("simulator"))
+        overrides = args_for("planner")
         for r in scenario.robots:
             for pkg, exe in ROBOT_NODES:
                 procs.start("%s_%s" % (r.id, exe), robot_node_cmd(
-                    pkg, exe, r.id, config, overrides if exe == "planner" else []))
+                    pkg, exe, r.id, config, args_for(exe)))
         say("started simulator (%s) and %d x (perception, planner, collision_monitor) on "
             "ROS_DOMAIN_ID=%s; "
             "logs in %s" % (engine, len(scenario.robots), env["ROS_DOMAIN_ID"], out / "logs"))
