@@ -90,7 +90,8 @@ def call_trigger(ctx: DrillContext, service: str) -> str:
     return "%s: %s" % ("ok" if res.success else "refused", res.message)
 
 
-def publish_estop(ctx: DrillContext, engaged: bool) -> None:
+def estop_publisher(ctx: DrillContext):
+    """The e-stop button's publisher, matched with the gate before it is needed."""
     from std_msgs.msg import Bool
 
     from wm_common.ros.qos import STATUS_QOS
@@ -101,7 +102,12 @@ def publish_estop(ctx: DrillContext, engaged: bool) -> None:
         deadline = time.monotonic() + 5.0
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-    pub.publish(Bool(data=engaged))
+    return pub
+
+
+def publish_estop(ctx: DrillContext, engaged: bool) -> None:
+    from std_msgs.msg import Bool
+    estop_publisher(ctx).publish(Bool(data=engaged))
 
 
 def send_goal_pose(ctx: DrillContext) -> None:
@@ -277,12 +283,17 @@ def make_hook(drill: Drill, out: Path):
                 ctx.state["resend_goal"] = False
             if last is not None and math.hypot(last[1] - GOAL[0], last[2] - GOAL[1]) < 0.12:
                 ctx.finished = True
+        if drill.immediate:
+            estop_publisher(ctx)  # matched long before the fault
         if not phases["injected"] and ctx.sim_t >= T_FAULT:
             phases["injected"] = True
+            if drill.immediate:  # a publish: in place at once
+                ctx.note("inject")
             drill.inject(ctx)
-            # noted once the fault is in place (a parameter call takes a cycle or two)
-            ctx.sim_t = ctx.monitor.sim_t
-            ctx.note("inject")
+            if not drill.immediate:
+                # noted once the fault is in place (a parameter call takes a cycle or two)
+                ctx.sim_t = ctx.monitor.sim_t
+                ctx.note("inject")
         elif phases["injected"] and not phases["cleared"] and (
                 ctx.sim_t >= T_CLEAR or (drill.name == "clock_stop" and
                                          time.monotonic() - ctx.state["t_inject_wall"] > 5.0)

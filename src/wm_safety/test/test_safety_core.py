@@ -240,6 +240,10 @@ def test_gate_estop_is_immediate_and_speed_zone_limits_navigation(tmp_path):
         out = g.update(t, (2.0, 1.0))       # inside: 25 % of 0.8 m/s, curvature kept
     assert out.cmd[0] == pytest.approx(0.2) and out.cmd[1] == pytest.approx(0.1)
     assert out.speed_limit == pytest.approx(0.2)
+    g.external_limit = 0.1                   # the fleet link is down: the lower limit wins
+    g.mux.command(NAV, 0.6, 0.3, t + 0.01)
+    assert g.update(t + 0.01, (2.0, 1.0)).speed_limit == pytest.approx(0.1)
+    g.external_limit = math.inf
     g.mux.command(TELEOP, 0.6, 0.0, t)       # teleop is not zone-limited
     assert g.update(t + 0.05, (2.0, 1.0)).speed_limit == math.inf
     g.mux.estop_input(True, t + 0.1)

@@ -1,7 +1,7 @@
 """The safety gate: everything between the planner and the wheels, in the order it applies.
 
     mux (e-stop > pause > teleop > navigation, each with a timeout)
-      -> speed-limit zone (navigation only)
+      -> speed limits: the zone layer and the `speed_limit` topic (navigation only)
       -> collision monitor on the newest raw points (stop / slowdown / approach)
       -> velocity smoother (speed, acceleration, jerk; an e-stop bypasses it)
       -> the base
@@ -58,6 +58,8 @@ class SafetyGate:
         self._sensors = {}  # sensor name -> (points, stamp)
         self.last_update: Optional[float] = None
         self.last_scale = 1.0
+        # a limit on |v| from another node (the fleet client while Redis is unreachable)
+        self.external_limit = math.inf
 
     def set_points(self, xy: np.ndarray, stamp: float, sensor: str = "points") -> None:
         """The newest obstacle points (M, 2) in base_link from one sensor, height-filtered.
@@ -110,8 +112,10 @@ class SafetyGate:
         sel = self.mux.select(now)
         v, w = sel.cmd
         limit = math.inf
-        if sel.source == NAV and self.speed_zones is not None:
-            limit = self.speed_zones.limit_at(*(position or (None, None)))
+        if sel.source == NAV:
+            if self.speed_zones is not None:
+                limit = self.speed_zones.limit_at(*(position or (None, None)))
+            limit = min(limit, self.external_limit)
             if abs(v) > limit:
                 k = limit / abs(v)
                 v, w = v * k, w * k

@@ -3,7 +3,9 @@
 In: points (sensor_msgs/PointCloud2, the raw LiDAR; not perception's products), optionally
 scan (sensor_msgs/LaserScan), cmd_vel_nav (Twist, the planner), cmd_vel_teleop (Twist, a
 joystick), estop (std_msgs/Bool: True engages and latches), payload (std_msgs/Float32 kg:
-the footprint grows with the overhang), localization_pose (for the speed-limit layer).
+the footprint grows with the overhang), localization_pose (for the speed-limit layer),
+speed_limit (std_msgs/Float32 m/s on navigation, 0 = none: the fleet client's while Redis
+is unreachable).
 Services: pause (std_srvs/SetBool), resume (std_srvs/Trigger: releases a latched e-stop).
 Out: cmd_vel (Twist or TwistStamped), safety_state (wm_msgs/SafetyState), safety_zones
 (safety_zones/{footprint,stop,slowdown}: geometry_msgs/PolygonStamped, for RViz), /diagnostics.
@@ -155,6 +157,8 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
             self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
                                      self._on_localization, STATUS_QOS),
+            self.create_subscription(Float32, "speed_limit", self._on_speed_limit,
+                                     STATUS_QOS),
         ]
         if p["use_scan"]:
             self.subs.append(self.create_subscription(LaserScan, "scan", self._on_scan,
@@ -308,6 +312,17 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self.payload_kg = kg
         self.gate.set_zones(Zones.build(payload_kg=kg, **self.zone_spec))
         self._publish_zones()
+
+    def _on_speed_limit(self, msg: Float32) -> None:
+        """A limit on navigation's |v| [m/s] (Nav2's speed_limit in absolute form); 0 or
+        less lifts it."""
+        if self.gate is None:
+            return
+        v = float(msg.data)
+        if not math.isfinite(v):
+            return self._reject("speed_limit_invalid", "speed limit %r" % v)
+        self.gate.external_limit = v if v > 0.0 else math.inf
+        self.diag.set_value("external_speed_limit", "%.2f" % v if v > 0.0 else "none")
 
     def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
         if msg.header.frame_id != self.p["map_frame"]:
