@@ -22,6 +22,9 @@ def _note(r) -> str:
         parts.append("bound %.0f ms (%s)" % (r["bound_ms"], r["timeout_name"]))
     parts.append("speed at fault %.2f m/s" % r["speed_at_fault"] if r.get("speed_at_fault")
                  else "no stop required")
+    if r.get("held_max_speed") is not None:
+        parts.append("held at %.2f m/s (limit %.2f) while Redis was frozen, %.2f m/s after"
+                     % (r["held_max_speed"], r["held_limit"], r["max_speed_after"] or 0.0))
     parts.append("worst step %.2f of a_max*dt" % r["worst_step_ratio"])
     parts.append("resumed and reached goal" if r["reached"] else "DID NOT reach the goal")
     parts.append("%d contacts" % r["contacts"])
@@ -43,7 +46,9 @@ def run(repeats: Optional[int] = None) -> List[dict]:
                             else 1e3 * r["stop_bound_s"],
                             timeout_name=d.timeout_name, speed_at_fault=r.get("speed_at_fault"),
                             worst_step_ratio=r["worst_step_ratio"], reached=r["reached"],
-                            contacts=r["contacts"]))
+                            contacts=r["contacts"], held_max_speed=r.get("held_max_speed"),
+                            held_limit=r.get("held_limit"),
+                            max_speed_after=r.get("max_speed_after")))
             print("  %s: %s" % (d.name, _note(rows[-1])), flush=True)
     return rows
 

@@ -55,6 +55,8 @@ SUITES = [
      __import__("bench_safety")),
     ("Safety: fault drills over DDS, stop time from the fault to zero at the simulated base "
      "(simulated time; one run each)", __import__("bench_drills")),
+    ("Fleet through Redis: N simulated robots at 10 Hz (write + read neighbours), one "
+     "redis-server and a 3-node Redis Cluster on loopback", __import__("bench_fleet")),
 ]
 
 

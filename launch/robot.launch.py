@@ -1,5 +1,5 @@
-"""One robot's navigation nodes: perception, planner and the safety gate, under the robot's
-namespace. The planner's command goes to the gate (cmd_vel_nav); only the gate's
+"""One robot's navigation nodes: perception, planner, the safety gate and the fleet client,
+under the robot's namespace. The planner's command goes to the gate (cmd_vel_nav); only the gate's
 collision_monitor publishes the base's cmd_vel.
 
     ros2 launch wm_bringup robot.launch.py namespace:=robot1
@@ -25,6 +25,7 @@ def generate_launch_description():
     cmd_vel_stamped = LaunchConfiguration("cmd_vel_stamped")
     rviz = LaunchConfiguration("rviz")
     world_model = LaunchConfiguration("world_model")
+    redis_url = LaunchConfiguration("redis_url")
     overrides = {"use_sim_time": use_sim_time, "autostart": autostart}
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="robot1",
@@ -55,6 +56,14 @@ def generate_launch_description():
             namespace=namespace, output="screen",
             parameters=[params_file, overrides, {"world_model_artifact": world_model}],
             remappings=[("cmd_vel", "cmd_vel_nav")]),
+        DeclareLaunchArgument(
+            "redis_url", default_value="",
+            description="fleet Redis (redis://, rediss://, unix://) without the password; "
+                        "'' = the WM_REDIS_URL environment variable"),
+        LifecycleNode(
+            package="wm_fleet", executable="fleet_client", name="fleet_client",
+            namespace=namespace, output="screen",
+            parameters=[params_file, overrides, {"redis_url": redis_url}]),
         LifecycleNode(
             package="wm_safety", executable="collision_monitor", name="collision_monitor",
             namespace=namespace, output="screen",

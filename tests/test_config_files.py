@@ -10,11 +10,12 @@ from wm_common.params import check_value
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_planner.params import PLANNER_PARAMS
 from wm_safety.params import SAFETY_PARAMS
+from wm_fleet.params import FLEET_PARAMS
 from wm_sim.params import SIM_PARAMS
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 SPECS = {"perception": PERCEPTION_PARAMS, "planner": PLANNER_PARAMS, "simulator": SIM_PARAMS,
-         "collision_monitor": SAFETY_PARAMS}
+         "collision_monitor": SAFETY_PARAMS, "fleet_client": FLEET_PARAMS}
 # Declared by rclpy itself or by the lifecycle base class for every node.
 COMMON = {"use_sim_time", "autostart"}
 

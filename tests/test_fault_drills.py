@@ -6,12 +6,13 @@ the simulated base's log of every command it received:
 - no speed step exceeded a_max * dt (the e-stop's immediate zero excepted);
 - the robot stopped within the detecting timeout + v / a_max (+ jerk ramp + 2 periods) where
   the fault blinds or silences the robot;
-- the robot resumed by itself and reached its goal (after the e-stop: once resumed).
+- the robot resumed by itself and reached its goal (after the e-stop: once resumed);
+- with Redis frozen, navigation was held at the fleet client's stale_speed_limit.
 
-`make test` runs four drills that cover the gate's own paths (its nav timeout, the planner's
-odometry check, the stop zone, the e-stop), about 5 minutes here; all nine run in `make bench`
-(benchmarks/bench_drills.py, stop times to BENCHMARKS.md) and with `python -m
-wm_bringup.drills`. The Redis drill waits for the fleet client (issue 8).
+`make test` runs five drills that cover the gate's own paths (its nav timeout, the planner's
+odometry check, the stop zone, Redis frozen, the e-stop), about 6 minutes here; all ten run in
+`make bench` (benchmarks/bench_drills.py, stop times to BENCHMARKS.md) and with `python -m
+wm_bringup.drills`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 from wm_bringup import drills
 
 
-IN_MAKE_TEST = ("freeze_planner", "nan_odometry", "pallet_drop", "estop")
+IN_MAKE_TEST = ("freeze_planner", "nan_odometry", "pallet_drop", "pause_redis", "estop")
 
 
 @pytest.mark.parametrize("name", IN_MAKE_TEST)
@@ -49,6 +50,11 @@ def check_drill(name, r, tmp_path):
         notes = [e[1] for e in r["events"]]
         assert "planner on the corrupt artifact exited with 1" in notes, notes
         assert any("re-sent" in n for n in notes), notes
+    if name == "pause_redis":
+        # Redis frozen: navigation held at the fleet client's stale_speed_limit, full speed
+        # again once it answers
+        assert r["held_max_speed"] <= r["held_limit"] + 1e-6, r
+        assert r["max_speed_after"] > r["held_limit"] + 0.2, r
     if name == "estop":
         notes = [e[1] for e in r["events"]]
         assert any(n.startswith("resume: ok") for n in notes), notes

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,11 @@ RECEIVE_TOLERANCE = 1e-6  # commands carry the time they were issued (TwistStamp
 def gate_params() -> dict:
     doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
     return doc["/**/collision_monitor"]["ros__parameters"]
+
+
+def fleet_params() -> dict:
+    doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
+    return doc["/**/fleet_client"]["ros__parameters"]
 
 
 def planner_params() -> dict:
@@ -215,6 +221,16 @@ def _cpu_unload(ctx):
     ctx.state.pop("load").stop()
 
 
+def _pause_redis(ctx):
+    if ctx.redis is None:
+        raise RuntimeError("pause_redis needs the embedded redis-server (unset WM_REDIS_URL)")
+    os.kill(ctx.redis.proc.pid, signal.SIGSTOP)
+
+
+def _resume_redis(ctx):
+    os.kill(ctx.redis.proc.pid, signal.SIGCONT)
+
+
 def _estop(ctx):
     publish_estop(ctx, True)
 
@@ -250,6 +266,9 @@ DRILLS: List[Drill] = [
           lambda c: set_sim(c, "fault_drop_box", "%s 0.80" % RID),
           lambda c: set_sim(c, "fault_drop_box", ""), CONTROL_PERIOD,
           "the next cloud that can see it"),
+    Drill("pause_redis", "the fleet's redis-server frozen (SIGSTOP) for 5 s: the fleet "
+          "client's link goes down, navigation is held at stale_speed_limit, then SIGCONT",
+          _pause_redis, _resume_redis, None),
     Drill("estop", "e-stop engaged; False published later (no release); resume called",
           _estop, _estop_release, CONTROL_PERIOD, "immediate; the base's next cycle",
           immediate=True),
@@ -348,6 +367,14 @@ def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float
         # + two control periods: the drill sees simulated time one cycle late, and the
         # detecting node checks its timeout once per cycle
         res["stop_bound_s"] = round(timeout + ramp + 2 * CONTROL_PERIOD, 3)
+    if drill.name == "pause_redis" and t_f is not None and t_c is not None:
+        # the fleet client notices within its socket timeout and one cycle (0.3 s), the
+        # gate then ramps down to the limit at a_max: checked from 1.5 s after the fault
+        held = [abs(v) for t, v, _ in cmds if t_f + 1.5 <= t <= t_c]
+        res["held_max_speed"] = round(max(held), 3) if held else None
+        res["held_limit"] = fleet_params()["stale_speed_limit"]
+        after = [abs(v) for t, v, _ in cmds if t_c + 2.0 <= t]
+        res["max_speed_after"] = round(max(after), 3) if after else None
     truth = summary["true_speed"][RID]
     after = [v for t, v in truth if t_c is not None and t > t_c + 1.0]
     res["resumed"] = bool(after) and max(after) > 0.3 * v_max

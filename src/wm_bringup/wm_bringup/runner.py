@@ -46,7 +46,7 @@ def executable(package: str, name: str) -> str:
 # One robot's nodes, in start order. The planner's command goes to the safety gate
 # (cmd_vel_nav), which alone publishes the base's cmd_vel.
 ROBOT_NODES = (("wm_perception", "perception"), ("wm_planner", "planner"),
-               ("wm_safety", "collision_monitor"))
+               ("wm_safety", "collision_monitor"), ("wm_fleet", "fleet_client"))
 
 
 def robot_node_cmd(pkg: str, exe: str, robot_id: str, config: Path,
@@ -487,9 +487,12 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         overrides = args_for("planner")
         for r in scenario.robots:
             for pkg, exe in ROBOT_NODES:
+                if exe == "fleet_client" and not scenario.fleet_sharing:
+                    continue
                 procs.start("%s_%s" % (r.id, exe), robot_node_cmd(
                     pkg, exe, r.id, config, args_for(exe)))
-        say("started simulator (%s) and %d x (perception, planner, collision_monitor) on "
+        say("started simulator (%s) and %d x (perception, planner, collision_monitor, "
+            "fleet_client) on "
             "ROS_DOMAIN_ID=%s; "
             "logs in %s" % (engine, len(scenario.robots), env["ROS_DOMAIN_ID"], out / "logs"))
         rclpy.init()
@@ -501,6 +504,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         monitor.observe()  # the simulator starts time once it sees this subscriber
         t_wall = time.monotonic()
         ctx = DrillContext(monitor, procs, config, overrides)
+        ctx.redis = redis  # the embedded server (None when WM_REDIS_URL came from outside)
         halt = threading.Event()  # ends this run (limits, a dead node, or the caller's stop)
         threads = [threading.Thread(target=monitor.run_robot, args=(spec, halt), daemon=True)
                    for spec in scenario.robots]

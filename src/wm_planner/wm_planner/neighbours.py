@@ -51,3 +51,16 @@ class NeighbourPlan:
         t = np.asarray(t, dtype=np.float64)
         return np.stack([np.interp(t, self.times, self.xy[:, 0]),
                          np.interp(t, self.times, self.xy[:, 1])], axis=-1)
+
+
+def to_planning_frame(robot_id: str, times_abs, xy_shared, radius: float, frame_to_plan,
+                      t_state: float) -> NeighbourPlan:
+    """A neighbour's shared path (absolute ROS times, points in the shared frame, e.g. map)
+    as a NeighbourPlan in the planning frame: `frame_to_plan` is the Pose2D of the shared
+    frame in the planning frame (odom->map inverse), times become relative to t_state."""
+    xy = np.asarray(xy_shared, dtype=np.float64).reshape(-1, 2)
+    c, s = np.cos(frame_to_plan.yaw), np.sin(frame_to_plan.yaw)
+    px = frame_to_plan.x + c * xy[:, 0] - s * xy[:, 1]
+    py = frame_to_plan.y + s * xy[:, 0] + c * xy[:, 1]
+    t = np.asarray(times_abs, dtype=np.float64).reshape(-1) - t_state
+    return NeighbourPlan(robot_id, t, np.stack([px, py], axis=1), radius)

@@ -51,9 +51,10 @@ from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.action import NavigateToPose
-from wm_msgs.msg import DistanceField, PlanStatus
+from wm_msgs.msg import DistanceField, FleetSnapshot, PlanStatus
 from wm_planner.goal_checker import goal_reached
 from wm_planner.models import Goal, RobotState
+from wm_planner.neighbours import to_planning_frame
 from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
@@ -108,6 +109,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.odom = StampedBuffer(maxlen=200)  # (Pose2D in odom, (v, w))
         self.last_field_t = None
         self.map_to_odom = None  # (t, Pose2D)
+        self.fleet = None  # (receive time, FleetSnapshot)
         self.goal: Optional[NavGoal] = None
         self.last_cmd_t = None
         self.stopped = True
@@ -173,6 +175,8 @@ class PlannerNode(lifecycle.ManagedNode):
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, STATUS_QOS),
             # latched by whoever knows the load (task system; the simulator)
             self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
+            self.create_subscription(FleetSnapshot, "fleet/neighbours", self._on_fleet,
+                                     STATUS_QOS),
         ]
         if self.routes is not None:
             # an external route (e.g. Nav2's planner server) replaces ours while fresh
@@ -334,6 +338,35 @@ class PlannerNode(lifecycle.ManagedNode):
                 topic, t, last[0]))
         self.predictions[topic] = (t, pred)
 
+    def _on_fleet(self, msg: FleetSnapshot) -> None:
+        if msg.header.frame_id != self.p["map_frame"]:
+            return self._reject("fleet_frame", "fleet snapshot in %r, expected %r" % (
+                msg.header.frame_id, self.p["map_frame"]))
+        self.fleet = (self._now(), msg)
+
+    def _neighbours_for(self, now: float, t_state: float):
+        """The neighbours' shared paths in odom, times relative to the state (fleet critic);
+        none when the snapshot is stale or map->odom unknown."""
+        if self.fleet is None or now - self.fleet[0] > self.p["fleet_timeout"]:
+            return []
+        m2o = self._map_to_odom(now)
+        if m2o is None:
+            return []
+        o2m = inverse(m2o)
+        out = []
+        for r in self.fleet[1].robots:
+            pts = [(stamp_to_sec(ps.header.stamp), ps.pose.position.x, ps.pose.position.y)
+                   for ps in r.predicted_trajectory]
+            if not pts:  # no plan shared: it stays where it is
+                pts = [(stamp_to_sec(r.header.stamp), r.pose.position.x, r.pose.position.y)]
+            radius = max([math.hypot(p.x, p.y) for p in r.footprint.points] + [0.05])
+            try:
+                out.append(to_planning_frame(r.robot_id, [p[0] for p in pts],
+                                             [p[1:] for p in pts], radius, o2m, t_state))
+            except ValueError as e:
+                self._reject("fleet_invalid", str(e))
+        return out
+
     def _predictions_for(self, t_state: float):
         """The latest forecasts not older than max_age, timed relative to the state."""
         max_age = self.p["predicted_occupancy.max_age"]
@@ -474,8 +507,9 @@ class PlannerNode(lifecycle.ManagedNode):
         predictions = self._predictions_for(self.odom.latest_stamp)
         if self.p["solver"] == "nmpc":
             return self.nmpc.plan(state, target, field)
+        neighbours = self._neighbours_for(self._now(), self.odom.latest_stamp)
         result = self.optimizer.plan(state, target, field, predictions=predictions,
-                                     route=route)
+                                     route=route, neighbours=neighbours)
         if self.p["solver"] == "hybrid" and result.status == "ok":
             result = self.nmpc.refine(state, target, field, result,
                                       cost_to_go=self.optimizer.last_cost_to_go,

@@ -1,0 +1,264 @@
+"""fleet_client: shares this robot's state and intended path through Redis and hands the
+neighbours' to the planner (a thin rclpy adapter around client.py).
+
+In: odom (nav_msgs/Odometry), localization_pose (PoseWithCovarianceStamped, map: map->odom),
+local_plan (nav_msgs/Path in odom, one stamp per pose: the planner's predicted trajectory).
+Out: fleet/neighbours (wm_msgs/FleetSnapshot in map: the planner's fleet critic),
+fleet/markers (visualization_msgs/MarkerArray: the fleet in RViz), speed_limit
+(std_msgs/Float32 m/s to the safety gate: `stale_speed_limit` while the fleet link is down,
+0 = none), /diagnostics (link state, counters, rejected entries by reason).
+
+Each cycle (at `rate`): write this robot's entry, read the neighbours within `radius`. When
+Redis does not answer the robot keeps driving on its own sensing, slower; the client retries
+with backoff and the link comes back without a restart.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import List, Optional
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import Point, Point32, PoseStamped, PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry, Path
+from rclpy.logging import LoggingSeverity
+from std_msgs.msg import Float32
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wm_common.geometry import Pose2D, compose, inverse
+from wm_common.ros import lifecycle
+from wm_common.ros.convert import pose2d_to_pose, pose_to_pose2d, sec_to_stamp, stamp_to_sec
+from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.params import declare_params, read_params
+from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
+from wm_common.stamped_buffer import StampedBuffer
+from wm_fleet import schema
+from wm_fleet.client import FleetClient
+from wm_fleet.params import FLEET_PARAMS
+from wm_msgs.msg import FleetSnapshot, RobotState
+
+
+def redis_from_params(p: dict):
+    """A redis-py client from the node's parameters (None: sharing is off)."""
+    from wm_fleet.connection import RedisConfig, connect
+    url = p["redis_url"] or os.environ.get("WM_REDIS_URL", "")
+    if not url:
+        return None, ""
+    cfg = RedisConfig.from_params({
+        "url": url, "username": p["username"], "password_file": p["password_file"],
+        "password_env": p["password_env"], "tls_ca_file": p["tls_ca_file"],
+        "tls_cert_file": p["tls_cert_file"], "tls_key_file": p["tls_key_file"],
+        "sentinels": [s for s in p["sentinels"] if s], "sentinel_master": p["sentinel_master"],
+        "cluster": p["cluster"]})
+    from wm_fleet.connection import redacted
+    # built on first use, inside the client's error handling (see FleetClient)
+    return (lambda: connect(cfg)), redacted(url)
+
+
+def entry_to_msg(e: schema.RobotEntry) -> RobotState:
+    m = RobotState()
+    m.header.stamp = sec_to_stamp(e.stamp)
+    m.header.frame_id = e.frame
+    m.robot_id = e.robot_id
+    m.pose = pose2d_to_pose(Pose2D(*e.pose))
+    m.velocity.linear.x, m.velocity.angular.z = e.velocity
+    m.footprint.points = [Point32(x=float(x), y=float(y), z=0.0) for x, y in e.footprint]
+    m.task_priority = e.priority
+    for t, x, y in e.trajectory:
+        ps = PoseStamped()
+        ps.header.stamp = sec_to_stamp(t)
+        ps.header.frame_id = e.frame
+        ps.pose.position.x, ps.pose.position.y = x, y
+        ps.pose.orientation.w = 1.0
+        m.predicted_trajectory.append(ps)
+    m.model_version = e.model
+    return m
+
+
+class FleetNode(lifecycle.ManagedNode):
+    def __init__(self, **kwargs):
+        super().__init__("fleet_client", **kwargs)
+        declare_params(self, FLEET_PARAMS)
+        self.fleet: Optional[FleetClient] = None
+
+    def on_configure(self, state):
+        p = self.p = read_params(self, FLEET_PARAMS)
+        self.robot_id = self.get_namespace().strip("/").split("/")[-1] or "robot"
+        try:
+            flat = [float(v) for v in p["footprint"]]
+            if len(flat) < 6 or len(flat) % 2 or not all(math.isfinite(v) for v in flat):
+                raise ValueError("footprint needs >= 3 finite (x, y) pairs")
+            self.footprint = tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
+            client, where = redis_from_params(p)
+            if client is not None:
+                self.fleet = FleetClient(client, p["fleet"], self.robot_id, ttl=p["ttl"],
+                                         frame=p["map_frame"], max_age=p["max_age"],
+                                         time_tolerance=p["time_tolerance"])
+        except (ValueError, OSError) as e:
+            self.get_logger().error("configure failed: %s" % e)
+            return lifecycle.FAILURE
+        self.diag = DiagnosticsReporter(self, "fleet client")
+        self.odom = StampedBuffer(maxlen=200)
+        self.map_to_odom = None
+        self.plan: List = []
+        self.link_was_up = None
+        self.subs = [
+            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
+            self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
+                                     self._on_localization, STATUS_QOS),
+            self.create_subscription(Path, "local_plan", self._on_plan, STATUS_QOS),
+        ]
+        self.snap_pub = self.create_lifecycle_publisher(FleetSnapshot, "fleet/neighbours",
+                                                        STATUS_QOS)
+        self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "fleet/markers",
+                                                          STATUS_QOS)
+        self.limit_pub = self.create_lifecycle_publisher(Float32, "speed_limit", STATUS_QOS)
+        self.timer = self.create_timer(1.0 / p["rate"], self._cycle)
+        self.get_logger().info(
+            "configured: %s as %r in fleet %r, TTL %.1f s, radius %.0f m" % (
+                where or "fleet sharing OFF (no redis_url, no WM_REDIS_URL)", self.robot_id,
+                p["fleet"], p["ttl"], p["radius"]))
+        return lifecycle.SUCCESS
+
+    def on_cleanup(self, state):
+        for s in self.subs:
+            self.destroy_subscription(s)
+        self.destroy_timer(self.timer)
+        return lifecycle.SUCCESS
+
+    def destroy_node(self):
+        if self.fleet is not None:
+            self.fleet.remove()  # leave the fleet at once rather than after the TTL
+        return super().destroy_node()
+
+    # ---------------------------------------------------------------- inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_odom(self, msg: Odometry) -> None:
+        try:
+            pose = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            return self.diag.reject("odom_invalid", str(e))
+        v, w = msg.twist.twist.linear.x, msg.twist.twist.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)) or max(abs(v), abs(w)) > 20.0:
+            return self.diag.reject("odom_invalid", "twist not finite or absurd")
+        self.odom.push(stamp_to_sec(msg.header.stamp), (pose, (float(v), float(w))))
+
+    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
+        if msg.header.frame_id != self.p["map_frame"]:
+            return self.diag.reject("localization_frame", msg.header.frame_id)
+        try:
+            map_base = pose_to_pose2d(msg.pose.pose)
+        except ValueError as e:
+            return self.diag.reject("localization_invalid", str(e))
+        t = stamp_to_sec(msg.header.stamp)
+        odom = self.odom.nearest(t, 0.1)
+        if odom is not None:  # map->odom = map->base * (odom->base)^-1 at the same stamp
+            self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+
+    def _on_plan(self, msg: Path) -> None:
+        if msg.header.frame_id != self.p["odom_frame"]:
+            return self.diag.reject("plan_frame", msg.header.frame_id)
+        pts = []
+        for ps in msg.poses[:schema.MAX_TRAJECTORY]:
+            x, y, t = ps.pose.position.x, ps.pose.position.y, stamp_to_sec(ps.header.stamp)
+            if not (math.isfinite(x) and math.isfinite(y)) or (pts and t <= pts[-1][0]):
+                return self.diag.reject("plan_invalid", "non-finite or unordered plan")
+            pts.append((t, x, y))
+        self.plan = pts
+
+    # ---------------------------------------------------------------- cycle
+    def _own_entry(self, now: float) -> Optional[schema.RobotEntry]:
+        if self.odom.latest is None:
+            self.diag.set_value("sharing", "waiting for odometry")
+            return None
+        if self.map_to_odom is None or now - self.map_to_odom[0] > \
+                self.p["localization_timeout"]:
+            self.diag.set_value("sharing", "not localised: nothing shared")
+            return None
+        self.diag.set_value("sharing", "on")
+        t, (pose_o, vel) = self.odom.latest
+        m2o = self.map_to_odom[1]
+        pose = compose(m2o, pose_o)
+        traj = []
+        for tp, x, y in self.plan:
+            if tp > t - 0.05:  # the part of the plan still ahead
+                q = compose(m2o, Pose2D(x, y, 0.0))
+                traj.append((tp, q.x, q.y))
+        return schema.RobotEntry(self.robot_id, self.p["map_frame"], t, time.time(),
+                                 (pose.x, pose.y, pose.yaw), vel, self.footprint,
+                                 self.p["priority"], tuple(traj), self.p["model_version"])
+
+    def _cycle(self) -> None:
+        if not self.active:
+            return
+        now = self._now()
+        limit = 0.0
+        neighbours = []
+        if self.fleet is not None:
+            own = self._own_entry(now)
+            if own is not None:
+                self.fleet.publish(own)
+                got = self.fleet.neighbours(own.pose[0], own.pose[1], self.p["radius"], now)
+                neighbours = got or []
+            if not self.fleet.up and self.fleet.down_since is not None:
+                limit = self.p["stale_speed_limit"]
+            if self.fleet.up or self.fleet.down_since is not None:  # once tried
+                self._report_link()
+        self.limit_pub.publish(Float32(data=float(limit)))
+        snap = FleetSnapshot()
+        snap.header.stamp = sec_to_stamp(now)
+        snap.header.frame_id = self.p["map_frame"]
+        snap.robots = [entry_to_msg(e) for e in neighbours]
+        self.snap_pub.publish(snap)
+        self.marker_pub.publish(self._markers(neighbours, snap.header.stamp))
+
+    def _report_link(self) -> None:
+        up = self.fleet.up
+        for k, v in self.fleet.status().items():
+            self.diag.set_value(k, v)
+        if up != self.link_was_up:
+            if up:
+                self.get_logger().info("fleet link up")
+                self.diag.set_level(DiagnosticStatus.OK, "fleet link up")
+            else:
+                self.get_logger().log("fleet link down (%s): neighbours stale, speed limited "
+                                      "to %.2f m/s, retrying" % (self.fleet.last_error,
+                                                                 self.p["stale_speed_limit"]),
+                                      LoggingSeverity.WARN)
+                self.diag.set_level(DiagnosticStatus.WARN, "fleet link down")
+            self.link_was_up = up
+
+    def _markers(self, neighbours, stamp) -> MarkerArray:
+        out = MarkerArray()
+        clear = Marker()
+        clear.action = Marker.DELETEALL
+        out.markers.append(clear)
+        for i, e in enumerate(neighbours):
+            body = Marker()
+            body.header.stamp, body.header.frame_id = stamp, e.frame
+            body.ns, body.id, body.type = "fleet", 2 * i, Marker.CYLINDER
+            body.pose = pose2d_to_pose(Pose2D(*e.pose))
+            body.scale.x = body.scale.y = 2.0 * e.radius
+            body.scale.z = 0.3
+            body.color.r, body.color.g, body.color.b, body.color.a = 0.2, 0.5, 1.0, 0.6
+            out.markers.append(body)
+            path = Marker()
+            path.header.stamp, path.header.frame_id = stamp, e.frame
+            path.ns, path.id, path.type = "fleet", 2 * i + 1, Marker.LINE_STRIP
+            path.pose.orientation.w = 1.0
+            path.scale.x = 0.05
+            path.color.r, path.color.g, path.color.b, path.color.a = 0.2, 0.5, 1.0, 1.0
+            path.points = [Point(x=x, y=y, z=0.1) for _, x, y in e.trajectory]
+            out.markers.append(path)
+        return out
+
+
+def main(args=None):
+    return lifecycle.run(FleetNode, args=args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The fleet client node's parameters: one source of truth for the node, the YAML check and the
+README table."""
+from wm_common.params import Param
+
+FLEET_PARAMS = [
+    Param("fleet", "warehouse", "fleet name: robots of one fleet see each other (Redis keys)"),
+    Param("redis_url", "",
+          "redis://host:port/db, rediss:// (TLS) or unix:///path.sock; '' = the WM_REDIS_URL "
+          "environment variable; neither = fleet sharing off. Put no password here: use "
+          "password_file or password_env"),
+    Param("username", "", "Redis ACL user ('' = default user)"),
+    Param("password_file", "", "file holding the Redis password (one line)"),
+    Param("password_env", "WM_REDIS_PASSWORD", "environment variable holding the password"),
+    Param("tls_ca_file", "", "CA certificate for rediss:// (verifies the server)"),
+    Param("tls_cert_file", "", "client certificate for rediss:// (mutual TLS)"),
+    Param("tls_key_file", "", "client key for rediss://"),
+    Param("sentinels", [""], "Redis Sentinel addresses host:port ([''] = no Sentinel)"),
+    Param("sentinel_master", "", "Sentinel service name of the master"),
+    Param("cluster", False, "connect with redis-py's RedisCluster"),
+    Param("map_frame", "map", "shared frame of every entry"),
+    Param("odom_frame", "odom", "frame of odom and local_plan"),
+    Param("rate", 10.0, "write/read rate: the control rate [Hz]", 1.0, 50.0),
+    Param("ttl", 1.0, "an entry disappears this long after its robot stopped writing [s]",
+          0.2, 60.0),
+    Param("radius", 10.0, "neighbours within this distance are read [m]", 0.5, 1000.0),
+    Param("max_age", 2.0, "entries written longer ago (wall clock) are refused [s]", 0.1, 60.0),
+    Param("time_tolerance", 1.0,
+          "clock disagreement tolerated between robots (chrony-synced) [s]", 0.01, 10.0),
+    Param("localization_timeout", 5.0, "older localization: not localised, nothing shared [s]",
+          0.1, 60.0),
+    Param("priority", 0, "this robot's task priority (higher wins a conflict)", 0, 255),
+    Param("footprint", [0.35, 0.275, 0.35, -0.275, -0.35, -0.275, -0.35, 0.275],
+          "footprint polygon in base_link incl. payload, flat [x1, y1, ...] [m]"),
+    Param("model_version", "", "world-model version shared with the entry (informational)"),
+    Param("stale_speed_limit", 0.3,
+          "speed limit sent to the safety gate while the fleet link is down [m/s]", 0.0, 5.0),
+]

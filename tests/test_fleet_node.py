@@ -1,0 +1,150 @@
+"""Two fleet_client nodes over real DDS sharing through a real redis-server: each sees the
+other's pose and intended path in map, in RViz markers too; Redis killed and restarted mid-run
+(link down -> conservative speed limit -> back by itself); garbage from another client is
+counted, never fatal; a robot that leaves disappears at once."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import redis
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from nav_msgs.msg import Odometry, Path
+from rosutil import CONFIG, wait_for
+from std_msgs.msg import Float32
+from visualization_msgs.msg import MarkerArray
+
+from wm_bringup.redis_server import RedisServer
+from wm_common.geometry import Pose2D
+from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
+from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
+from wm_fleet import schema
+from wm_msgs.msg import FleetSnapshot
+
+ROBOTS = {"r1": Pose2D(2.0, 3.0, 0.0), "r2": Pose2D(5.0, 3.0, 3.14159)}
+
+
+class FakeRobot:
+    """Odometry (odom == map here), localization and a local plan, like the real nodes."""
+
+    def __init__(self, node, rid):
+        self.node, self.rid, self.pose = node, rid, ROBOTS[rid]
+        ns = "/" + rid
+        self.odom = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+        self.loc = node.create_publisher(PoseWithCovarianceStamped, ns + "/localization_pose",
+                                         STATUS_QOS)
+        self.plan = node.create_publisher(Path, ns + "/local_plan", STATUS_QOS)
+
+    def tick(self):
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        stamp = sec_to_stamp(now)
+        o = Odometry()
+        o.header.stamp, o.header.frame_id, o.child_frame_id = stamp, "odom", "base_link"
+        o.pose.pose = pose2d_to_pose(self.pose)
+        o.twist.twist.linear.x = 0.5
+        self.odom.publish(o)
+        loc = PoseWithCovarianceStamped()
+        loc.header.stamp, loc.header.frame_id = stamp, "map"
+        loc.pose.pose = pose2d_to_pose(self.pose)
+        self.loc.publish(loc)
+        path = Path()
+        path.header.stamp, path.header.frame_id = stamp, "odom"
+        for k in range(1, 11):
+            ps = PoseStamped()
+            ps.header.stamp = sec_to_stamp(now + 0.1 * k)
+            ps.pose = pose2d_to_pose(Pose2D(self.pose.x + 0.05 * k * (1 if self.rid == "r1"
+                                                                       else -1), 3.0, 0.0))
+            path.poses.append(ps)
+        self.plan.publish(path)
+
+
+@pytest.fixture
+def fleet(procs, rclpy_node):
+    server = RedisServer().start()
+    old = os.environ.get("WM_REDIS_URL")
+    os.environ["WM_REDIS_URL"] = server.url  # to the children only through the environment
+    try:
+        nodes = {rid: procs.start("wm_fleet", "fleet_client", "--params-file",
+                                  str(CONFIG / "robot.yaml"), "-r", "__ns:=/" + rid,
+                                  "-p", "ttl:=0.5", "-p", "fleet:=test", name=rid)
+                 for rid in ROBOTS}
+    finally:
+        if old is None:
+            os.environ.pop("WM_REDIS_URL")
+        else:
+            os.environ["WM_REDIS_URL"] = old
+    node = rclpy_node.node
+    robots = {rid: FakeRobot(node, rid) for rid in ROBOTS}
+    yield server, nodes, robots
+    server.stop()
+
+
+def run(robots, seconds, skip=()):
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        for rid, r in robots.items():
+            if rid not in skip:
+                r.tick()
+        time.sleep(0.05)
+
+
+def test_two_robots_share_poses_and_paths_and_survive_redis_faults(fleet, rclpy_node, procs):
+    server, nodes, robots = fleet
+    snaps = rclpy_node.collect(FleetSnapshot, "/r1/fleet/neighbours", STATUS_QOS)
+    markers = rclpy_node.collect(MarkerArray, "/r1/fleet/markers", STATUS_QOS)
+    limits = rclpy_node.collect(Float32, "/r1/speed_limit", STATUS_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    assert wait_for(lambda: all(p.poll() is None for p in nodes.values()), 5.0)
+    # both nodes up (each imports rclpy and connects: a few seconds on 2 busy cores)
+    wait_for(lambda: (run(robots, 0.3) or True) and snaps and snaps[-1].robots, 20.0)
+    assert snaps and [r.robot_id for r in snaps[-1].robots] == ["r2"], (
+        [procs.log(p)[-500:] for p in nodes.values()],
+        [(st.name, [(k.key, k.value) for k in st.values]) for d in diags[-12:]
+         for st in d.status])
+    r2 = snaps[-1].robots[0]
+    assert r2.header.frame_id == "map" and abs(r2.pose.position.x - 5.0) < 1e-6
+    assert len(r2.predicted_trajectory) == 10
+    assert r2.predicted_trajectory[0].pose.position.x < 5.0   # it drives toward r1
+    assert len(r2.footprint.points) == 4
+    assert any(m.ns == "fleet" for m in markers[-1].markers)
+    assert limits[-1].data == 0.0                               # link up: no limit
+
+    # Redis killed: the link goes down, a conservative limit goes to the safety gate
+    server.stop()
+    run(robots, 1.5)
+    assert limits[-1].data == pytest.approx(0.3)
+    assert snaps[-1].robots == []
+    assert all(p.poll() is None for p in nodes.values())
+    # ... and back on the same address: sharing resumes without a restart
+    server = RedisServer(port=server.port, password=server.password).start()
+    fleet_server = server
+    try:
+        assert wait_for(lambda: (run(robots, 0.3) or True) and limits[-1].data == 0.0
+                        and snaps[-1].robots, 15.0)
+        # garbage under a robot key from another client: counted, not fatal
+        admin = redis.Redis.from_url(server.url)
+        prefix, geo, _ = schema.keys("test")
+        admin.set(prefix + "r9", b"{garbage")
+        admin.geoadd(geo, (2.0 / 111226.29, 3.0 / 111226.29, "r9"))
+        run(robots, 1.0)
+
+        def counted():
+            for d in diags:
+                for st in d.status:
+                    if st.name.startswith("/r1/fleet_client"):
+                        kv = {k.key: k.value for k in st.values}
+                        if int(kv.get("rejected.malformed", 0)) > 0:
+                            return True
+            return False
+        assert wait_for(counted, 3.0)
+        assert [r.robot_id for r in snaps[-1].robots] == ["r2"]
+        # r2 leaves (Ctrl-C): its entry goes at once, not after the TTL
+        procs.stop(nodes["r2"])
+        assert admin.get(prefix + "r2") is None
+        run(robots, 0.5, skip=("r2",))
+        assert snaps[-1].robots == []
+        assert nodes["r1"].poll() is None
+    finally:
+        fleet_server.stop()
