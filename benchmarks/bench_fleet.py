@@ -54,9 +54,10 @@ def _worker(make_client, ids, seconds, out_q, fleet):
 def _work(make_client, ids, seconds, out_q, fleet):
     clients = {}
     side = int(math.ceil(math.sqrt(ids[-1] + 1)))
+    fleets = fleet.split(",")   # robot i belongs to fleets[i % len(fleets)]
     for i in ids:
-        clients[i] = FleetClient(make_client(), fleet, "r%d" % i, ttl=2.0, max_age=5.0,
-                                 time_tolerance=5.0)
+        clients[i] = FleetClient(make_client(), fleets[i % len(fleets)], "r%d" % i, ttl=2.0,
+                                 max_age=5.0, time_tolerance=5.0)
     cycle_ms, latency_ms, cycles = [], [], 0
     seen = {}
     t_end = time.monotonic() + seconds
@@ -103,6 +104,7 @@ def run_fleet(n: int, make_client, admin, seconds: float, workers: int, fleet: s
     chunks = [ids[k::workers] for k in range(workers)]
     q = mp.Queue()
     c0, cpu0, t0 = _commands(admin), _cpu(admin), time.monotonic()
+    per0 = [_cpu([a]) for a in admin]
     procs = [mp.Process(target=_worker, args=(make_client, sorted(ch), seconds, q, fleet))
              for ch in chunks if ch]
     for p in procs:
@@ -113,6 +115,7 @@ def run_fleet(n: int, make_client, admin, seconds: float, workers: int, fleet: s
         p.join()
     wall = time.monotonic() - t0
     c1, cpu1 = _commands(admin), _cpu(admin)
+    per = [_cpu([a]) - c for a, c in zip(admin, per0)]
     cycle = [x for r in results for x in r[0]]
     lat = [x for r in results for x in r[1]]
     cycles = sum(r[2] for r in results)
@@ -120,7 +123,8 @@ def run_fleet(n: int, make_client, admin, seconds: float, workers: int, fleet: s
             "cmds_per_cycle": (c1 - c0) / max(cycles, 1),
             "redis_cpu_per_s": (cpu1 - cpu0) / wall,
             "redis_cpu_us_per_cycle": 1e6 * (cpu1 - cpu0) / max(cycles, 1),
-            "errors": errors}
+            "errors": errors,
+            "busiest_node_share": max(per) / max(sum(per), 1e-9) if len(per) > 1 else 1.0}
 
 
 class _Factory:
@@ -205,6 +209,9 @@ def run(repeats: Optional[int] = None) -> List[dict]:
         r = run_fleet(100, _Factory(url, cluster=True), admin, seconds, workers=2,
                       fleet="bench100")
         rows.append(_rows("cluster3/100 robots (one fleet: one slot)", 100, r))
+        r = run_fleet(100, _Factory(url, cluster=True), admin, seconds, workers=2,
+                      fleet=",".join("zone%d" % k for k in range(6)))
+        rows.append(_rows("cluster3/100 robots in 6 fleets (zones)", 100, r))
     finally:
         for p in procs:
             p.terminate()
@@ -221,6 +228,9 @@ def _rows(name: str, n: int, r: dict):
             "robots at 10 Hz" % (achieved, need, 100.0 * achieved / need, r["cmds_per_cycle"],
                                  r["redis_cpu_us_per_cycle"], r["redis_cpu_per_s"],
                                  int(1e6 / max(r["redis_cpu_us_per_cycle"], 1e-9) / RATE)))
+    if r["busiest_node_share"] < 1.0:
+        note += "; busiest of the 3 nodes did %.0f %% of the server work" % (
+            100.0 * r["busiest_node_share"])
     if r["errors"]:
         note += "; client errors: " + "; ".join(r["errors"])
     return (row(name + ": cycle (write + read)", r["cycle"], note=note),
