@@ -21,7 +21,7 @@ from wm_common.geometry import Pose2D
 from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
 from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_fleet import schema
-from wm_msgs.msg import FleetSnapshot
+from wm_msgs.msg import FleetSnapshot, PlanStatus
 
 ROBOTS = {"r1": Pose2D(2.0, 3.0, 0.0), "r2": Pose2D(5.0, 3.0, 3.14159)}
 
@@ -29,9 +29,10 @@ ROBOTS = {"r1": Pose2D(2.0, 3.0, 0.0), "r2": Pose2D(5.0, 3.0, 3.14159)}
 class FakeRobot:
     """Odometry (odom == map here), localization and a local plan, like the real nodes."""
 
-    def __init__(self, node, rid):
-        self.node, self.rid, self.pose = node, rid, ROBOTS[rid]
+    def __init__(self, node, rid, pose=None, v=0.5):
+        self.node, self.rid, self.pose, self.v = node, rid, pose or ROBOTS[rid], v
         ns = "/" + rid
+        self.status = node.create_publisher(PlanStatus, ns + "/plan_status", STATUS_QOS)
         self.odom = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
         self.loc = node.create_publisher(PoseWithCovarianceStamped, ns + "/localization_pose",
                                          STATUS_QOS)
@@ -43,8 +44,9 @@ class FakeRobot:
         o = Odometry()
         o.header.stamp, o.header.frame_id, o.child_frame_id = stamp, "odom", "base_link"
         o.pose.pose = pose2d_to_pose(self.pose)
-        o.twist.twist.linear.x = 0.5
+        o.twist.twist.linear.x = self.v
         self.odom.publish(o)
+        self.status.publish(PlanStatus(status=PlanStatus.STATUS_OK))  # driving to a goal
         loc = PoseWithCovarianceStamped()
         loc.header.stamp, loc.header.frame_id = stamp, "map"
         loc.pose.pose = pose2d_to_pose(self.pose)
@@ -148,3 +150,44 @@ def test_two_robots_share_poses_and_paths_and_survive_redis_faults(fleet, rclpy_
         assert nodes["r1"].poll() is None
     finally:
         fleet_server.stop()
+
+
+def test_face_to_face_deadlock_one_robot_yields_to_its_passing_place(procs, rclpy_node):
+    """Two robots stopped face to face with goals: after deadlock_time exactly one (robot
+    'r2': equal priority, larger id) is sent to the passing place on its own side, agreed
+    through Redis; it is released when the other drives away."""
+    node = rclpy_node.node
+    server = RedisServer().start()
+    old = os.environ.get("WM_REDIS_URL")
+    os.environ["WM_REDIS_URL"] = server.url
+    try:
+        for rid in ("r1", "r2"):
+            procs.start("wm_fleet", "fleet_client", "--params-file", str(CONFIG / "robot.yaml"),
+                        "-r", "__ns:=/" + rid, "-p", "fleet:=lane", "-p", "deadlock_time:=1.0",
+                        "-p", "passing_places:=15.75,8.6;8.25,3.4", name="dl_" + rid)
+    finally:
+        if old is None:
+            os.environ.pop("WM_REDIS_URL")
+        else:
+            os.environ["WM_REDIS_URL"] = old
+    try:
+        robots = {"r1": FakeRobot(node, "r1", Pose2D(11.5, 6.5, 0.0), v=0.0),
+                  "r2": FakeRobot(node, "r2", Pose2D(12.5, 6.5, 3.14159), v=0.0)}
+        yields = {rid: rclpy_node.collect(PoseStamped, "/%s/fleet/yield_goal" % rid,
+                                          STATUS_QOS) for rid in robots}
+        assert wait_for(lambda: (run(robots, 0.3) or True) and yields["r2"], 25.0)
+        goal = yields["r2"][0]
+        assert goal.header.frame_id == "map"
+        assert (goal.pose.position.x, goal.pose.position.y) == (15.75, 8.6)
+        run(robots, 1.0)
+        assert yields["r1"] == []                       # exactly one robot yields
+        decided = redis.Redis.from_url(server.url).get(
+            schema.keys("lane")[0].replace(":robot:", ":yield:") + "r1:r2")
+        assert decided == b"r2"
+        # r2 has backed out; r1 drives through and away: r2 is released
+        robots["r2"].pose = Pose2D(15.75, 8.6, 3.14159)
+        robots["r1"].pose, robots["r1"].v = Pose2D(18.5, 6.5, 0.0), 0.5
+        assert wait_for(lambda: (run(robots, 0.3) or True) and len(yields["r2"]) >= 2, 10.0)
+        assert yields["r2"][-1].header.frame_id == ""   # released
+    finally:
+        server.stop()

@@ -125,6 +125,36 @@ def test_planner_drives_to_goal_and_stops_on_stale_inputs(procs, rclpy_node):
     assert cmds[-1].linear.x > 0.0, "planner did not recover after bad input"
 
 
+def test_fleet_yield_parks_the_robot_at_the_passing_place_then_resumes(procs, rclpy_node):
+    """fleet/yield_goal (the fleet client's deadlock rule) replaces the goal while it holds:
+    at the passing place the robot waits (zero, status idle), the action goal stays; an empty
+    frame_id releases it back to the goal."""
+    ns = "/ptest_y"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    status = rclpy_node.collect(PlanStatus, ns + "/plan_status", STATUS_QOS)
+    yield_pub = node.create_publisher(PoseStamped, ns + "/fleet/yield_goal", STATUS_QOS)
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(3.0, 0.0)
+    run_for(robot, 1.5)
+    assert [c for c in cmds if c.linear.x > 0.05], procs.log(proc)
+    park = PoseStamped()
+    park.header.frame_id = "odom"
+    park.pose.position.x = 0.1  # within yield_tolerance of where the robot stands
+    park.pose.orientation.w = 1.0
+    yield_pub.publish(park)
+    run_for(robot, 1.5)
+    assert cmds[-1].linear.x == 0.0 and status[-1].status == PlanStatus.STATUS_IDLE
+    release = PoseStamped()  # empty frame_id: released
+    yield_pub.publish(release)
+    run_for(robot, 1.5)
+    assert cmds[-1].linear.x > 0.05 and status[-1].status == PlanStatus.STATUS_OK
+    assert status[-1].distance_to_goal == pytest.approx(3.0, abs=0.05)
+    assert proc.poll() is None
+
+
 def test_planner_publishes_twist_stamped_when_asked(procs, rclpy_node):
     ns = "/ptest_b"
     proc = start_planner(procs, ns, "-p", "cmd_vel_stamped:=true")

@@ -185,6 +185,22 @@ class FleetClient:
         self.counters["read"] += len(out)
         return out
 
+    def decide_yield(self, other_id: str, proposed: str, ttl: float = 30.0
+                     ) -> Optional[str]:
+        """Agree through Redis on who yields between this robot and `other_id`: the first
+        robot to write the pair's key (SET NX) decides, both read the same answer. None when
+        the link is down (then nobody moves on the decision: the robots just wait)."""
+        a, b = sorted((self.robot_id, other_id))
+        key = self.prefix.replace(":robot:", ":yield:") + "%s:%s" % (a, b)
+
+        def decide():
+            self.redis.set(key, proposed.encode(), nx=True, px=int(ttl * 1000))
+            return self.redis.get(key)
+        got = self._call(decide)
+        if got is None:
+            return None
+        return got.decode() if isinstance(got, bytes) else str(got)
+
     def remove(self) -> None:
         """Leave the fleet at once (clean shutdown), rather than after the TTL."""
         def delete():

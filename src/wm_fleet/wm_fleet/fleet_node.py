@@ -35,8 +35,10 @@ from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
 from wm_fleet import schema
 from wm_fleet.client import FleetClient
+from wm_fleet.deadlock import (BlockDetector, DeadlockConfig, has_passed, parse_places,
+                               passing_place, who_yields)
 from wm_fleet.params import FLEET_PARAMS
-from wm_msgs.msg import FleetSnapshot, RobotState
+from wm_msgs.msg import FleetSnapshot, PlanStatus, RobotState
 
 
 def redis_from_params(p: dict):
@@ -90,6 +92,9 @@ class FleetNode(lifecycle.ManagedNode):
             if len(flat) < 6 or len(flat) % 2 or not all(math.isfinite(v) for v in flat):
                 raise ValueError("footprint needs >= 3 finite (x, y) pairs")
             self.footprint = tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
+            self.places = parse_places(p["passing_places"])
+            self.deadlock = DeadlockConfig(time=p["deadlock_time"], radius=p["deadlock_radius"],
+                                           timeout=p["yield_timeout"])
             client, where = redis_from_params(p)
             if client is not None:
                 self.fleet = FleetClient(client, p["fleet"], self.robot_id, ttl=p["ttl"],
@@ -103,7 +108,11 @@ class FleetNode(lifecycle.ManagedNode):
         self.map_to_odom = None
         self.plan: List = []
         self.link_was_up = None
+        self.blocks = BlockDetector(self.deadlock)
+        self.yielding = None   # (other robot id, since) while parked at a passing place
+        self.goal_active_t = -math.inf
         self.subs = [
+            self.create_subscription(PlanStatus, "plan_status", self._on_status, STATUS_QOS),
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
             self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
                                      self._on_localization, STATUS_QOS),
@@ -114,6 +123,8 @@ class FleetNode(lifecycle.ManagedNode):
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "fleet/markers",
                                                           STATUS_QOS)
         self.limit_pub = self.create_lifecycle_publisher(Float32, "speed_limit", STATUS_QOS)
+        self.yield_pub = self.create_lifecycle_publisher(PoseStamped, "fleet/yield_goal",
+                                                         STATUS_QOS)
         self.timer = self.create_timer(1.0 / p["rate"], self._cycle)
         self.get_logger().info(
             "configured: %s as %r in fleet %r, TTL %.1f s, radius %.0f m" % (
@@ -157,6 +168,11 @@ class FleetNode(lifecycle.ManagedNode):
         odom = self.odom.nearest(t, 0.1)
         if odom is not None:  # map->odom = map->base * (odom->base)^-1 at the same stamp
             self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+
+    def _on_status(self, msg: PlanStatus) -> None:
+        # planning toward a goal (including stale-input and failed cycles: still wanted)
+        if msg.status not in (PlanStatus.STATUS_IDLE, PlanStatus.STATUS_GOAL_REACHED):
+            self.goal_active_t = self._now()
 
     def _on_plan(self, msg: Path) -> None:
         if msg.header.frame_id != self.p["odom_frame"]:
@@ -203,6 +219,8 @@ class FleetNode(lifecycle.ManagedNode):
                 self.fleet.publish(own)
                 got = self.fleet.neighbours(own.pose[0], own.pose[1], self.p["radius"], now)
                 neighbours = got or []
+                if got is not None:
+                    self._deadlocks(now, own, neighbours)
             if not self.fleet.up and self.fleet.down_since is not None:
                 limit = self.p["stale_speed_limit"]
             if self.fleet.up or self.fleet.down_since is not None:  # once tried
@@ -214,6 +232,46 @@ class FleetNode(lifecycle.ManagedNode):
         snap.robots = [entry_to_msg(e) for e in neighbours]
         self.snap_pub.publish(snap)
         self.marker_pub.publish(self._markers(neighbours, snap.header.stamp))
+
+    # ---------------------------------------------------------------- deadlocks
+    def _deadlocks(self, now: float, own: schema.RobotEntry, neighbours) -> None:
+        if self.yielding is not None:
+            other_id, since = self.yielding
+            other = next((n for n in neighbours if n.robot_id == other_id), None)
+            if other is None or has_passed(own, other, self.deadlock.release_distance) \
+                    or now - since > self.deadlock.timeout:
+                self.get_logger().info("yield to %s over: back to the goal" % other_id)
+                self.yielding = None
+                self.blocks.slow_since = None
+                release = PoseStamped()
+                release.header.stamp = sec_to_stamp(now)
+                self.yield_pub.publish(release)   # empty frame_id: released
+            return
+        goal_active = now - self.goal_active_t < 1.0
+        other = self.blocks.update(now, own, neighbours, goal_active)
+        if other is None or not self.places:
+            return
+        decided = self.fleet.decide_yield(other.robot_id, who_yields(own, other))
+        self.diag.count("deadlocks")
+        if decided != self.robot_id:
+            self.get_logger().info("deadlock with %s: %s yields" % (other.robot_id, decided),
+                                   throttle_duration_sec=5.0)
+            return
+        place = passing_place(own.pose[:2], other.pose[:2], self.places)
+        if place is None:
+            self.get_logger().log("deadlock with %s: no passing place on this side"
+                                  % other.robot_id, LoggingSeverity.WARN,
+                                  throttle_duration_sec=5.0)
+            return
+        self.get_logger().info("deadlock with %s: yielding, to the passing place (%.2f, %.2f)"
+                               % (other.robot_id, place[0], place[1]))
+        self.diag.count("yields")
+        self.yielding = (other.robot_id, now)
+        goal = PoseStamped()
+        goal.header.stamp = sec_to_stamp(now)
+        goal.header.frame_id = self.p["map_frame"]
+        goal.pose = pose2d_to_pose(Pose2D(place[0], place[1], own.pose[2]))
+        self.yield_pub.publish(goal)
 
     def _report_link(self) -> None:
         up = self.fleet.up

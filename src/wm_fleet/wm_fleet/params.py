@@ -32,6 +32,14 @@ FLEET_PARAMS = [
     Param("footprint", [0.35, 0.275, 0.35, -0.275, -0.35, -0.275, -0.35, 0.275],
           "footprint polygon in base_link incl. payload, flat [x1, y1, ...] [m]"),
     Param("model_version", "", "world-model version shared with the entry (informational)"),
+    Param("passing_places", "",
+          "where a yielding robot waits, map frame 'x1,y1;x2,y2' ('' = never yields)"),
+    Param("deadlock_time", 4.0, "blocked this long next to a stopped neighbour: deadlock [s]",
+          0.5, 120.0),
+    Param("deadlock_radius", 6.0,
+          "a stopped neighbour this close can block us (robots waiting at both ends of a "
+          "one-lane aisle are as far apart as the lane is long) [m]", 0.5, 30.0),
+    Param("yield_timeout", 60.0, "longest wait at a passing place [s]", 1.0, 600.0),
     Param("stale_speed_limit", 0.3,
           "speed limit sent to the safety gate while the fleet link is down [m/s]", 0.0, 5.0),
 ]

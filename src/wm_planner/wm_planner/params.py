@@ -27,6 +27,9 @@ PLANNER_PARAMS = [
     # distance field arrives, for the lowest cloud-to-command latency; the timer then only
     # fills gaps (a cycle within the last 3/4 period makes it skip).
     Param("control_rate", 10.0, "control loop rate [Hz]", 1.0, 50.0),
+    Param("yield_tolerance", 0.3,
+          "a passing place (fleet/yield_goal) counts as reached within this distance [m]",
+          0.05, 2.0),
     Param("fleet_timeout", 1.0,
           "fleet/neighbours (from wm_fleet) older than this are ignored by the fleet critic [s]",
           0.1, 10.0),

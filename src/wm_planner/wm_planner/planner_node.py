@@ -110,6 +110,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.last_field_t = None
         self.map_to_odom = None  # (t, Pose2D)
         self.fleet = None  # (receive time, FleetSnapshot)
+        self.detour: Optional[NavGoal] = None  # a passing place while yielding
         self.goal: Optional[NavGoal] = None
         self.last_cmd_t = None
         self.stopped = True
@@ -176,6 +177,8 @@ class PlannerNode(lifecycle.ManagedNode):
             # latched by whoever knows the load (task system; the simulator)
             self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
             self.create_subscription(FleetSnapshot, "fleet/neighbours", self._on_fleet,
+                                     STATUS_QOS),
+            self.create_subscription(PoseStamped, "fleet/yield_goal", self._on_yield,
                                      STATUS_QOS),
         ]
         if self.routes is not None:
@@ -344,6 +347,21 @@ class PlannerNode(lifecycle.ManagedNode):
                 msg.header.frame_id, self.p["map_frame"]))
         self.fleet = (self._now(), msg)
 
+    def _on_yield(self, msg: PoseStamped) -> None:
+        """The fleet client's deadlock rule: drive to this passing place and wait there
+        (frame_id map); an empty frame_id releases the robot to its goal again."""
+        if not msg.header.frame_id:
+            if self.detour is not None:
+                self.get_logger().info("yield released: back to the goal")
+            self.detour = None
+            return
+        try:
+            self.detour = self._goal_from_pose(msg)
+        except ValueError as e:
+            return self._reject("yield_invalid", str(e))
+        self.get_logger().info("yielding: to the passing place (%.2f, %.2f) in %s" % (
+            self.detour.pose.x, self.detour.pose.y, self.detour.frame_id))
+
     def _neighbours_for(self, now: float, t_state: float):
         """The neighbours' shared paths in odom, times relative to the state (fleet critic);
         none when the snapshot is stale or map->odom unknown."""
@@ -462,6 +480,10 @@ class PlannerNode(lifecycle.ManagedNode):
             self.diag.count("stale_stops")
             return self._stop(PlanStatus.STATUS_STALE_INPUTS, input_stamp)
         pose, (v, w) = self.odom.latest[1]
+        # a fleet yield (wm_fleet's deadlock rule) parks the robot at a passing place; the
+        # goal stays active and is resumed when the fleet client releases it
+        if self.detour is not None:
+            goal = self.detour
         goal_odom = goal.pose
         if goal.frame_id == self.p["map_frame"]:
             m2o = self._map_to_odom(now)
@@ -478,7 +500,10 @@ class PlannerNode(lifecycle.ManagedNode):
                       xy_tolerance=self.p["xy_goal_tolerance"],
                       yaw_tolerance=self.p["yaw_goal_tolerance"])
         goal.distance_remaining = math.hypot(goal_odom.x - pose.x, goal_odom.y - pose.y)
-        if goal_reached(state, target):
+        if goal is self.detour:
+            if goal.distance_remaining <= self.p["yield_tolerance"]:
+                return self._stop(PlanStatus.STATUS_IDLE, input_stamp)  # waiting there
+        elif goal_reached(state, target):
             goal.finish(ERR.NONE)
             if self.goal is goal:
                 self.goal = None
