@@ -351,19 +351,24 @@ def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float
     res["worst_step_at"] = worst_at
     res["stop_s"] = res["stop_bound_s"] = None
     if timeout is not None and t_f is not None:
-        before = [c for c in cmds if c[0] <= t_f]
-        v0 = abs(before[-1][1]) if before else 0.0
+        # The drill sees simulated time through /sim/cycle, up to a couple of cycles late,
+        # so the fault may already show in commands stamped just before its note: the speed
+        # at the fault is the fastest of the last 0.5 s, the search for the stop starts
+        # LAG before the note, and a stop found in that window counts as 0 s.
+        lag = 2 * CONTROL_PERIOD
+        before = [abs(c[1]) for c in cmds if t_f - 0.5 <= c[0] <= t_f]
+        v0 = max(before) if before else 0.0
         res["speed_at_fault"] = round(v0, 3)
         end = t_c if t_c is not None else math.inf
         stop = None
         for t, v, w in cmds:
-            if t_f <= t <= end and v == 0.0 and w == 0.0:
+            if t_f - lag <= t <= end and v == 0.0 and w == 0.0:
                 if stop is None:
                     stop = t
-            elif t_f <= t <= end:
+            elif t_f - lag <= t <= end:
                 stop = None  # moved again before the fault cleared: not stopped
         ramp = 0.0 if drill.immediate else v0 / a_lin + a_lin / jerk
-        res["stop_s"] = None if stop is None else round(stop - t_f, 3)
+        res["stop_s"] = None if stop is None else round(max(0.0, stop - t_f), 3)
         # + two control periods: the drill sees simulated time one cycle late, and the
         # detecting node checks its timeout once per cycle
         res["stop_bound_s"] = round(timeout + ramp + 2 * CONTROL_PERIOD, 3)
