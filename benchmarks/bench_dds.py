@@ -214,6 +214,34 @@ def _kill_children() -> None:
 atexit.register(_kill_children)
 
 
+def node_in_env(env: Dict[str, str], name: str):
+    """(context, node): an rclpy node in this process that joins the children's DDS (their
+    domain and Fast DDS profile), in its own context. rcl reads the domain at init, Fast DDS
+    the profile at the first participant, so the environment is set just for that and put
+    back. Ctrl-C stays a KeyboardInterrupt (the caller's cleanup runs), not rclpy's."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.signals import SignalHandlerOptions
+    keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION",
+            PROFILE_ENV) + _CLEARED_ENV
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            if k in env:
+                os.environ[k] = env[k]
+            else:
+                os.environ.pop(k, None)
+        context = Context()
+        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+        return context, rclpy.create_node("%s_%d" % (name, os.getpid()), context=context)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def child_env(tuned: bool, domain: Optional[int] = None,
               profile: Path = PROFILE) -> Dict[str, str]:
     """os.environ with DDS isolated on localhost and the profile set (tuned) or not."""

@@ -141,34 +141,12 @@ class _Receiver:
     (receive wall time, stamp) per voxel_grid / distance_field."""
 
     def __init__(self, env: Dict[str, str]):
-        import rclpy
-        from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.signals import SignalHandlerOptions
 
         from wm_common.ros.qos import FIELD_QOS, STATUS_QOS
         from wm_msgs.msg import DistanceField, VoxelGrid
 
-        keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION",
-                bench_dds.PROFILE_ENV) + bench_dds._CLEARED_ENV
-        saved = {k: os.environ.get(k) for k in keys}
-        try:  # rcl reads the domain at init, Fast DDS the profile at the first participant
-            for k in keys:
-                if k in env:
-                    os.environ[k] = env[k]
-                else:
-                    os.environ.pop(k, None)
-            self.context = Context()
-            # Ctrl-C stays a KeyboardInterrupt (cleanup in measure's finally), not rclpy's.
-            rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-            self.node = rclpy.create_node("bench_e2e_sub_%d" % os.getpid(),
-                                          context=self.context)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        self.context, self.node = bench_dds.node_in_env(env, "bench_e2e_sub")
         self.samples: Dict[str, List[Tuple[float, Tuple[int, int]]]] = {o: [] for o in OUTPUTS}
         for output, typ, qos in (("distance_field", DistanceField, FIELD_QOS),
                                  ("voxel_grid", VoxelGrid, STATUS_QOS)):

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import array
 import math
-import os
 import random
 import subprocess
 import sys
@@ -257,36 +256,14 @@ class _Driver:
     (arrival wall time, action, points_stop, output v) per safety_state."""
 
     def __init__(self, env: Dict[str, str]):
-        import rclpy
         from geometry_msgs.msg import Twist
-        from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.signals import SignalHandlerOptions
         from sensor_msgs.msg import PointCloud2
 
         from wm_common.ros.qos import CMD_VEL_QOS, SENSOR_QOS, STATUS_QOS
         from wm_msgs.msg import SafetyState
 
-        keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION",
-                bench_dds.PROFILE_ENV) + bench_dds._CLEARED_ENV
-        saved = {k: os.environ.get(k) for k in keys}
-        try:  # rcl reads the domain at init, Fast DDS the profile at the first participant
-            for k in keys:
-                if k in env:
-                    os.environ[k] = env[k]
-                else:
-                    os.environ.pop(k, None)
-            self.context = Context()
-            # Ctrl-C stays a KeyboardInterrupt (cleanup in run's finally), not rclpy's.
-            rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-            self.node = rclpy.create_node("bench_safety_%d" % os.getpid(),
-                                          context=self.context)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        self.context, self.node = bench_dds.node_in_env(env, "bench_safety")
         self.states: List[Tuple[float, str, int, float]] = []
         self.cloud_pub = self.node.create_publisher(PointCloud2, NS + "/points", SENSOR_QOS)
         self.cmd_pub = self.node.create_publisher(Twist, NS + "/cmd_vel_nav", CMD_VEL_QOS)

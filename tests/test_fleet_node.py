@@ -4,6 +4,7 @@ other's pose and intended path in map, in RViz markers too; Redis killed and res
 counted, never fatal; a robot that leaves disappears at once."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -24,6 +25,21 @@ from wm_fleet import schema
 from wm_msgs.msg import FleetSnapshot, PlanStatus
 
 ROBOTS = {"r1": Pose2D(2.0, 3.0, 0.0), "r2": Pose2D(5.0, 3.0, 3.14159)}
+
+
+@contextlib.contextmanager
+def redis_url_env(url):
+    """WM_REDIS_URL for the children started inside (the secret travels only through the
+    environment), restored afterwards."""
+    old = os.environ.get("WM_REDIS_URL")
+    os.environ["WM_REDIS_URL"] = url
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("WM_REDIS_URL")
+        else:
+            os.environ["WM_REDIS_URL"] = old
 
 
 class FakeRobot:
@@ -65,18 +81,11 @@ class FakeRobot:
 @pytest.fixture
 def fleet(procs, rclpy_node):
     server = RedisServer().start()
-    old = os.environ.get("WM_REDIS_URL")
-    os.environ["WM_REDIS_URL"] = server.url  # to the children only through the environment
-    try:
+    with redis_url_env(server.url):
         nodes = {rid: procs.start("wm_fleet", "fleet_client", "--params-file",
                                   str(CONFIG / "robot.yaml"), "-r", "__ns:=/" + rid,
                                   "-p", "ttl:=0.5", "-p", "fleet:=test", name=rid)
                  for rid in ROBOTS}
-    finally:
-        if old is None:
-            os.environ.pop("WM_REDIS_URL")
-        else:
-            os.environ["WM_REDIS_URL"] = old
     node = rclpy_node.node
     robots = {rid: FakeRobot(node, rid) for rid in ROBOTS}
     yield server, nodes, robots
@@ -158,18 +167,11 @@ def test_face_to_face_deadlock_one_robot_yields_to_its_passing_place(procs, rclp
     through Redis; it is released when the other drives away."""
     node = rclpy_node.node
     server = RedisServer().start()
-    old = os.environ.get("WM_REDIS_URL")
-    os.environ["WM_REDIS_URL"] = server.url
-    try:
+    with redis_url_env(server.url):
         for rid in ("r1", "r2"):
             procs.start("wm_fleet", "fleet_client", "--params-file", str(CONFIG / "robot.yaml"),
                         "-r", "__ns:=/" + rid, "-p", "fleet:=lane", "-p", "deadlock_time:=1.0",
                         "-p", "passing_places:=15.75,8.6;8.25,3.4", name="dl_" + rid)
-    finally:
-        if old is None:
-            os.environ.pop("WM_REDIS_URL")
-        else:
-            os.environ["WM_REDIS_URL"] = old
     try:
         robots = {"r1": FakeRobot(node, "r1", Pose2D(11.5, 6.5, 0.0), v=0.0),
                   "r2": FakeRobot(node, "r2", Pose2D(12.5, 6.5, 3.14159), v=0.0)}

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional, Tuple, Union
 
 import yaml
 
@@ -44,19 +44,10 @@ CONTROL_PERIOD = 0.1
 RECEIVE_TOLERANCE = 1e-6  # commands carry the time they were issued (TwistStamped)
 
 
-def gate_params() -> dict:
+def robot_params(node: str) -> dict:
+    """A node's shipped parameters from config/robot.yaml (what the drill's nodes run with)."""
     doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
-    return doc["/**/collision_monitor"]["ros__parameters"]
-
-
-def fleet_params() -> dict:
-    doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
-    return doc["/**/fleet_client"]["ros__parameters"]
-
-
-def planner_params() -> dict:
-    doc = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
-    return doc["/**/planner"]["ros__parameters"]
+    return doc["/**/%s" % node]["ros__parameters"]
 
 
 # ------------------------------------------------------------------ fault actions
@@ -137,7 +128,7 @@ def send_goal_pose(ctx: DrillContext) -> None:
 def corrupt_artifact(out: Path) -> Path:
     """A copy of the shipped world model with flipped bytes in its weights."""
     from wm_planner.configure import resolve_artifact
-    src = Path(resolve_artifact(planner_params()["world_model_artifact"]))
+    src = Path(resolve_artifact(robot_params("planner")["world_model_artifact"]))
     dst = out / "corrupt" / src.name
     if dst.exists():
         shutil.rmtree(dst)
@@ -170,11 +161,20 @@ class Drill:
     description: str
     inject: Callable[[DrillContext], None]
     clear: Callable[[DrillContext], None]
-    # which timeout detects the fault (None: the robot need not stop, e.g. CPU load)
-    detect_timeout: Optional[float]
+    # what detects the fault: seconds, or the (node, parameter) in robot.yaml that holds
+    # them; None: the robot need not stop (e.g. CPU load)
+    detect: Union[None, float, Tuple[str, str]] = None
     timeout_name: str = ""
     immediate: bool = False   # an e-stop: zero at once, exempt from the step limit
     ends_goal: bool = False   # the fault loses the navigation goal (planner restarted)
+    # clear after this many wall seconds instead of at T_CLEAR (faults that stop or slow
+    # simulated time itself)
+    clear_after_wall: Optional[float] = None
+
+    def detect_timeout(self) -> Optional[float]:
+        if isinstance(self.detect, tuple):
+            return float(robot_params(self.detect[0])[self.detect[1]])
+        return self.detect
 
 
 def _kill_perception(ctx):
@@ -238,29 +238,33 @@ def _estop(ctx):
 def _estop_release(ctx):
     publish_estop(ctx, False)
     ctx.note("estop False published (must not release)")
-    ctx.state["false_only_t"] = ctx.sim_t
     time.sleep(1.5)
     ctx.note("resume: " + call_trigger(ctx, "/%s/resume" % RID))
 
 
 DRILLS: List[Drill] = [
     Drill("kill_perception", "perception SIGKILLed, restarted 5 s later",
-          _kill_perception, _restart_perception, None, "planner field_timeout"),
+          _kill_perception, _restart_perception, ("planner", "field_timeout"),
+          "planner field_timeout"),
     Drill("freeze_planner", "planner SIGSTOPped (silent, alive), SIGCONT 5 s later",
-          _freeze_planner, _thaw_planner, None, "gate nav_timeout"),
+          _freeze_planner, _thaw_planner, ("collision_monitor", "nav_timeout"),
+          "gate nav_timeout"),
     Drill("corrupt_model", "planner restarted on a corrupt world-model artifact (refuses "
           "it, exits 1), then restarted on the good one and given the goal again",
-          _corrupt_model, _good_model, None, "gate nav_timeout", ends_goal=True),
+          _corrupt_model, _good_model, ("collision_monitor", "nav_timeout"),
+          "gate nav_timeout", ends_goal=True),
     Drill("nan_odometry", "odometry turns NaN for 5 s",
           lambda c: set_sim(c, "fault_odom", "nan"), lambda c: set_sim(c, "fault_odom", ""),
-          None, "planner odom_timeout"),
+          ("planner", "odom_timeout"), "planner odom_timeout"),
     Drill("absurd_odometry", "odometry jumps 1000 km and reports 250 m/s for 5 s",
           lambda c: set_sim(c, "fault_odom", "absurd"),
-          lambda c: set_sim(c, "fault_odom", ""), None, "planner odom_timeout"),
+          lambda c: set_sim(c, "fault_odom", ""), ("planner", "odom_timeout"),
+          "planner odom_timeout"),
     Drill("clock_stop", "the simulation and /clock stop for 5 s of wall time",
           lambda c: set_sim(c, "fault_pause", True),
-          lambda c: set_sim(c, "fault_pause", False), None),
-    Drill("cpu_load", "two processes spin both cores for 5 s", _cpu_load, _cpu_unload, None),
+          lambda c: set_sim(c, "fault_pause", False), clear_after_wall=5.0),
+    Drill("cpu_load", "two processes spin both cores for 5 s", _cpu_load, _cpu_unload,
+          clear_after_wall=5.0),
     Drill("pallet_drop", "a pallet drops inside the stop zone (5 cm ahead of the nose), "
           "taken away 5 s later",
           lambda c: set_sim(c, "fault_drop_box", "%s 0.80" % RID),
@@ -268,18 +272,11 @@ DRILLS: List[Drill] = [
           "the next cloud that can see it"),
     Drill("pause_redis", "the fleet's redis-server frozen (SIGSTOP) for 5 s: the fleet "
           "client's link goes down, navigation is held at stale_speed_limit, then SIGCONT",
-          _pause_redis, _resume_redis, None),
+          _pause_redis, _resume_redis),
     Drill("estop", "e-stop engaged; False published later (no release); resume called",
           _estop, _estop_release, CONTROL_PERIOD, "immediate; the base's next cycle",
           immediate=True),
 ]
-
-
-def _timeouts() -> Dict[str, float]:
-    g, p = gate_params(), planner_params()
-    return {"kill_perception": p["field_timeout"], "freeze_planner": g["nav_timeout"],
-            "corrupt_model": g["nav_timeout"], "nan_odometry": p["odom_timeout"],
-            "absurd_odometry": p["odom_timeout"]}
 
 
 # ------------------------------------------------------------------ the run
@@ -313,17 +310,14 @@ def make_hook(drill: Drill, out: Path):
                 # noted once the fault is in place (a parameter call takes a cycle or two)
                 ctx.sim_t = ctx.monitor.sim_t
                 ctx.note("inject")
+            ctx.state["t_inject_wall"] = time.monotonic()
         elif phases["injected"] and not phases["cleared"] and (
-                ctx.sim_t >= T_CLEAR or (drill.name == "clock_stop" and
-                                         time.monotonic() - ctx.state["t_inject_wall"] > 5.0)
-                or (drill.name == "cpu_load" and
-                    time.monotonic() - ctx.state["t_inject_wall"] > 5.0)):
+                time.monotonic() - ctx.state["t_inject_wall"] > drill.clear_after_wall
+                if drill.clear_after_wall is not None else ctx.sim_t >= T_CLEAR):
             phases["cleared"] = True
             drill.clear(ctx)
             ctx.sim_t = ctx.monitor.sim_t
             ctx.note("clear")
-        if phases["injected"] and "t_inject_wall" not in ctx.state:
-            ctx.state["t_inject_wall"] = time.monotonic()
 
     return hook
 
@@ -377,7 +371,7 @@ def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float
         # gate then ramps down to the limit at a_max: checked from 1.5 s after the fault
         held = [abs(v) for t, v, _ in cmds if t_f + 1.5 <= t <= t_c]
         res["held_max_speed"] = round(max(held), 3) if held else None
-        res["held_limit"] = fleet_params()["stale_speed_limit"]
+        res["held_limit"] = robot_params("fleet_client")["stale_speed_limit"]
         after = [abs(v) for t, v, _ in cmds if t_c + 2.0 <= t]
         res["max_speed_after"] = round(max(after), 3) if after else None
     truth = summary["true_speed"][RID]
@@ -399,11 +393,9 @@ def run_drill(drill: Drill, out: Path, quiet: bool = True) -> dict:
     summary = run_scenario(sc, out, engine="mujoco", wall_timeout=150.0, quiet=quiet,
                            drill=make_hook(drill, out),
                            node_params={"simulator": {"max_real_time_factor": "1.0"}})
-    g, p = gate_params(), planner_params()
-    timeout = drill.detect_timeout if drill.detect_timeout is not None \
-        else _timeouts().get(drill.name)
+    g = robot_params("collision_monitor")
     res = analyze(drill, summary, g["decel_linear"], g["decel_angular"], g["jerk_linear"],
-                  timeout, p["v_max"])
+                  drill.detect_timeout(), robot_params("planner")["v_max"])
     (out / "drill.json").write_text(json.dumps(res, indent=2, default=str))
     return res
 
@@ -420,7 +412,7 @@ def run_speed_zone(out: Path, quiet: bool = True) -> dict:
                            quiet=quiet, node_params={
                                "simulator": {"max_real_time_factor": "1.0"},
                                "collision_monitor": {"speed_zones": SPEED_ZONES}})
-    limit = CROSSING[2] * gate_params()["max_linear"]
+    limit = CROSSING[2] * robot_params("collision_monitor")["max_linear"]
     path, speed = summary["paths"][RID], dict(map(tuple, summary["true_speed"][RID]))
     inside = [abs(speed.get(t, 0.0)) for t, x, _ in path
               if CROSSING[0] + 0.45 <= x <= CROSSING[1] - 0.35]   # chassis fully inside

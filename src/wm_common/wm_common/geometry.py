@@ -5,7 +5,7 @@ Plain numpy, no rclpy, Python 3.8 / numpy 1.21 compatible.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -52,3 +52,12 @@ def transform_points(pose: Pose2D, xy: np.ndarray) -> np.ndarray:
     out[..., 0] = pose.x + c * xy[..., 0] - s * xy[..., 1]
     out[..., 1] = pose.y + s * xy[..., 0] + c * xy[..., 1]
     return out
+
+
+def polygon_from_flat(flat: Sequence[float]) -> np.ndarray:
+    """[x1, y1, x2, y2, ...] (the ROS parameter form, like Nav2's footprint) -> (n, 2)."""
+    a = np.asarray(list(flat), dtype=np.float64)
+    if a.size < 6 or a.size % 2 or not np.all(np.isfinite(a)):
+        raise ValueError("a polygon needs at least 3 finite (x, y) vertices, got %r"
+                         % (list(flat),))
+    return a.reshape(-1, 2)

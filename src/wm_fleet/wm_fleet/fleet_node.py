@@ -26,7 +26,7 @@ from rclpy.logging import LoggingSeverity
 from std_msgs.msg import Float32
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.geometry import Pose2D, compose, inverse
+from wm_common.geometry import Pose2D, compose, inverse, polygon_from_flat
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import pose2d_to_pose, pose_to_pose2d, sec_to_stamp, stamp_to_sec
 from wm_common.ros.diagnostics import DiagnosticsReporter
@@ -88,10 +88,8 @@ class FleetNode(lifecycle.ManagedNode):
         p = self.p = read_params(self, FLEET_PARAMS)
         self.robot_id = self.get_namespace().strip("/").split("/")[-1] or "robot"
         try:
-            flat = [float(v) for v in p["footprint"]]
-            if len(flat) < 6 or len(flat) % 2 or not all(math.isfinite(v) for v in flat):
-                raise ValueError("footprint needs >= 3 finite (x, y) pairs")
-            self.footprint = tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
+            self.footprint = tuple((float(x), float(y))
+                                   for x, y in polygon_from_flat(p["footprint"]))
             self.places = parse_places(p["passing_places"])
             self.deadlock = DeadlockConfig(time=p["deadlock_time"], radius=p["deadlock_radius"],
                                            timeout=p["yield_timeout"])

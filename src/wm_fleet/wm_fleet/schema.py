@@ -100,16 +100,20 @@ def _num(v, what: str, limit: float = MAX_COORD) -> float:
     return f
 
 
-def _pairs(v, what: str, width: int, max_n: int) -> List[Tuple[float, ...]]:
+MAX_TIME = 1.0e12           # seconds: any clock, wall or ROS
+
+
+def _rows(v, what: str, limits: Sequence[float], max_n: int) -> List[Tuple[float, ...]]:
+    """A list of at most max_n rows of len(limits) numbers, column j within +-limits[j]."""
     if not isinstance(v, list) or len(v) > max_n:
         raise EntryError("bad_type" if not isinstance(v, list) else "oversized",
                          "%s must be a list of at most %d items" % (what, max_n))
     out = []
     for i, p in enumerate(v):
-        if not isinstance(p, list) or len(p) != width:
-            raise EntryError("bad_type", "%s[%d] must have %d numbers" % (what, i, width))
-        out.append(tuple(_num(x, "%s[%d]" % (what, i), 1.0e12 if width == 3 and j == 0
-                              else MAX_COORD) for j, x in enumerate(p)))
+        if not isinstance(p, list) or len(p) != len(limits):
+            raise EntryError("bad_type", "%s[%d] must have %d numbers" % (what, i,
+                                                                           len(limits)))
+        out.append(tuple(_num(x, "%s[%d]" % (what, i), lim) for x, lim in zip(p, limits)))
     return out
 
 
@@ -140,27 +144,28 @@ def decode(raw: Optional[bytes], *, frame: str, wall_now: float, ros_now: float,
         raise EntryError("bad_id", "id %r" % (rid,))
     if doc.get("frame") != frame:
         raise EntryError("frame", "frame %r, expected %r" % (doc.get("frame"), frame))
-    wall = _num(doc.get("wall"), "wall", 1.0e12)
+    wall = _num(doc.get("wall"), "wall", MAX_TIME)
     if wall_now - wall > max_age:
         raise EntryError("too_old", "written %.2f s ago" % (wall_now - wall))
     if wall - wall_now > max_future:
         raise EntryError("future", "written %.2f s in the future" % (wall - wall_now))
-    stamp = _num(doc.get("stamp"), "stamp", 1.0e12)
+    stamp = _num(doc.get("stamp"), "stamp", MAX_TIME)
     if abs(stamp - ros_now) > time_tolerance + max_age:
         raise EntryError("clock", "pose stamp %.2f s from this robot's clock"
                          % (stamp - ros_now))
-    pose = _pairs([doc.get("pose")], "pose", 3, 1)[0]
-    vel = _pairs([doc.get("velocity")], "velocity", 2, 1)[0]
+    pose = _rows([doc.get("pose")], "pose", (MAX_COORD, MAX_COORD, MAX_COORD), 1)[0]
+    vel = _rows([doc.get("velocity")], "velocity", (MAX_COORD, MAX_COORD), 1)[0]
     if max(abs(vel[0]), abs(vel[1])) > MAX_SPEED:
         raise EntryError("absurd", "velocity %r" % (vel,))
-    foot = _pairs(doc.get("footprint"), "footprint", 2, MAX_FOOTPRINT)
+    foot = _rows(doc.get("footprint"), "footprint", (MAX_COORD, MAX_COORD), MAX_FOOTPRINT)
     if len(foot) < 3 or max(math.hypot(*p) for p in foot) > 10.0:
         raise EntryError("bad_footprint", "footprint needs 3..%d points within 10 m"
                          % MAX_FOOTPRINT)
     prio = doc.get("priority")
     if isinstance(prio, bool) or not isinstance(prio, int) or not 0 <= prio <= 255:
         raise EntryError("bad_type", "priority %r (0..255)" % (prio,))
-    traj = _pairs(doc.get("trajectory"), "trajectory", 3, MAX_TRAJECTORY)
+    traj = _rows(doc.get("trajectory"), "trajectory", (MAX_TIME, MAX_COORD, MAX_COORD),
+                 MAX_TRAJECTORY)
     if any(b[0] <= a[0] for a, b in zip(traj, traj[1:])):
         raise EntryError("bad_trajectory", "trajectory times must increase")
     if traj and (traj[0][0] - ros_now > time_tolerance

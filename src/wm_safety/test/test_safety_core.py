@@ -13,8 +13,9 @@ from wm_safety.gate import GateConfig, SafetyGate
 from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import AxisLimits, VelocitySmoother
 from wm_safety.speed_zones import SpeedZones, write_mask
+from wm_common.geometry import polygon_from_flat
 from wm_safety.zones import (Margins, Zones, grow, overhangs_from_flat, points_in_polygon,
-                             polygon_from_flat, stoppable_speed, time_to_collision)
+                             stoppable_speed, time_to_collision)
 
 CHASSIS = polygon_from_flat([0.35, 0.275, 0.35, -0.275, -0.35, -0.275, -0.35, 0.275])
 STOP, SLOW = Margins(0.10, 0.10, 0.03), Margins(0.40, 0.25, 0.06)

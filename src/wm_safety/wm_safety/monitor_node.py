@@ -37,6 +37,7 @@ from sensor_msgs.msg import LaserScan, PointCloud2
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import SetBool, Trigger
 
+from wm_common.geometry import polygon_from_flat
 from wm_common.map_io import MapError
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import pose_to_pose2d, sec_to_stamp, stamp_to_sec
@@ -51,7 +52,7 @@ from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.params import SAFETY_PARAMS
 from wm_safety.smoother import AxisLimits, VelocitySmoother
 from wm_safety.speed_zones import SpeedZones
-from wm_safety.zones import Margins, Zones, overhangs_from_flat, polygon_from_flat
+from wm_safety.zones import Margins, Zones, overhangs_from_flat
 
 ABSURD_SPEED = 20.0  # |v| or |w| above this in a command is a corrupt message, not a wish
 

@@ -21,15 +21,6 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 
-def polygon_from_flat(flat: Sequence[float]) -> np.ndarray:
-    """[x1, y1, x2, y2, ...] (the ROS parameter form, like Nav2's footprint) -> (n, 2)."""
-    a = np.asarray(list(flat), dtype=np.float64)
-    if a.size < 6 or a.size % 2 or not np.all(np.isfinite(a)):
-        raise ValueError("a polygon needs at least 3 finite (x, y) vertices, got %r"
-                         % (list(flat),))
-    return a.reshape(-1, 2)
-
-
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """(..., 2) points -> (...) bool: inside the polygon (even-odd rule, vectorised)."""
     x, y = xy[..., 0], xy[..., 1]
