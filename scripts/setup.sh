@@ -20,6 +20,9 @@ command -v cmake >/dev/null 2>&1 || apt_pkgs+=(cmake)
 { command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1; } || apt_pkgs+=(build-essential)
 # open3d (offline cloud tools, outlier filter) needs libusb at import time
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || apt_pkgs+=(libusb-1.0-0)
+# checkers of the deployment files (make test): promtool (alert rules), shellcheck (scripts)
+command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || apt_pkgs+=(shellcheck)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
   SUDO=""
@@ -28,7 +31,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 else
-  say "apt: redis-server, cmake, g++, make, libusb-1.0-0 present"
+  say "apt: redis-server, cmake, g++, make, libusb-1.0-0, promtool, shellcheck present"
 fi
 
 # --- (b) virtual environment ------------------------------------------------------------------

@@ -83,7 +83,10 @@ def scenario_to_yaml(sc) -> dict:
                              "correlation_time": sc.localization_correlation_time},
             "robots": [{"id": r.id, "spawn": list(r.spawn), "payload": r.payload,
                         "goals": [list(g) for g in r.goals]} for r in sc.robots],
-            "events": events}
+            "events": events,
+            "static_obstacles": [{"name": b.name, "center": [b.cx, b.cy], "size": [b.sx, b.sy],
+                                  "yaw": b.yaw, "height": b.height,
+                                  "reflectivity": b.reflectivity} for b in sc.static_boxes]}
 
 
 class Processes:

@@ -11,6 +11,7 @@ from wm_planner.critics import CRITIC_REGISTRY, make_critics
 from wm_planner.models import OptimizerSettings, RobotLimits
 from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_planner.optimizer import MPPI
+from wm_planner.rotate_to_heading import RotateToHeading, swept_radius
 
 
 def resolve_artifact(name: str) -> str:
@@ -91,6 +92,16 @@ def build_optimizer(p: Mapping[str, Any], motion_model=None) -> MPPI:
                 footprint=build_footprint(p),
                 motion_model=motion_model if motion_model is not None
                 else build_motion_model(p))
+
+
+def build_rotate(p: Mapping[str, Any]):
+    """The turn on the spot towards the route (None when rotate_to_heading is off)."""
+    if not p.get("rotate_to_heading", True):
+        return None
+    return RotateToHeading(swept_radius(build_footprint(p), p["robot_radius"]),
+                           enter_angle=p["rotate_enter_angle"],
+                           exit_angle=p["rotate_exit_angle"],
+                           angular_speed=min(p["rotate_speed"], p["w_max"]))
 
 
 SOLVERS = ("mppi", "nmpc", "hybrid")

@@ -30,6 +30,17 @@ PLANNER_PARAMS = [
     Param("yield_tolerance", 0.3,
           "a passing place (fleet/yield_goal) counts as reached within this distance [m]",
           0.05, 2.0),
+    Param("rotate_to_heading", True,
+          "turn on the spot towards the route when it leaves behind the standing robot (a "
+          "lane end, a yield): the 1 s MPC samples cannot find that turn by themselves"),
+    Param("rotate_enter_angle", 1.2,
+          "start turning on the spot when the route is more than this off the heading [rad]",
+          0.3, 3.1416),
+    Param("rotate_exit_angle", 0.3,
+          "hand back to the MPC when the route is within this of the heading [rad]",
+          0.05, 1.5),
+    Param("rotate_speed", 0.6, "angular speed of the turn on the spot (at most w_max) [rad/s]",
+          0.05, 3.0),
     Param("fleet_timeout", 1.0,
           "fleet/neighbours (from wm_fleet) older than this are ignored by the fleet critic [s]",
           0.1, 10.0),
@@ -129,7 +140,8 @@ LIVE_PARAMS = frozenset([
     "num_samples", "temperature", "noise_sigma_v", "noise_sigma_w", "iterations",
     "time_budget_ms", "v_max", "v_min", "w_max", "a_max", "alpha_max", "robot_radius",
     "footprint_circles", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
-    "navigate_timeout", "sampled_trajectories_shown", "sensor_range", "payload_mass"])
+    "navigate_timeout", "sampled_trajectories_shown", "sensor_range", "payload_mass",
+    "rotate_to_heading", "rotate_enter_angle", "rotate_exit_angle", "rotate_speed"])
 
 
 def is_live_param(name: str) -> bool:

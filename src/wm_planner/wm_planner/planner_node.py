@@ -59,7 +59,7 @@ from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
 from wm_planner.command_limiter import CommandLimiter
-from wm_planner.configure import build_nmpc, build_optimizer
+from wm_planner.configure import build_nmpc, build_optimizer, build_rotate
 from wm_common.map_io import MapError, OccupancyMap, read_map
 from wm_planner.route_manager import RouteManager
 
@@ -125,6 +125,7 @@ class PlannerNode(lifecycle.ManagedNode):
         try:
             self.optimizer = build_optimizer(p)
             self.nmpc = build_nmpc(p)
+            self.rotate = build_rotate(p)
         except (ValueError, KeyError, TypeError, RuntimeError, OSError, ImportError) as e:
             # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
             self.get_logger().error("configure failed: %s" % e)
@@ -510,6 +511,8 @@ class PlannerNode(lifecycle.ManagedNode):
             self.get_logger().info("goal reached")
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
         route = self._route(now, pose, goal, field)
+        if self._turn_on_the_spot(pose, v, route, field):
+            return
         try:
             result = self._solve(state, target, field, route)
         except Exception as e:  # a planner bug must stop the robot, not kill the node
@@ -526,6 +529,27 @@ class PlannerNode(lifecycle.ManagedNode):
         self._publish_cmd(v_cmd, w_cmd)
         self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
         self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
+
+    def _turn_on_the_spot(self, pose: Pose2D, v: float, route, field) -> bool:
+        """Turn towards a route that leaves behind the standing robot (rotate_to_heading);
+        True when this cycle's command was such a turn (the MPC is skipped)."""
+        if self.rotate is None:
+            return False
+        was_turning = self.rotate.active
+        turn = self.rotate.command(pose.x, pose.y, pose.yaw, v, route, field)
+        if turn is None and self.rotate.blocked:
+            self.diag.count("rotate_blocked")   # too close to turn, no straight way out
+        if turn is None:
+            if was_turning:
+                self.get_logger().info("facing the route: the MPC drives again")
+            return False
+        if not was_turning:
+            self.diag.count("rotations")
+            self.get_logger().info("route behind the robot: turning on the spot")
+        self.stopping = False
+        self._publish_cmd(*turn)
+        self.diag.set_level(DiagnosticStatus.OK, "turning on the spot towards the route")
+        return True
 
     def _solve(self, state, target, field, route):
         """One solve with the configured solver (see the `solver` parameter)."""
@@ -785,9 +809,10 @@ class PlannerNode(lifecycle.ManagedNode):
         new_p.update(changes)
         try:
             optimizer = build_optimizer(new_p, motion_model=self.optimizer.motion_model)
+            rotate = build_rotate(new_p)
         except (ValueError, KeyError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.p, self.optimizer = new_p, optimizer
+        self.p, self.optimizer, self.rotate = new_p, optimizer, rotate
         self.limiter.limits = optimizer.limits
         self.get_logger().info("parameters changed at run time: %s" % ", ".join(
             "%s=%r" % kv for kv in sorted(changes.items())))

@@ -30,6 +30,18 @@ class ScenarioError(ValueError):
     pass
 
 
+def _box(a, what: str, default_name: str) -> Box:
+    """A box from {name, center, size, yaw, height, reflectivity} (add_obstacle's form)."""
+    if not isinstance(a, dict) or "center" not in a or "size" not in a:
+        raise ScenarioError("%s needs center and size" % what)
+    c = _pose(a["center"], "%s.center" % what)
+    sx, sy = (float(v) for v in a["size"])
+    if not (sx > 0.0 and sy > 0.0 and math.isfinite(sx) and math.isfinite(sy)):
+        raise ScenarioError("%s.size must be positive" % what)
+    return Box(c.x, c.y, sx, sy, float(a.get("yaw", c.yaw)), float(a.get("height", 1.2)),
+               str(a.get("name", default_name)), float(a.get("reflectivity", 0.3)))
+
+
 def _pose(value, what: str) -> Pose2D:
     if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
         raise ScenarioError("%s must be [x, y] or [x, y, yaw], got %r" % (what, value))
@@ -73,16 +85,24 @@ class Scenario:
     localization_correlation_time: float = 1.0
     fleet_sharing: bool = True
     description: str = ""
+    # boxes that belong to the facility in this scenario (a pallet row that narrows an aisle):
+    # in the simulated world from the start *and* in the map the robots are given (/map),
+    # unlike add_obstacle events, which the robots only learn about by seeing them
+    static_boxes: List[Box] = field(default_factory=list)
 
     def load_world(self) -> World:
-        return load_world(self.world)
+        world = load_world(self.world)
+        if not self.static_boxes:
+            return world
+        return World(world.boxes + self.static_boxes, world.bounds, world.spawns, world.goals,
+                     world.name)
 
 
 def parse_scenario(doc: Dict[str, Any], default_name: str = "") -> Scenario:
     if not isinstance(doc, dict):
         raise ScenarioError("a scenario is a mapping")
     known = {"name", "world", "robots", "duration", "seed", "events", "lidar", "localization",
-             "fleet_sharing", "description"}
+             "fleet_sharing", "description", "static_obstacles"}
     unknown = set(doc) - known
     if unknown:
         raise ScenarioError("unknown scenario keys: %s" % sorted(unknown))
@@ -110,11 +130,7 @@ def parse_scenario(doc: Dict[str, Any], default_name: str = "") -> Scenario:
             events.append(Event(t, "move_obstacle", str(e["move_obstacle"]),
                                 pose=_pose(e["to"], "events[%d].to" % k)))
         elif "add_obstacle" in e:
-            a = e["add_obstacle"]
-            c = _pose(a["center"], "events[%d].center" % k)
-            sx, sy = (float(v) for v in a["size"])
-            box = Box(c.x, c.y, sx, sy, float(a.get("yaw", c.yaw)), float(a.get("height", 1.2)),
-                      str(a.get("name", "added_%d" % k)), float(a.get("reflectivity", 0.3)))
+            box = _box(e["add_obstacle"], "events[%d]" % k, "added_%d" % k)
             events.append(Event(t, "add_obstacle", box.name, box=box))
         elif "set_payload" in e:
             p = e["set_payload"]
@@ -124,6 +140,8 @@ def parse_scenario(doc: Dict[str, Any], default_name: str = "") -> Scenario:
         else:
             raise ScenarioError("events[%d]: expected move_obstacle, add_obstacle or set_payload"
                                 % k)
+    static_boxes = [_box(a, "static_obstacles[%d]" % k, "static_%d" % k)
+                    for k, a in enumerate(doc.get("static_obstacles") or [])]
     lidar = doc.get("lidar") or {}
     loc = doc.get("localization") or {}
     return Scenario(
@@ -135,7 +153,7 @@ def parse_scenario(doc: Dict[str, Any], default_name: str = "") -> Scenario:
         localization_sigma_yaw=float(loc.get("sigma_yaw", 0.01)),
         localization_correlation_time=float(loc.get("correlation_time", 1.0)),
         fleet_sharing=bool(doc.get("fleet_sharing", True)),
-        description=str(doc.get("description", "")))
+        description=str(doc.get("description", "")), static_boxes=static_boxes)
 
 
 def load_scenario(path: str) -> Scenario:

@@ -117,7 +117,7 @@ class SimulatorNode(Node):
         super().__init__("simulator", **kwargs)
         p = self.p = declare_params(self, SIM_PARAMS)
         self.scenario = self._scenario(p)
-        self.world = load_world(self.scenario.world)
+        self.world = self.scenario.load_world()
         spec = LidarSpec(rings=self.scenario.lidar_rings, columns=self.scenario.lidar_columns,
                          max_range=p["lidar_max_range"], mount=tuple(p["lidar_mount"]),
                          scan_rate_hz=1.0 / p["control_period"])

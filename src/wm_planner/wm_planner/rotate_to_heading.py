@@ -1,0 +1,126 @@
+"""Turn on the spot towards the route before the MPC drives (the idea of Nav2's rotation shim).
+
+Why: the MPC's samples are 1 s long and its critics reward progress along the route. When the
+route leaves *behind* a robot standing at a lane end (a fleet yield, a goal behind it, a route
+that flipped after a replan), every 1 s sample either drives away from the route or into the
+shelf beside it, so the best sample is to stand still: a local minimum (reproduced in
+config/scenarios/fleet/one_lane.yaml, where a yielding robot stood at the lane end for 40 s).
+A turn on the spot is the manoeuvre the samples miss, and it is safe wherever the circle the
+footprint sweeps while turning is clear in the distance field.
+
+Plain Python (no rclpy). The node calls `command()` once per control cycle before the MPC;
+a command means "turn, skip the MPC this cycle", None means "let the MPC drive".
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from wm_common.grid import Grid2D
+
+
+def wrap_angle(a: float) -> float:
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def swept_radius(footprint_circles: Optional[Sequence[float]], robot_radius: float) -> float:
+    """The radius the footprint sweeps when it turns about base_link."""
+    if not footprint_circles:
+        return float(robot_radius)
+    c = np.asarray(footprint_circles, dtype=np.float64).reshape(-1, 3)
+    return float(np.max(np.hypot(c[:, 0], c[:, 1]) + c[:, 2]))
+
+
+def lookahead_point(route: np.ndarray, x: float, y: float,
+                    lookahead: float) -> Tuple[float, float]:
+    """The route point `lookahead` metres (along the route) beyond the one nearest (x, y)."""
+    route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
+    i = int(np.argmin(np.hypot(route[:, 0] - x, route[:, 1] - y)))
+    travelled = 0.0
+    for j in range(i + 1, len(route)):
+        travelled += float(np.hypot(*(route[j] - route[j - 1])))
+        if travelled >= lookahead:
+            return float(route[j, 0]), float(route[j, 1])
+    return float(route[-1, 0]), float(route[-1, 1])
+
+
+class RotateToHeading:
+    """Hysteresis: starts turning when the route's direction is more than `enter_angle` off
+    the robot's heading while the robot (nearly) stands, stops within `exit_angle`, and never
+    turns where the swept circle plus `margin` is not clear. Where it is not clear (a robot
+    that backed into a shelf corner), it first creeps straight, forward or back, whichever
+    gains clearance, until the turn is clear; with no such way the MPC keeps control.
+    """
+
+    def __init__(self, swept_radius: float, *, enter_angle: float = 1.2,
+                 exit_angle: float = 0.3, angular_speed: float = 0.6,
+                 lookahead: float = 0.8, margin: float = 0.0, standing_speed: float = 0.1,
+                 min_route_distance: float = 0.4, creep_speed: float = 0.08,
+                 creep_probe: float = 0.15):
+        if not 0.0 < exit_angle < enter_angle <= math.pi:
+            raise ValueError("rotate angles need 0 < exit_angle < enter_angle <= pi")
+        self.swept_radius = float(swept_radius)
+        self.enter_angle, self.exit_angle = float(enter_angle), float(exit_angle)
+        self.angular_speed = float(angular_speed)
+        self.lookahead, self.margin = float(lookahead), float(margin)
+        self.standing_speed = float(standing_speed)
+        self.min_route_distance = float(min_route_distance)
+        self.creep_speed, self.creep_probe = float(creep_speed), float(creep_probe)
+        self.active = False
+        self.blocked = False   # wanted to turn, but the swept circle was not clear
+        self.creeping = False  # ... and is creeping straight to where it is
+
+    def heading_error(self, x: float, y: float, yaw: float,
+                      route: Optional[np.ndarray]) -> Optional[float]:
+        """Signed angle from the heading to the route's lookahead point (None: no route, or
+        its end is too close for a direction to mean anything: the goal's own approach)."""
+        if route is None or len(route) < 2:
+            return None
+        px, py = lookahead_point(route, x, y, self.lookahead)
+        if math.hypot(px - x, py - y) < self.min_route_distance:
+            return None
+        return wrap_angle(math.atan2(py - y, px - x) - yaw)
+
+    def clear(self, x: float, y: float, field: Grid2D) -> bool:
+        return _clearance(field, x, y) >= self.swept_radius + self.margin
+
+    def creep(self, x: float, y: float, yaw: float, field: Grid2D) -> Optional[float]:
+        """The straight speed (forward or back) that gains clearance, None when neither does."""
+        here = _clearance(field, x, y)
+        best = None
+        for sign in (1.0, -1.0):
+            d = _clearance(field, x + sign * self.creep_probe * math.cos(yaw),
+                           y + sign * self.creep_probe * math.sin(yaw))
+            if d > here + 0.02 and (best is None or d > best[0]):
+                best = (d, sign)
+        return None if best is None else best[1] * self.creep_speed
+
+    def command(self, x: float, y: float, yaw: float, v: float,
+                route: Optional[np.ndarray], field: Grid2D) -> Optional[Tuple[float, float]]:
+        """(0, w) while turning towards the route; None when the MPC should plan."""
+        self.blocked = self.creeping = False
+        err = self.heading_error(x, y, yaw, route)
+        if err is None:
+            self.active = False
+            return None
+        if not self.active and (abs(err) < self.enter_angle or abs(v) > self.standing_speed):
+            return None
+        if self.active and abs(err) <= self.exit_angle:
+            self.active = False
+            return None
+        self.active = True
+        if not self.clear(x, y, field):
+            self.blocked = True
+            v_creep = self.creep(x, y, yaw, field)
+            if v_creep is None:
+                self.active = False
+                return None
+            self.creeping = True
+            return v_creep, 0.0
+        return 0.0, math.copysign(self.angular_speed, err)
+
+
+def _clearance(field: Grid2D, x: float, y: float) -> float:
+    return float(field.sample(np.array([x, y]))[()])
