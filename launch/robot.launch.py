@@ -6,13 +6,15 @@ collision_monitor publishes the base's cmd_vel.
     ros2 launch wm_bringup robot.launch.py namespace:=robot1 params_file:=/path/robot.yaml \
         use_sim_time:=true rviz:=true
 
-Nodes are lifecycle nodes with autostart (they configure and activate themselves); set
-autostart:=false to hand them to a lifecycle manager.
+The nodes are lifecycle nodes. By default wm_bringup's lifecycle_manager brings them up in
+order (perception, planner, collision_monitor, fleet_client: configure all, then activate
+all), reports a failed configure with the node's own reason and brings them down in reverse
+order on shutdown; with lifecycle_manager:=false each node configures and activates itself.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -21,7 +23,9 @@ def generate_launch_description():
     namespace = LaunchConfiguration("namespace")
     params_file = LaunchConfiguration("params_file")
     use_sim_time = LaunchConfiguration("use_sim_time")
-    autostart = LaunchConfiguration("autostart")
+    manager = LaunchConfiguration("lifecycle_manager")
+    # with the manager the nodes wait for it; without, each one starts itself
+    autostart = PythonExpression(["'", manager, "' != 'true'"])
     cmd_vel_stamped = LaunchConfiguration("cmd_vel_stamped")
     rviz = LaunchConfiguration("rviz")
     world_model = LaunchConfiguration("world_model")
@@ -37,8 +41,9 @@ def generate_launch_description():
             description="parameters of perception and planner (/**/node: keys)"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (simulation)"),
-        DeclareLaunchArgument("autostart", default_value="true",
-                              description="nodes configure and activate themselves"),
+        DeclareLaunchArgument("lifecycle_manager", default_value="true",
+                              description="bring the nodes up in order with wm_bringup's "
+                                          "lifecycle_manager (false: each node starts itself)"),
         DeclareLaunchArgument("cmd_vel_stamped", default_value="false",
                               description="publish TwistStamped (Jazzy diff_drive_controller)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz"),
@@ -68,6 +73,13 @@ def generate_launch_description():
             package="wm_safety", executable="collision_monitor", name="collision_monitor",
             namespace=namespace, output="screen",
             parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped}]),
+        Node(
+            package="wm_bringup", executable="lifecycle_manager", name="lifecycle_manager",
+            namespace=namespace, output="screen",
+            parameters=[{"node_names": ["perception", "planner", "collision_monitor",
+                                        "fleet_client"],
+                         "use_sim_time": use_sim_time}],
+            condition=IfCondition(manager)),
         Node(
             package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
             arguments=["-d", PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",

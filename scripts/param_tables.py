@@ -14,12 +14,14 @@ from wm_planner.params import PLANNER_PARAMS
 from wm_safety.params import SAFETY_PARAMS
 from wm_fleet.params import FLEET_PARAMS
 from wm_sim.params import SIM_PARAMS
+from wm_bringup.params import MANAGER_PARAMS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
 NODES = [("perception (wm_perception)", PERCEPTION_PARAMS), ("planner (wm_planner)", PLANNER_PARAMS),
          ("collision_monitor (wm_safety)", SAFETY_PARAMS),
-         ("fleet_client (wm_fleet)", FLEET_PARAMS), ("simulator (wm_sim)", SIM_PARAMS)]
+         ("fleet_client (wm_fleet)", FLEET_PARAMS), ("simulator (wm_sim)", SIM_PARAMS),
+         ("lifecycle_manager (wm_bringup)", MANAGER_PARAMS)]
 
 
 def tables() -> str:

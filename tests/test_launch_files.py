@@ -119,3 +119,44 @@ def test_bringup_installs_launch_and_config():
     for path in launch_files():
         assert (installed / "launch" / path.name).exists()
     assert (installed / "config" / "robot.yaml").exists()
+
+
+def declared_arguments(path: Path):
+    return {c.args[0].value for c in calls(ast.parse(path.read_text()), "DeclareLaunchArgument")}
+
+
+@pytest.mark.parametrize("path", launch_files(), ids=lambda p: p.name)
+def test_included_launch_files_get_only_arguments_they_declare(path):
+    """An argument passed to an included launch file of ours that it does not declare is
+    silently ignored by launch: a typo there would go unnoticed on the robot."""
+    tree = ast.parse(path.read_text())
+    for inc in calls(tree, "IncludeLaunchDescription"):
+        names = [c.value for c in ast.walk(inc) if isinstance(c, ast.Constant)
+                 and str(c.value).endswith(".launch.py")]
+        ours = [n for n in names if (LAUNCH / n).exists()]
+        args = kwarg(inc, "launch_arguments")
+        if not ours or args is None:
+            continue
+        dict_node = args.func.value if isinstance(args, ast.Call) else args
+        assert isinstance(dict_node, ast.Dict), ast.dump(args)
+        passed = {k.value for k in dict_node.keys}
+        missing = passed - declared_arguments(LAUNCH / ours[0])
+        assert not missing, "%s passes undeclared %s to %s" % (path.name, missing, ours[0])
+
+
+def test_robot_launch_runs_the_lifecycle_manager_over_its_own_nodes():
+    """The manager's node_names are exactly the lifecycle nodes robot.launch.py starts."""
+    tree = ast.parse((LAUNCH / "robot.launch.py").read_text())
+    lifecycle = {kwarg(c, "name").value for c in calls(tree, "LifecycleNode")}
+    managers = [c for c in calls(tree, "Node") if kwarg(c, "executable").value
+                == "lifecycle_manager"]
+    assert len(managers) == 1
+    names = None
+    for d in ast.walk(kwarg(managers[0], "parameters")):
+        if isinstance(d, ast.Dict):
+            for k, v in zip(d.keys, d.values):
+                if isinstance(k, ast.Constant) and k.value == "node_names":
+                    names = [e.value for e in v.elts]
+    assert names is not None and set(names) == lifecycle, (names, lifecycle)
+    # the safety gate comes after the planner it guards; perception before the planner
+    assert names.index("perception") < names.index("planner") < names.index("collision_monitor")

@@ -39,6 +39,7 @@ setup(
     entry_points={
         'console_scripts': [
             'demo = wm_bringup.demo:main',
+            'lifecycle_manager = wm_bringup.lifecycle_manager:main',
         ],
     },
 )
