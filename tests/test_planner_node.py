@@ -408,3 +408,51 @@ def test_casadi_solvers_drive_the_robot(procs, rclpy_node, solver):
     ok = [s for s in status if s.status == PlanStatus.STATUS_OK]
     assert ok and all(s.solver == solver for s in ok), procs.log(proc)
     assert any(c.linear.x > 0.05 for c in cmds), procs.log(proc)
+
+
+def test_world_model_swap_on_a_service_call(procs, rclpy_node, tmp_path):
+    """~/swap_world_model: a corrupt artifact and one whose limits do not fit are refused
+    (the old model keeps planning), a good new version is taken while the robot drives."""
+    import shutil
+
+    from wm_msgs.srv import SwapWorldModel
+    from wm_world_model.artifact import load_artifact, save_artifact
+
+    shipped = CONFIG.parent / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
+    corrupt = tmp_path / "corrupt" / "worldmodel-1.0.0"
+    shutil.copytree(shipped, corrupt)
+    data = bytearray((corrupt / "config.json").read_bytes())
+    (corrupt / "config.json").write_bytes(bytes(data).replace(b"64", b"65", 1))
+    model, _ = load_artifact(str(shipped))
+    newer = save_artifact(model, str(tmp_path), "1.0.1", onnx=False)
+    model.config.v_abs_max = 0.1
+    slow = save_artifact(model, str(tmp_path), "1.0.2", onnx=False)
+
+    ns = "/ptest_swap"
+    proc = start_planner(procs, ns)
+    node = rclpy_node.node
+    cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    robot = FakeRobot(node, ns)
+    assert wait_for(lambda: robot.field.get_subscription_count() > 0, 20.0), procs.log(proc)
+    robot.send_goal(3.0, 0.0)
+    run_for(robot, 1.0)
+
+    def swap(artifact):
+        return call(node, SwapWorldModel, ns + "/planner/swap_world_model",
+                    SwapWorldModel.Request(artifact=str(artifact)))
+
+    res = swap(corrupt)
+    assert not res.success and "checksum mismatch" in res.message, res.message
+    assert res.version == "1.0.0"
+    res = swap(slow)
+    assert not res.success and "probe" in res.message and "speed limit" in res.message
+    res = swap(newer)
+    assert res.success, res.message
+    assert (res.version, res.previous_version) == ("1.0.1", "1.0.0")
+    n = len(cmds)
+    run_for(robot, 1.0)
+    assert proc.poll() is None
+    assert any(c.linear.x > 0.05 for c in cmds[n:]), "no driving after the swap"
+    assert wait_for(lambda: _diag_value(diags, ns, "motion_model") == "world_model 1.0.1", 5.0)
+    assert wait_for(lambda: _diag_value(diags, ns, "world_model_swaps_refused") == "2", 5.0)

@@ -1,4 +1,4 @@
-"""Turning on the spot towards a route that leaves behind the robot (wm_planner.rotate_to_heading)."""
+"""Turning on the spot towards a route that leaves behind the robot (rotate_to_heading)."""
 from __future__ import annotations
 
 import math

@@ -41,6 +41,11 @@ PLANNER_PARAMS = [
           0.05, 1.5),
     Param("rotate_speed", 0.6, "angular speed of the turn on the spot (at most w_max) [rad/s]",
           0.05, 3.0),
+    Param("rollback_failures", 3,
+          "a swapped-in world model (~/swap_world_model) whose predictions are refused this "
+          "often within rollback_window is replaced by the previous one", 1, 1000),
+    Param("rollback_window", 30.0,
+          "how long after a swap refused predictions trigger the rollback [s]", 1.0, 3600.0),
     Param("fleet_timeout", 1.0,
           "fleet/neighbours (from wm_fleet) older than this are ignored by the fleet critic [s]",
           0.1, 10.0),

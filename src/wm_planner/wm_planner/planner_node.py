@@ -52,6 +52,7 @@ from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, MAP_QOS, SENSOR_QOS, STATU
 from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, FleetSnapshot, PlanStatus
+from wm_msgs.srv import SwapWorldModel
 from wm_planner.goal_checker import goal_reached
 from wm_planner.models import Goal, RobotState
 from wm_planner.neighbours import to_planning_frame
@@ -59,7 +60,9 @@ from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
 from wm_planner.command_limiter import CommandLimiter
-from wm_planner.configure import build_nmpc, build_optimizer, build_rotate
+from wm_planner.configure import (build_motion_model, build_nmpc, build_optimizer,
+                                  build_rotate)
+from wm_planner.model_swap import ModelSwap, probe
 from wm_common.map_io import MapError, OccupancyMap, read_map
 from wm_planner.route_manager import RouteManager
 
@@ -150,6 +153,10 @@ class PlannerNode(lifecycle.ManagedNode):
         if model.name != "kinematic":
             self.get_logger().info("motion model: world model %s" % model.version)
         self._model_failures = 0
+        self.models = ModelSwap(model, p["rollback_failures"], p["rollback_window"])
+        self.payload_kg = None if p["payload_mass"] < 0 else p["payload_mass"]
+        self.swap_srv = self.create_service(SwapWorldModel, "~/swap_world_model",
+                                            self._on_swap_world_model)
         limits = self.optimizer.limits
         if limits.v_max < p["v_max"]:
             self.get_logger().log(
@@ -234,6 +241,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.destroy_timer(self.watchdog)
         self.destroy_timer(self.loop_timer)
         self.action_server.destroy()
+        self.destroy_service(self.swap_srv)
         self.configured = False
         self.diag.destroy()
         for pub in (self.cmd_pub, self.plan_pub, self.status_pub, self.marker_pub,
@@ -317,6 +325,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if not (math.isfinite(mass) and 0.0 <= mass <= 5000.0):
             return self._reject("payload", "payload %r kg is not a mass in [0, 5000]" % mass)
         self.diag.set_value("payload_kg", "%.1f" % mass)
+        self.payload_kg = mass
         set_payload = getattr(self.optimizer.motion_model, "set_payload", None)
         if set_payload is not None:
             set_payload(mass)
@@ -520,6 +529,7 @@ class PlannerNode(lifecycle.ManagedNode):
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
             return self._stop(PlanStatus.STATUS_FAILED, input_stamp)
         self._check_motion_model()
+        self._check_rollback()
         if result.status != "ok":
             self.diag.count("planner_" + result.status)
             self._publish_plan(result, PlanStatus.STATUS_FAILED, input_stamp, goal)
@@ -599,6 +609,68 @@ class PlannerNode(lifecycle.ManagedNode):
             ps.pose.orientation.w = 1.0
             msg.poses.append(ps)
         return msg
+
+    # ---------------------------------------------------------------- world-model swaps
+    def _on_swap_world_model(self, request, response):
+        """Load, verify and probe another artifact, then plan with it (wm_planner.model_swap).
+        Synchronous: loading a verified artifact into a warm process takes tens of ms."""
+        current = self.models.current
+        response.version = ModelSwap.version(current)
+        response.previous_version = ("" if self.models.previous is None
+                                     else ModelSwap.version(self.models.previous))
+        if self.p["solver"] != "mppi":
+            response.message = ("swapping needs solver mppi: the CasADi solvers build the "
+                                "model into their problem at configure")
+            return self._swap_refused(response)
+        p = dict(self.p)
+        p["world_model_artifact"] = request.artifact
+        p["payload_mass"] = -1.0 if self.payload_kg is None else self.payload_kg
+        try:
+            if not request.artifact:
+                raise ValueError("no artifact given")
+            model = build_motion_model(p)
+        except (ValueError, RuntimeError, OSError, KeyError) as e:
+            # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
+            response.message = "refused: %s" % e
+            return self._swap_refused(response)
+        why = probe(model, self.p["dt"], self.p["horizon"])
+        if why is not None:
+            response.message = "refused: %s" % why
+            return self._swap_refused(response)
+        self.models.swap(model, self._now())
+        self._use_motion_model(model)
+        response.success = True
+        response.version = ModelSwap.version(model)
+        response.previous_version = ModelSwap.version(self.models.previous)
+        response.message = "now planning with world model %s (%s kept for rollback)" % (
+            response.version, response.previous_version)
+        self.diag.count("world_model_swaps")
+        self.get_logger().info(response.message)
+        return response
+
+    def _swap_refused(self, response):
+        response.success = False
+        self.diag.count("world_model_swaps_refused")
+        self.get_logger().error("world model swap %s" % response.message)
+        return response
+
+    def _use_motion_model(self, model) -> None:
+        self.optimizer = build_optimizer(self.p, motion_model=model)
+        self.limiter.limits = self.optimizer.limits
+        self._model_failures = getattr(model, "failures", 0)
+        self.diag.set_value("motion_model", ("%s %s" % (
+            model.name, getattr(model, "version", ""))).strip())
+
+    def _check_rollback(self) -> None:
+        why = self.models.check(self._now())
+        if why is None:
+            return
+        self._use_motion_model(self.models.current)
+        set_payload = getattr(self.models.current, "set_payload", None)
+        if set_payload is not None:
+            set_payload(self.payload_kg)
+        self.diag.count("world_model_rollbacks")
+        self.get_logger().error(why)
 
     def _check_motion_model(self) -> None:
         """Report world-model predictions that were refused (that batch used kinematics)."""

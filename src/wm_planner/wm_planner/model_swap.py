@@ -1,0 +1,95 @@
+"""Swapping the planner's world model while it runs, with a probe before and a rollback after.
+
+The retraining loop (wm_monitor logs the transitions the model gets wrong, `make finetune`
+trains a new versioned artifact from them) ends here: the planner is told on a service call
+to use the new artifact. Nothing reaches the MPC before it has passed three gates:
+
+1. the artifact loader (wm_world_model.artifact): schema, sha256 of every file, and the
+   Ed25519 signature when the planner requires one;
+2. `probe()`: a fixed batch of rollouts (standing, cruising, turning, braking, reversing,
+   at every payload mode) must come out finite and within the model's physical limits: the
+   same check every planning call makes (LearnedMotionModel), run once up front so a model
+   that is broken everywhere is refused before it drives;
+3. after the swap, `check()`: a model whose predictions are refused `rollback_failures`
+   times within `rollback_window` seconds is replaced by the previous one by itself.
+   (Each refused batch already plans on kinematics for that cycle: the robot stays safe
+   in between; the rollback stops a bad model from degrading every plan.)
+
+Plain Python (no rclpy); the planner node owns the timing and the logging.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from wm_planner.models import RobotState
+
+# (v, w) start states and constant (v, w) commands the probe rolls out (m/s, rad/s)
+PROBE_STATES = [(0.0, 0.0), (0.5, 0.0), (0.3, 0.8), (-0.15, 0.0), (0.7, -1.0)]
+PROBE_COMMANDS = [(0.0, 0.0), (0.7, 0.0), (0.4, 1.2), (0.4, -1.2), (-0.2, 0.0), (0.0, 1.2)]
+PROBE_PAYLOADS = [None, 0.0, 100.0]
+
+
+def probe(model, dt: float, horizon: int = 10) -> Optional[str]:
+    """None when the model's probe rollouts are all accepted, else the reason."""
+    failures = getattr(model, "failures", 0)
+    controls = np.array([[c] * horizon for c in PROBE_COMMANDS], dtype=np.float64)
+    payload = getattr(model, "payload_kg", None)
+    try:
+        for mass in PROBE_PAYLOADS:
+            if hasattr(model, "set_payload"):
+                model.set_payload(mass)
+            for v, w in PROBE_STATES:
+                traj = model.rollout(RobotState(0.0, 0.0, 0.3, v, w), controls, dt)
+                if not np.all(np.isfinite(traj)):
+                    return "probe: non-finite rollout"
+                if getattr(model, "failures", 0) > failures:
+                    return "probe: %s" % (getattr(model, "last_error", "") or
+                                          "prediction refused")
+    finally:
+        if hasattr(model, "set_payload"):
+            model.set_payload(payload)
+    return None
+
+
+class ModelSwap:
+    """The model in use, the one kept for rollback, and when to roll back."""
+
+    def __init__(self, current, rollback_failures: int = 3, rollback_window: float = 30.0):
+        if rollback_failures < 1 or rollback_window <= 0.0:
+            raise ValueError("rollback needs failures >= 1 and a positive window")
+        self.current = current
+        self.previous = None
+        self.rollback_failures = int(rollback_failures)
+        self.rollback_window = float(rollback_window)
+        self._swapped_at: Optional[float] = None
+        self._base_failures = 0
+
+    @staticmethod
+    def version(model) -> str:
+        return str(getattr(model, "version", "") or getattr(model, "name", "kinematic"))
+
+    def swap(self, new, now: float) -> None:
+        """Use `new` from now on (it passed the loader and the probe); keep the current one."""
+        self.previous, self.current = self.current, new
+        self._swapped_at = float(now)
+        self._base_failures = getattr(new, "failures", 0)
+
+    def check(self, now: float) -> Optional[str]:
+        """After a swap: roll back (and say why) when the new model's predictions were
+        refused rollback_failures times within rollback_window; None otherwise."""
+        if self.previous is None or self._swapped_at is None:
+            return None
+        if now - self._swapped_at > self.rollback_window:
+            self._swapped_at = None      # it proved itself; the previous one stays for a
+            return None                  # manual swap back only
+        refused = getattr(self.current, "failures", 0) - self._base_failures
+        if refused < self.rollback_failures:
+            return None
+        bad = self.current
+        self.current, self.previous = self.previous, None
+        self._swapped_at = None
+        return "world model %s: %d predictions refused within %.0f s of the swap (%s): " \
+               "rolled back to %s" % (self.version(bad), refused, self.rollback_window,
+                                      getattr(bad, "last_error", ""), self.version(self.current))
