@@ -125,7 +125,8 @@ class TensorRTRollout:
         return self.out
 
 
-def _timings(fn, repeats: int) -> Dict[str, float]:
+def timings(fn, repeats: int) -> Dict[str, float]:
+    """Median and p99 (ms) of a CUDA call, synchronised, after 10 warm-up calls."""
     import torch
 
     for _ in range(10):
@@ -140,16 +141,11 @@ def _timings(fn, repeats: int) -> Dict[str, float]:
     return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def check(artifact: str, batch: int, engine: bytes, repeats: int = 200,
-          seed: int = 0) -> Dict[str, Any]:
-    """TensorRT vs TorchScript (CUDA) on random in-range inputs: max difference, timings."""
+def random_inputs(cfg, batch: int, seed: int = 0):
+    """(state, actions, context) CPU tensors in the planner's range: headings, speeds and
+    commands a robot drives, payloads 0..150 kg (known)."""
     import torch
 
-    from .artifact import load_artifact, to_torchscript
-
-    model, meta = load_artifact(artifact)
-    cfg = model.config
-    script = to_torchscript(model).to("cuda")
     g = torch.Generator().manual_seed(seed)
     state = torch.zeros(batch, 5)
     state[:, 2] = (torch.rand(batch, generator=g) * 2 - 1) * 3.14
@@ -160,7 +156,20 @@ def check(artifact: str, batch: int, engine: bytes, repeats: int = 200,
     ctx = torch.zeros(batch, cfg.context_dim)
     ctx[:, 0] = torch.rand(batch, generator=g) * 150
     ctx[:, 1] = 1.0
-    cuda = [t.to("cuda") for t in (state, actions, ctx)]
+    return state, actions, ctx
+
+
+def check(artifact: str, batch: int, engine: bytes, repeats: int = 200,
+          seed: int = 0) -> Dict[str, Any]:
+    """TensorRT vs TorchScript (CUDA) on random in-range inputs: max difference, timings."""
+    import torch
+
+    from .artifact import load_artifact, to_torchscript
+
+    model, meta = load_artifact(artifact)
+    cfg = model.config
+    script = to_torchscript(model).to("cuda")
+    cuda = [t.to("cuda") for t in random_inputs(cfg, batch, seed)]
     trt_run = TensorRTRollout(engine, batch, cfg.horizon, cfg.context_dim)
     with torch.no_grad():
         ref = script.rollout(*cuda)
@@ -170,8 +179,8 @@ def check(artifact: str, batch: int, engine: bytes, repeats: int = 200,
             "artifact": meta["version"], "batch": batch, "gpu": torch.cuda.get_device_name(),
             "max_abs_diff_position_m": float(diff[..., :2].max()),
             "max_abs_diff_yaw_rad": float(diff[..., 2].max()),
-            "torchscript_cuda": _timings(lambda: script.rollout(*cuda), repeats),
-            "tensorrt": _timings(lambda: trt_run(*cuda), repeats),
+            "torchscript_cuda": timings(lambda: script.rollout(*cuda), repeats),
+            "tensorrt": timings(lambda: trt_run(*cuda), repeats),
         }
 
 

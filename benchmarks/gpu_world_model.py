@@ -1,0 +1,123 @@
+"""The world model on a CUDA GPU: what can be checked of the TensorRT path without TensorRT.
+
+    python benchmarks/gpu_world_model.py --out gpu.json        (on a machine with a GPU)
+
+Run through the device tool when a session is lent a GPU (a data-centre card: its timings
+say nothing about the Xavier's, label them so). TensorRT itself cannot be installed there
+(its wheels are over a gigabyte; nothing can be downloaded on that machine), so this checks
+what the engine check (wm_world_model.tensorrt_engine --check) compares against:
+
+* the TorchScript rollout on CUDA (FP32) against the same on the CPU: the reference the
+  TensorRT engine is held to must itself agree with what the planner runs;
+* the same network in FP16 on CUDA against FP32 on the CPU: the error FP16 brings, the
+  precision the engine is built with (TensorRT may choose FP32 for some layers: its error
+  is at most about this);
+* the artifact's ONNX file (what TensorRT parses) in onnxruntime against TorchScript;
+* timings (median / p99 over repeated synchronised calls) at the planner's batch (512) and
+  larger ones; and that tensorrt_engine says clearly why it cannot build here.
+Writes one JSON; benchmarks/run_all.py --gpu-json puts it into BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+for _pkg in ("wm_world_model", "wm_common"):   # plain packages: no colcon build there
+    sys.path.insert(0, str(REPO / "src" / _pkg))
+
+ARTIFACT = REPO / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
+
+
+def cpu_timings(fn, repeats: int):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--batches", default="512,2048,8192,32768")
+    ap.add_argument("--repeats", type=int, default=200)
+    a = ap.parse_args(argv)
+    import torch
+
+    from wm_world_model import tensorrt_engine as te
+    from wm_world_model.artifact import ONNX, load_artifact, to_torchscript
+
+    if not torch.cuda.is_available():
+        print("error: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    model, meta = load_artifact(str(ARTIFACT))
+    cfg = model.config
+    cpu = to_torchscript(model)
+    gpu = to_torchscript(copy.deepcopy(model)).to("cuda")
+    half = to_torchscript(copy.deepcopy(model).half()).to("cuda")
+    res = {"artifact": meta["version"], "gpu": torch.cuda.get_device_name(),
+           "torch": torch.__version__, "python": platform.python_version(),
+           "cpu_threads": torch.get_num_threads(),
+           "note": "data-centre GPU: says nothing about the Jetson Xavier", "batches": []}
+    for batch in [int(b) for b in a.batches.split(",")]:
+        state, actions, ctx = te.random_inputs(cfg, batch, seed=batch)
+        cuda = [t.to("cuda") for t in (state, actions, ctx)]
+        cuda16 = [t.half() for t in cuda]
+        with torch.no_grad():
+            ref = cpu.rollout(state, actions, ctx)
+            out32 = gpu.rollout(*cuda).cpu()
+            out16 = half.rollout(*cuda16).float().cpu()
+            row = {"batch": batch, "horizon": int(actions.shape[1]),
+                   "fp32_cuda_vs_cpu_max_m": float((out32 - ref)[..., :2].abs().max()),
+                   "fp32_cuda_vs_cpu_max_yaw": float((out32 - ref)[..., 2].abs().max()),
+                   "fp16_cuda_vs_cpu_max_m": float((out16 - ref)[..., :2].abs().max()),
+                   "fp16_cuda_vs_cpu_max_yaw": float((out16 - ref)[..., 2].abs().max()),
+                   "finite": bool(torch.isfinite(out16).all() and torch.isfinite(out32).all()),
+                   # the calls are timed at once, within this iteration (B023 does not apply)
+                   "cpu": cpu_timings(lambda: cpu.rollout(state, actions, ctx),  # noqa: B023
+                                      max(5, a.repeats // 20)),
+                   "cuda_fp32": te.timings(lambda: gpu.rollout(*cuda),  # noqa: B023
+                                           a.repeats),
+                   "cuda_fp16": te.timings(lambda: half.rollout(*cuda16),  # noqa: B023
+                                           a.repeats)}
+        res["batches"].append(row)
+        print(json.dumps(row), flush=True)
+    try:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(os.path.join(str(ARTIFACT), ONNX),
+                                    providers=["CPUExecutionProvider"])
+        state, actions, ctx = te.random_inputs(cfg, 64, seed=1)
+        feeds = {"state": state.numpy(), "actions": actions.numpy(), "context": ctx.numpy()}
+        out = sess.run(None, feeds)[0]
+        with torch.no_grad():
+            ref = cpu.rollout(state, actions, ctx).numpy()
+        res["onnxruntime"] = {"version": ort.__version__, "batch": 64,
+                              "max_abs_diff_m": float(np.abs(out - ref)[..., :2].max()),
+                              "max_abs_diff_yaw": float(np.abs(out - ref)[..., 2].max())}
+    except Exception as e:   # report, do not hide: the JSON says what failed
+        res["onnxruntime"] = {"error": "%s: %s" % (type(e).__name__, e)}
+    try:
+        te.build_engine(os.path.join(str(ARTIFACT), ONNX), 512, cfg.horizon, cfg.context_dim)
+        res["tensorrt"] = "built (unexpected on this machine)"
+    except te.TensorRTUnavailable as e:
+        res["tensorrt"] = "not available: %s" % e
+    Path(a.out).write_text(json.dumps(res, indent=2))
+    print(json.dumps({k: v for k, v in res.items() if k != "batches"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
