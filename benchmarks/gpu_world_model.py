@@ -15,7 +15,7 @@ what the engine check (wm_world_model.tensorrt_engine --check) compares against:
 * the artifact's ONNX file (what TensorRT parses) in onnxruntime against TorchScript;
 * timings (median / p99 over repeated synchronised calls) at the planner's batch (512) and
   larger ones; and that tensorrt_engine says clearly why it cannot build here.
-Writes one JSON; benchmarks/run_all.py --gpu-json puts it into BENCHMARKS.md.
+Writes one JSON; kept in benchmarks/device/, run_all.py shows it in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -48,11 +48,36 @@ def cpu_timings(fn, repeats: int):
     return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
 
 
+def graph_timings(script, cuda_inputs, repeats: int):
+    """The same rollout captured once as a CUDA graph and replayed: what is left when the
+    per-kernel launch cost (the TorchScript loop launches dozens of small kernels) is gone,
+    about what a fused engine saves. The error of the replay against the eager call too."""
+    import torch
+
+    from wm_world_model import tensorrt_engine as te
+
+    static = [t.clone() for t in cuda_inputs]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            script.rollout(*static)          # warm-up on the side stream, as capture needs
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = script.rollout(*static)
+    graph.replay()
+    torch.cuda.synchronize()
+    diff = float((out - script.rollout(*static)).abs().max())
+    return dict(te.timings(graph.replay, repeats), replay_vs_eager_max=diff)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--batches", default="512,2048,8192,32768")
     ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--measured", default="", help="when and how, for BENCHMARKS.md")
     a = ap.parse_args(argv)
     import torch
 
@@ -67,10 +92,13 @@ def main(argv=None) -> int:
     cpu = to_torchscript(model)
     gpu = to_torchscript(copy.deepcopy(model)).to("cuda")
     half = to_torchscript(copy.deepcopy(model).half()).to("cuda")
-    res = {"artifact": meta["version"], "gpu": torch.cuda.get_device_name(),
+    res = {"artifact": meta["version"], "device_name": torch.cuda.get_device_name(),
            "torch": torch.__version__, "python": platform.python_version(),
-           "cpu_threads": torch.get_num_threads(),
-           "note": "data-centre GPU: says nothing about the Jetson Xavier", "batches": []}
+           "cpu_threads": torch.get_num_threads(), "measured": a.measured,
+           "note": "World-model rollout (H = 10) per call; cpu = TorchScript on the host's "
+                   "%d threads. A data-centre GPU and its host CPU: says nothing about the "
+                   "Xavier." % torch.get_num_threads(),
+           "batches": [], "cases": {}, "accuracy": {}}
     for batch in [int(b) for b in a.batches.split(",")]:
         state, actions, ctx = te.random_inputs(cfg, batch, seed=batch)
         cuda = [t.to("cuda") for t in (state, actions, ctx)]
@@ -92,7 +120,15 @@ def main(argv=None) -> int:
                                            a.repeats),
                    "cuda_fp16": te.timings(lambda: half.rollout(*cuda16),  # noqa: B023
                                            a.repeats)}
+            row["cuda_fp32_graph"] = graph_timings(gpu, cuda, a.repeats)
         res["batches"].append(row)
+        for case in ("cpu", "cuda_fp32", "cuda_fp16", "cuda_fp32_graph"):
+            res["cases"]["b%05d/%s" % (batch, case)] = dict(
+                median_ms=row[case]["median_ms"], p99_ms=row[case]["p99_ms"],
+                n=max(5, a.repeats // 20) if case == "cpu" else a.repeats)
+        for key in ("fp32_cuda_vs_cpu_max_m", "fp16_cuda_vs_cpu_max_m",
+                    "fp16_cuda_vs_cpu_max_yaw"):
+            res["accuracy"]["b%05d %s" % (batch, key)] = row[key]
         print(json.dumps(row), flush=True)
     try:
         import onnxruntime as ort
@@ -107,6 +143,8 @@ def main(argv=None) -> int:
         res["onnxruntime"] = {"version": ort.__version__, "batch": 64,
                               "max_abs_diff_m": float(np.abs(out - ref)[..., :2].max()),
                               "max_abs_diff_yaw": float(np.abs(out - ref)[..., 2].max())}
+        res["accuracy"]["onnxruntime %s vs TorchScript, max m" % ort.__version__] = \
+            res["onnxruntime"]["max_abs_diff_m"]
     except Exception as e:   # report, do not hide: the JSON says what failed
         res["onnxruntime"] = {"error": "%s: %s" % (type(e).__name__, e)}
     try:
@@ -114,6 +152,7 @@ def main(argv=None) -> int:
         res["tensorrt"] = "built (unexpected on this machine)"
     except te.TensorRTUnavailable as e:
         res["tensorrt"] = "not available: %s" % e
+    res["accuracy"]["tensorrt"] = res["tensorrt"]
     Path(a.out).write_text(json.dumps(res, indent=2))
     print(json.dumps({k: v for k, v in res.items() if k != "batches"}, indent=2))
     return 0

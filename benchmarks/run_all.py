@@ -90,6 +90,10 @@ def device_sections():
                                                           r["n"]))
             else:
                 lines.append("| %s | error: %s | | |" % (name, r))
+        if doc.get("accuracy"):
+            lines += ["", "| check | value |", "|---|---|"]
+            lines += ["| %s | %s |" % (k, ("%.3g" % v) if isinstance(v, float) else v)
+                      for k, v in doc["accuracy"].items()]
         out.append("## On a GPU machine (device tool): %s\n\nSource: `benchmarks/%s.py`, "
                    "results in `benchmarks/device/%s`; %s (torch %s), measured %s. %s\n\n%s\n"
                    % (path.stem, path.stem, path.name, doc.get("device_name"), doc.get("torch"),
