@@ -128,7 +128,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append",
                     help="run only suites whose module is named (repeatable) and replace "
                          "their sections in the existing file")
+    ap.add_argument("--device-only", action="store_true",
+                    help="only refresh the GPU sections from benchmarks/device/*.json")
     args = ap.parse_args(argv)
+    if args.device_only:
+        return replace_sections(Path(args.out), device_sections())
     sections = []
     for title, mod in SUITES:
         if args.only and mod.__name__ not in args.only:
