@@ -1,5 +1,6 @@
 """Print (or, with --write, put into README.md) the parameter tables of every node, generated
-from the declarations the nodes use, so the README cannot drift from the code.
+from the declarations the nodes use, so the README cannot drift from the code; --write also
+writes config/defaults/all_parameters.yaml (every parameter at its documented default).
 
     scripts/with_env python scripts/param_tables.py --write
 """
@@ -18,7 +19,8 @@ from wm_bringup.params import MANAGER_PARAMS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
-NODES = [("perception (wm_perception)", PERCEPTION_PARAMS), ("planner (wm_planner)", PLANNER_PARAMS),
+NODES = [("perception (wm_perception)", PERCEPTION_PARAMS),
+         ("planner (wm_planner)", PLANNER_PARAMS),
          ("collision_monitor (wm_safety)", SAFETY_PARAMS),
          ("fleet_client (wm_fleet)", FLEET_PARAMS), ("simulator (wm_sim)", SIM_PARAMS),
          ("lifecycle_manager (wm_bringup)", MANAGER_PARAMS)]
@@ -32,6 +34,34 @@ def tables() -> str:
     return "\n\n".join(parts)
 
 
+DEFAULTS = README.parent / "config" / "defaults" / "all_parameters.yaml"
+EXECUTABLES = ["perception", "planner", "collision_monitor", "fleet_client", "simulator",
+               "lifecycle_manager"]
+
+
+def defaults_yaml() -> str:
+    """Every declared parameter of every node with its default, range and description: a
+    params file that sets each parameter to its default (generated; do not edit)."""
+    import json
+
+    lines = ["# Every parameter of every wm node at its default, with its range and meaning.",
+             "# Generated from the declarations by scripts/param_tables.py --write: do not edit;",
+             "# copy what you change into your own params file (config/robot.yaml is the one",
+             "# robot.launch.py uses).", ""]
+    for exe, (title, specs) in zip(EXECUTABLES, NODES):
+        lines += ["/**/%s:  # %s" % (exe, title), "  ros__parameters:"]
+        for p in specs:
+            rng = ""
+            if p.min is not None or p.max is not None:
+                rng = " [%s, %s]" % ("" if p.min is None else p.min,
+                                     "" if p.max is None else p.max)
+            lines.append("    # %s%s" % (p.description, rng))
+            default = list(p.default) if isinstance(p.default, tuple) else p.default
+            lines.append("    %s: %s" % (p.name, json.dumps(default)))
+        lines.append("")
+    return "\n".join(lines)
+
+
 def section() -> str:
     return "%s\n%s\n%s" % (BEGIN, tables(), END)
 
@@ -41,6 +71,8 @@ def main(argv) -> int:
         text = README.read_text()
         a, b = text.index(BEGIN), text.index(END) + len(END)
         README.write_text(text[:a] + section() + text[b:])
+        DEFAULTS.parent.mkdir(exist_ok=True)
+        DEFAULTS.write_text(defaults_yaml())
     else:
         print(section())
     return 0

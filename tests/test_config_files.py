@@ -12,10 +12,12 @@ from wm_planner.params import PLANNER_PARAMS
 from wm_safety.params import SAFETY_PARAMS
 from wm_fleet.params import FLEET_PARAMS
 from wm_sim.params import SIM_PARAMS
+from wm_bringup.params import MANAGER_PARAMS
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 SPECS = {"perception": PERCEPTION_PARAMS, "planner": PLANNER_PARAMS, "simulator": SIM_PARAMS,
-         "collision_monitor": SAFETY_PARAMS, "fleet_client": FLEET_PARAMS}
+         "collision_monitor": SAFETY_PARAMS, "fleet_client": FLEET_PARAMS,
+         "lifecycle_manager": MANAGER_PARAMS}
 # Declared by rclpy itself or by the lifecycle base class for every node.
 COMMON = {"use_sim_time", "autostart"}
 
@@ -32,7 +34,8 @@ def flatten(d, prefix=""):
 
 
 def yaml_files():
-    return sorted(CONFIG.glob("*.yaml"))
+    # config/defaults/: every parameter at its documented default (scripts/param_tables.py)
+    return sorted(CONFIG.glob("*.yaml")) + sorted(CONFIG.glob("defaults/*.yaml"))
 
 
 def test_there_are_config_files():

@@ -3,6 +3,8 @@ the two commands."""
 from __future__ import annotations
 
 import importlib.util
+
+import yaml
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,6 +23,14 @@ def test_readme_parameter_tables_match_declarations():
     text = (REPO / "README.md").read_text()
     assert mod.section() in text, ("README parameter tables are out of date: run "
                                    "scripts/with_env python scripts/param_tables.py --write")
+    # ... and so is the file of every parameter at its documented default
+    assert mod.DEFAULTS.read_text() == mod.defaults_yaml(), (
+        "config/defaults/all_parameters.yaml is out of date: run param_tables.py --write")
+    documented = set()
+    for body in yaml.safe_load(mod.DEFAULTS.read_text()).values():
+        documented |= set(body["ros__parameters"])
+    declared = {p.name for _, specs in mod.NODES for p in specs}
+    assert documented == declared
 
 
 def test_readme_shows_the_two_commands_and_benchmarks():
