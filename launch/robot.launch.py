@@ -50,7 +50,7 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "world_model", default_value="worldmodel-1.0.0",
             description="planner's world-model artifact: a directory, the name of one shipped "
-                        "with wm_world_model, or '' for unicycle kinematics (overrides "
+                        "with wm_world_model, or none for unicycle kinematics (overrides "
                         "params_file, like cmd_vel_stamped)"),
         LifecycleNode(
             package="wm_perception", executable="perception", name="perception",

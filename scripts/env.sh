@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source this file (bash) to use the project's ROS 2 environment from any directory:
 #   source scripts/env.sh
 # It activates .venv (ROS 2 Kilted from PyPI wheels), puts the venv prefix on
@@ -10,6 +11,8 @@ export WM_REPO_ROOT="$_wm_root"
 if [ ! -x "$_wm_root/.venv/bin/python" ]; then
   echo "env.sh: $_wm_root/.venv is missing; run: bash $_wm_root/scripts/setup.sh" >&2
   unset _wm_root
+  # sourced: return; run as a script by mistake: exit
+  # shellcheck disable=SC2317
   return 1 2>/dev/null || exit 1
 fi
 

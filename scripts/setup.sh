@@ -23,6 +23,7 @@ ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || apt_pkgs+=(libusb-1.0-0)
 # checkers of the deployment files (make test): promtool (alert rules), shellcheck (scripts)
 command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || apt_pkgs+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)   # verifies jetson/*.service
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
   SUDO=""

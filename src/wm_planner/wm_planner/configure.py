@@ -30,7 +30,9 @@ def resolve_artifact(name: str) -> str:
 def build_motion_model(p: Mapping[str, Any]):
     """Kinematics, or the world model when `world_model_artifact` is set (raises
     wm_world_model.artifact.ArtifactError / ValueError with the reason otherwise)."""
-    if not p.get("world_model_artifact"):
+    # "none": what a launch argument can say for "no world model" (ros2 launch refuses an
+    # empty name:= value)
+    if p.get("world_model_artifact", "").strip().lower() in ("", "none"):
         return KinematicMotionModel()
     model = LearnedMotionModel(resolve_artifact(p["world_model_artifact"]), p["dt"],
                                public_key_file=p.get("world_model_public_key", ""),
@@ -117,6 +119,7 @@ def build_nmpc(p: Mapping[str, Any]):
     from wm_planner.nmpc import NMPC
 
     artifact = p.get("world_model_artifact", "")
+    artifact = "" if artifact.strip().lower() == "none" else artifact
     nmpc = NMPC(build_settings(p), build_limits(p), build_critics(p),
                 robot_radius=p["robot_radius"], footprint=build_footprint(p),
                 artifact=resolve_artifact(artifact) if artifact else "",

@@ -103,7 +103,7 @@ PLANNER_PARAMS = [
     # Motion model: the learned world model (wm_world_model artifact) or plain kinematics.
     Param("world_model_artifact", "",
           "world-model artifact directory, or the name of one shipped with wm_world_model "
-          "(e.g. worldmodel-1.0.0); empty: unicycle kinematics"),
+          "(e.g. worldmodel-1.0.0); empty or none: unicycle kinematics"),
     Param("world_model_public_key", "",
           "Ed25519 public key file (PEM); when set, the artifact's signature must verify"),
     Param("world_model_require_signature", False,
