@@ -1,5 +1,5 @@
 # Entry points of the wm navigation stack. `make setup` is idempotent and fast when nothing changed.
-.PHONY: setup test demo bench eval data train clean
+.PHONY: setup test demo bench eval data train finetune clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,15 @@ eval: setup
 data: setup
 	scripts/with_env python -m wm_sim.datagen --out out/data --engine mujoco --robots 2 \
 		--episodes 12 --episode-seconds 60 --seed 1 --overwrite
+
+# Retraining loop: fine-tune the deployed world model on the high-error transitions the
+# monitor logged (its transitions_dir, copied from the robots into TRANSITIONS); with none
+# there, simulated ones (a payload beyond the trained range) -> out/world_model/<next version>
+FINETUNE_FROM ?= worldmodel-1.0.0
+TRANSITIONS ?= out/transitions
+finetune: setup
+	scripts/with_env python -m wm_monitor.finetune --artifact $(FINETUNE_FROM) \
+		--transitions $(TRANSITIONS) --out out/world_model --simulate
 
 # World model: records its driving data if missing (out/wm_data/), trains, evaluates and
 # compares the result with the shipped artifact (see config/world_model/train.yaml).

@@ -202,7 +202,8 @@ class Progress:
 # -- training -------------------------------------------------------------------------------
 
 def train_residual(model: WorldModel, train_w: wm_data.Windows, val_w: wm_data.Windows,
-                   tc: Mapping[str, Any], seed: int, log=print) -> List[Dict[str, float]]:
+                   tc: Mapping[str, Any], seed: int, log=print,
+                   start: str = "untrained = calibrated") -> List[Dict[str, float]]:
     """Adam on one-step + rollout loss; early stopping on the validation H-step error."""
     from .metrics import position_error, predict
 
@@ -220,8 +221,8 @@ def train_residual(model: WorldModel, train_w: wm_data.Windows, val_w: wm_data.W
     best = float(np.mean(position_error(predict(val_w, model, "residual"),
                                         val_w.states)[:, -1]))
     best_state, stale, history = copy.deepcopy(model.state_dict()), 0, []
-    log("epoch   0  (untrained = calibrated)  val %d-step position error %.2f cm"
-        % (val_w.actions.shape[1], best * 100.0))
+    log("epoch   0  (%s)  val %d-step position error %.2f cm"
+        % (start, val_w.actions.shape[1], best * 100.0))
     n = len(train_w)
     batches = max(1, n // bs)
     for epoch in range(epochs):
