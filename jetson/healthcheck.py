@@ -18,13 +18,14 @@ import sys
 import time
 
 # The LifecycleNode names of launch/robot.launch.py (tests/test_jetson_files.py keeps them equal).
-NODES = ("perception", "planner", "fleet_client", "collision_monitor")
+NODES = ("perception", "planner", "fleet_client", "collision_monitor", "monitor")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--namespace", default=os.environ.get("WM_ROBOT_ID", ""),
-                    help="the robot's namespace (default: $WM_ROBOT_ID)")
+    ap.add_argument("--namespace", default=os.environ.get("WM_NAMESPACE",
+                                                          os.environ.get("WM_ROBOT_ID", "")),
+                    help="the robot's namespace (default: $WM_NAMESPACE, else $WM_ROBOT_ID)")
     ap.add_argument("--nodes", default=",".join(NODES), help="comma-separated node names")
     ap.add_argument("--timeout", type=float, default=10.0,
                     help="seconds for discovery and all answers (default 10)")

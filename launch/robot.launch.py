@@ -1,15 +1,16 @@
-"""One robot's navigation nodes: perception, planner, the safety gate and the fleet client,
-under the robot's namespace. The planner's command goes to the gate (cmd_vel_nav); only the gate's
-collision_monitor publishes the base's cmd_vel.
+"""One robot's navigation nodes: perception, planner, the safety gate, the fleet client and
+the monitor, under the robot's namespace. The planner's command goes to the gate
+(cmd_vel_nav); only the gate's collision_monitor publishes the base's cmd_vel.
 
     ros2 launch wm_bringup robot.launch.py namespace:=robot1
     ros2 launch wm_bringup robot.launch.py namespace:=robot1 params_file:=/path/robot.yaml \
         use_sim_time:=true rviz:=true
 
 The nodes are lifecycle nodes. By default wm_bringup's lifecycle_manager brings them up in
-order (perception, planner, collision_monitor, fleet_client: configure all, then activate
-all), reports a failed configure with the node's own reason and brings them down in reverse
-order on shutdown; with lifecycle_manager:=false each node configures and activates itself.
+order (perception, planner, collision_monitor, fleet_client, monitor: configure all, then
+activate all), reports a failed configure with the node's own reason and brings them down in
+reverse order on shutdown; with lifecycle_manager:=false each node configures and activates
+itself.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -73,11 +74,18 @@ def generate_launch_description():
             package="wm_safety", executable="collision_monitor", name="collision_monitor",
             namespace=namespace, output="screen",
             parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped}]),
+        # the world model's prediction error online, Prometheus metrics, high-error
+        # transitions for retraining (wm_monitor; it only reads, it commands nothing)
+        LifecycleNode(
+            package="wm_monitor", executable="monitor", name="monitor",
+            namespace=namespace, output="screen",
+            parameters=[params_file, overrides, {"cmd_vel_stamped": cmd_vel_stamped,
+                                                 "world_model_artifact": world_model}]),
         Node(
             package="wm_bringup", executable="lifecycle_manager", name="lifecycle_manager",
             namespace=namespace, output="screen",
             parameters=[{"node_names": ["perception", "planner", "collision_monitor",
-                                        "fleet_client"],
+                                        "fleet_client", "monitor"],
                          "use_sim_time": use_sim_time}],
             condition=IfCondition(manager)),
         Node(

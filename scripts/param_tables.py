@@ -16,6 +16,7 @@ from wm_safety.params import SAFETY_PARAMS
 from wm_fleet.params import FLEET_PARAMS
 from wm_sim.params import SIM_PARAMS
 from wm_bringup.params import MANAGER_PARAMS
+from wm_monitor.params import MONITOR_PARAMS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- params:begin -->", "<!-- params:end -->"
@@ -23,7 +24,8 @@ NODES = [("perception (wm_perception)", PERCEPTION_PARAMS),
          ("planner (wm_planner)", PLANNER_PARAMS),
          ("collision_monitor (wm_safety)", SAFETY_PARAMS),
          ("fleet_client (wm_fleet)", FLEET_PARAMS), ("simulator (wm_sim)", SIM_PARAMS),
-         ("lifecycle_manager (wm_bringup)", MANAGER_PARAMS)]
+         ("lifecycle_manager (wm_bringup)", MANAGER_PARAMS),
+         ("monitor (wm_monitor)", MONITOR_PARAMS)]
 
 
 def tables() -> str:
@@ -36,7 +38,7 @@ def tables() -> str:
 
 DEFAULTS = README.parent / "config" / "defaults" / "all_parameters.yaml"
 EXECUTABLES = ["perception", "planner", "collision_monitor", "fleet_client", "simulator",
-               "lifecycle_manager"]
+               "lifecycle_manager", "monitor"]
 
 
 def defaults_yaml() -> str:

@@ -11,13 +11,14 @@ from wm_perception.params import PERCEPTION_PARAMS
 from wm_planner.params import PLANNER_PARAMS
 from wm_safety.params import SAFETY_PARAMS
 from wm_fleet.params import FLEET_PARAMS
+from wm_monitor.params import MONITOR_PARAMS
 from wm_sim.params import SIM_PARAMS
 from wm_bringup.params import MANAGER_PARAMS
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 SPECS = {"perception": PERCEPTION_PARAMS, "planner": PLANNER_PARAMS, "simulator": SIM_PARAMS,
          "collision_monitor": SAFETY_PARAMS, "fleet_client": FLEET_PARAMS,
-         "lifecycle_manager": MANAGER_PARAMS}
+         "lifecycle_manager": MANAGER_PARAMS, "monitor": MONITOR_PARAMS}
 # Declared by rclpy itself or by the lifecycle base class for every node.
 COMMON = {"use_sim_time", "autostart"}
 
@@ -68,3 +69,14 @@ def test_check_value_catches_bad_values():
     assert check_value(spec["num_samples"], 1.5) is not None
     assert check_value(spec["cmd_vel_stamped"], "yes") is not None
     assert check_value(spec["v_max"], 0.5) is None
+
+
+def test_an_integer_for_a_double_is_refused_as_rclpy_would():
+    """rclpy refuses `payload_mass: 10` for a double parameter at start-up
+    (InvalidParameterTypeException): the YAML check must refuse it first."""
+    specs = {p.name: p for p in PLANNER_PARAMS}
+    assert check_value(specs["payload_mass"], 10.0) is None
+    assert "floating-point" in check_value(specs["payload_mass"], 10)
+    assert "floating-point" in check_value(specs["footprint_circles"], [0.2, 0, 0.3])
+    assert check_value(specs["num_samples"], 512) is None
+    assert check_value(specs["num_samples"], 512.0) == "expected an integer"

@@ -35,8 +35,9 @@ def test_face_to_face_in_a_one_lane_aisle_both_robots_get_through(tmp_path):
                                                    "deadlock_radius": "8.0"}})
     logs = {p.stem: p.read_text() for p in (tmp_path / "logs").glob("*.log")}
     k = s["kpis"]
-    assert k["goals_reached"] == 2, (s["goals"], {n: t[-1200:] for n, t in logs.items()
-                                                  if "planner" in n})
+    where = {r: [tuple(round(v, 2) for v in q) for q in p[::50]] for r, p in s["paths"].items()}
+    assert k["goals_reached"] == 2, (s["goals"], where, {n: t[-800:] for n, t in logs.items()
+                                                         if "planner" in n})
     assert k["contacts"] == 0, k["contacts_per_robot"]
     assert k["sim_seconds"] <= sc.duration
     assert "yielding" not in logs["robot1_fleet_client"]

@@ -280,7 +280,7 @@ def test_unit_variables_and_secrets():
     """Every ${VAR} of a unit is set by the unit or by the environment file; neither holds a
     password (the fleet client reads its own password_file)."""
     env = env_example()
-    assert {"WM_ROBOT_ID", "WM_PARAMS_FILE", "WM_WORLD_MODEL", "WM_REDIS_URL",
+    assert {"WM_ROBOT_ID", "WM_NAMESPACE", "WM_PARAMS_FILE", "WM_WORLD_MODEL", "WM_REDIS_URL",
             "ROS_DOMAIN_ID"} <= set(env)
     assert "@" not in env["WM_REDIS_URL"], "no credentials in the URL"
     assert not any("PASSWORD" in k for k in env)
@@ -577,6 +577,6 @@ def test_healthcheck_against_a_real_lifecycle_node(procs):
     assert r.returncode == 1 and "/%s/planner: no get_state service" % ns in r.stdout, (
         r.stdout + r.stderr)
     assert "/%s/perception" % ns not in r.stdout
-    r = run([sys.executable, JETSON / "healthcheck.py"], env=dict(os.environ, WM_ROBOT_ID=""),
+    r = run([sys.executable, JETSON / "healthcheck.py"], env=dict(os.environ, WM_ROBOT_ID="", WM_NAMESPACE=""),
             timeout=60)
     assert r.returncode == 2 and "no namespace" in r.stderr

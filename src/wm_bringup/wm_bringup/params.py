@@ -4,7 +4,7 @@ from __future__ import annotations
 from wm_common.params import Param
 
 MANAGER_PARAMS = [
-    Param("node_names", ["perception", "planner", "collision_monitor", "fleet_client"],
+    Param("node_names", ["perception", "planner", "collision_monitor", "fleet_client", "monitor"],
           "lifecycle nodes in start-up order; names relative to this manager's namespace"),
     Param("autostart", True, "bring the nodes up when the manager starts"),
     Param("service_wait", 20.0,

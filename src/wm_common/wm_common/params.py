@@ -23,6 +23,9 @@ def check_value(spec: Param, value) -> Optional[str]:
             return "expected a number"
         if isinstance(d, int) and not isinstance(d, bool) and not isinstance(value, int):
             return "expected an integer"
+        if isinstance(d, float) and isinstance(value, int):
+            # rclpy refuses an integer for a double parameter: the node would not start
+            return "expected a floating-point number (write %s.0)" % value
         if spec.min is not None and value < spec.min:
             return "below the minimum %s" % spec.min
         if spec.max is not None and value > spec.max:
@@ -37,6 +40,9 @@ def check_value(spec: Param, value) -> Optional[str]:
         vector = len(d) >= 2 and all(isinstance(v, (int, float)) for v in d)
         if vector and len(value) != len(d):
             return "expected %d elements" % len(d)
+        doubles = bool(d) and all(isinstance(v, float) for v in d)
+        if doubles and not all(isinstance(v, float) for v in value):
+            return "expected floating-point numbers only (rclpy refuses a mixed array)"
         return None
     return None
 

@@ -10,8 +10,10 @@ from wm_fleet.schema import RobotEntry
 FOOT = ((0.35, 0.275), (0.35, -0.275), (-0.35, -0.275), (-0.35, 0.275))
 
 
-def robot(rid, x, y, yaw=0.0, v=0.0, prio=0):
-    return RobotEntry(rid, "map", 0.0, 0.0, (x, y, yaw), (v, 0.0), FOOT, prio, (), "")
+def robot(rid, x, y, yaw=0.0, v=0.0, prio=0, parked=False):
+    """A fleet entry; working on a goal (an intended path shared) unless parked."""
+    plan = () if parked else ((0.0, x, y), (1.0, x, y))
+    return RobotEntry(rid, "map", 0.0, 0.0, (x, y, yaw), (v, 0.0), FOOT, prio, plan, "")
 
 
 def test_who_yields_is_the_same_answer_on_both_robots():
@@ -42,6 +44,10 @@ def test_blocked_only_after_the_time_with_a_stopped_neighbour_close():
     assert d.update(4.3, me, [robot("robot2", 25.0, 6.5)], True) is None          # far
     assert d.update(4.4, robot("robot1", 9.0, 6.5, v=0.3), [other], True) is None  # we move
     assert d.update(20.0, me, [other], goal_active=False) is None                 # no goal
+    # a robot parked at its goal (no intended path) is an obstacle, not a party to agree with
+    parked = robot("robot2", 14.5, 6.5, parked=True)
+    assert d.update(21.0, me, [parked], True) is None
+    assert d.update(26.0, me, [parked], True) is None
 
 
 def test_released_once_the_other_drives_away_not_on_odometry_jitter():
@@ -52,3 +58,25 @@ def test_released_once_the_other_drives_away_not_on_odometry_jitter():
     assert not has_passed(me, coming, 2.0)
     assert not has_passed(me, jitter, 2.0)
     assert has_passed(me, gone, 2.0)
+
+
+def test_no_progress_counts_even_while_both_keep_moving():
+    """Two robots taking turns at a lane (each enters, sees the other, backs out) never stand
+    still; without getting 1 m closer to the goal than ever before in 10 s they are blocked
+    too, by a neighbour that moves as well."""
+    d = BlockDetector(DeadlockConfig(time=4.0, radius=8.0, progress_time=10.0,
+                                     progress_distance=1.0))
+    me = robot("robot1", 10.0, 6.4, v=0.3)
+    other = robot("robot2", 15.0, 6.4, v=-0.3)
+    assert d.update(0.0, me, [other], True, distance_to_goal=10.0) is None
+    assert d.update(5.0, me, [other], True, distance_to_goal=9.2) is None   # < 1 m better
+    assert d.update(9.9, me, [other], True, distance_to_goal=9.5) is None
+    assert d.update(10.1, me, [other], True, distance_to_goal=9.8) == other
+    # real progress restarts the clock; a far neighbour never blocks
+    assert d.update(10.2, me, [other], True, distance_to_goal=8.5) is None
+    assert d.update(19.0, me, [other], True, distance_to_goal=8.4) is None
+    assert d.update(21.0, me, [robot("robot2", 30.0, 6.4)], True, distance_to_goal=8.4) is None
+    assert d.update(21.1, me, [other], True, distance_to_goal=8.4) == other
+    # a new goal (after none) is measured afresh
+    assert d.update(22.0, me, [other], False, distance_to_goal=None) is None
+    assert d.update(23.0, me, [other], True, distance_to_goal=20.0) is None

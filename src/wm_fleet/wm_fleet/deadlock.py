@@ -1,8 +1,16 @@
 """Deadlocks between robots: two robots that block each other (a one-lane aisle, face to face)
 must not wait forever.
 
-Blocked: this robot has a goal, has not moved faster than `speed` for `time` seconds, and a
-neighbour within `radius` is not moving either. Who yields is decided by one rule every
+Blocked, either way:
+- standing: this robot has a goal, has not moved faster than `speed` for `time` seconds, and
+  a neighbour within `radius` is not moving either;
+- no progress: this robot has a goal, its distance to it has not come `progress_distance`
+  closer than its best for `progress_time` seconds, and a neighbour is within `radius`. Two
+  robots that take turns entering a lane and backing out of it again (each giving way to
+  the other, measured in config/scenarios/fleet/one_lane.yaml) never stand still, yet make
+  no progress.
+Either way the neighbour must be working on a goal too (it shares an intended path): a parked
+robot is an obstacle to drive around, not one to wait for. Who yields is decided by one rule every
 robot applies to the same shared data: the lower task priority yields; on equal priority the
 larger robot id (string order) yields. The decision is also written to Redis with SET NX
 (wm_fleet.client.FleetClient.decide_yield), so both robots act on the same answer even if
@@ -29,6 +37,8 @@ class DeadlockConfig:
     speed: float = 0.05            # "not moving" [m/s]
     release_distance: float = 2.0  # the other robot passed and is this far [m]
     timeout: float = 60.0          # longest wait at a passing place [s]
+    progress_time: float = 10.0    # no progress towards the goal for this long ... [s]
+    progress_distance: float = 1.0  # ... is not getting this much closer than the best [m]
 
 
 def who_yields(a: RobotEntry, b: RobotEntry) -> str:
@@ -74,26 +84,47 @@ def has_passed(me: RobotEntry, other: RobotEntry, release_distance: float,
 
 
 class BlockDetector:
-    """Tracks how long this robot has been stuck next to a stopped neighbour."""
+    """Tracks how long this robot has stood, or made no progress, next to a neighbour."""
 
     def __init__(self, cfg: DeadlockConfig):
         self.cfg = cfg
         self.slow_since: Optional[float] = None
+        self.best_distance: Optional[float] = None   # closest to the goal so far
+        self.best_since: Optional[float] = None      # ... reached then
+
+    def reset(self) -> None:
+        self.slow_since = self.best_distance = self.best_since = None
 
     def update(self, now: float, me: RobotEntry, neighbours: Sequence[RobotEntry],
-               goal_active: bool) -> Optional[RobotEntry]:
+               goal_active: bool,
+               distance_to_goal: Optional[float] = None) -> Optional[RobotEntry]:
         """The neighbour we are deadlocked with, or None."""
-        if not goal_active or abs(me.velocity[0]) > self.cfg.speed:
+        if not goal_active:
+            self.reset()
+            return None
+        stuck = self._no_progress(now, distance_to_goal)
+        if abs(me.velocity[0]) > self.cfg.speed:
             self.slow_since = None
-            return None
-        if self.slow_since is None:
+        elif self.slow_since is None:
             self.slow_since = now
-        if now - self.slow_since < self.cfg.time:
+        standing = self.slow_since is not None and now - self.slow_since >= self.cfg.time
+        if not (standing or stuck):
             return None
-        close = [n for n in neighbours
-                 if math.hypot(n.pose[0] - me.pose[0], n.pose[1] - me.pose[1]) < self.cfg.radius
-                 and abs(n.velocity[0]) <= self.cfg.speed]
-        if not close:
-            return None
-        return min(close, key=lambda n: math.hypot(n.pose[0] - me.pose[0],
-                                                   n.pose[1] - me.pose[1]))
+
+        def dist(n):
+            return math.hypot(n.pose[0] - me.pose[0], n.pose[1] - me.pose[1])
+
+        # a neighbour that shares no intended path has no goal: parked, it is an obstacle to
+        # drive around, not a robot to agree with (yielding to it would wait for ever)
+        close = [n for n in neighbours if dist(n) < self.cfg.radius and n.trajectory
+                 and (stuck or abs(n.velocity[0]) <= self.cfg.speed)]
+        return min(close, key=dist) if close else None
+
+    def _no_progress(self, now: float, distance: Optional[float]) -> bool:
+        if distance is None or not math.isfinite(distance):
+            return False
+        if self.best_distance is None or distance < self.best_distance - \
+                self.cfg.progress_distance:
+            self.best_distance, self.best_since = distance, now
+            return False
+        return now - self.best_since >= self.cfg.progress_time

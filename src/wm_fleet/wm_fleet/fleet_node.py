@@ -91,8 +91,10 @@ class FleetNode(lifecycle.ManagedNode):
             self.footprint = tuple((float(x), float(y))
                                    for x, y in polygon_from_flat(p["footprint"]))
             self.places = parse_places(p["passing_places"])
-            self.deadlock = DeadlockConfig(time=p["deadlock_time"], radius=p["deadlock_radius"],
-                                           timeout=p["yield_timeout"])
+            self.deadlock = DeadlockConfig(
+                time=p["deadlock_time"], radius=p["deadlock_radius"],
+                timeout=p["yield_timeout"], progress_time=p["deadlock_progress_time"],
+                progress_distance=p["deadlock_progress_distance"])
             client, where = redis_from_params(p)
             if client is not None:
                 self.fleet = FleetClient(client, p["fleet"], self.robot_id, ttl=p["ttl"],
@@ -109,6 +111,7 @@ class FleetNode(lifecycle.ManagedNode):
         self.blocks = BlockDetector(self.deadlock)
         self.yielding = None   # (other robot id, since) while parked at a passing place
         self.goal_active_t = -math.inf
+        self.distance_to_goal: Optional[float] = None   # the planner's, while not yielding
         self.subs = [
             self.create_subscription(PlanStatus, "plan_status", self._on_status, STATUS_QOS),
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
@@ -171,6 +174,7 @@ class FleetNode(lifecycle.ManagedNode):
         # planning toward a goal (including stale-input and failed cycles: still wanted)
         if msg.status not in (PlanStatus.STATUS_IDLE, PlanStatus.STATUS_GOAL_REACHED):
             self.goal_active_t = self._now()
+            self.distance_to_goal = float(msg.distance_to_goal)
 
     def _on_plan(self, msg: Path) -> None:
         if msg.header.frame_id != self.p["odom_frame"]:
@@ -240,13 +244,13 @@ class FleetNode(lifecycle.ManagedNode):
                     or now - since > self.deadlock.timeout:
                 self.get_logger().info("yield to %s over: back to the goal" % other_id)
                 self.yielding = None
-                self.blocks.slow_since = None
+                self.blocks.reset()   # progress is measured afresh from here
                 release = PoseStamped()
                 release.header.stamp = sec_to_stamp(now)
                 self.yield_pub.publish(release)   # empty frame_id: released
             return
         goal_active = now - self.goal_active_t < 1.0
-        other = self.blocks.update(now, own, neighbours, goal_active)
+        other = self.blocks.update(now, own, neighbours, goal_active, self.distance_to_goal)
         if other is None or not self.places:
             return
         decided = self.fleet.decide_yield(other.robot_id, who_yields(own, other))

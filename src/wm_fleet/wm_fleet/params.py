@@ -39,6 +39,12 @@ FLEET_PARAMS = [
     Param("deadlock_radius", 6.0,
           "a stopped neighbour this close can block us (robots waiting at both ends of a "
           "one-lane aisle are as far apart as the lane is long) [m]", 0.5, 30.0),
+    Param("deadlock_progress_time", 10.0,
+          "no progress towards the goal this long with a neighbour within deadlock_radius: "
+          "deadlock too (robots taking turns at a lane never stand still) [s]", 1.0, 600.0),
+    Param("deadlock_progress_distance", 1.0,
+          "progress means getting this much closer to the goal than ever before [m]",
+          0.05, 20.0),
     Param("yield_timeout", 60.0, "longest wait at a passing place [s]", 1.0, 600.0),
     Param("stale_speed_limit", 0.3,
           "speed limit sent to the safety gate while the fleet link is down [m/s]", 0.0, 5.0),

@@ -521,6 +521,20 @@ class PlannerNode(lifecycle.ManagedNode):
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
         route = self._route(now, pose, goal, field)
         if self._turn_on_the_spot(pose, v, route, field):
+            # still working on the goal (the fleet client's deadlock rule listens to this),
+            # and where the robot will be: here (the fleet shares it as the intended path)
+            stamp = self.get_clock().now()
+            here = np.array([[pose.x, pose.y, pose.yaw]] * (self.p["horizon"] + 1))
+            self.plan_pub.publish(trajectory_to_path(here, self.p["odom_frame"],
+                                                     stamp.nanoseconds * 1e-9, self.p["dt"]))
+            msg = PlanStatus()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.frame_id = self.p["odom_frame"]
+            msg.status = PlanStatus.STATUS_OK
+            msg.solver = "rotate_to_heading"
+            msg.input_stamp = input_stamp
+            msg.distance_to_goal = float(goal.distance_remaining)
+            self.status_pub.publish(msg)
             return
         try:
             result = self._solve(state, target, field, route)
