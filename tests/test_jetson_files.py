@@ -577,6 +577,6 @@ def test_healthcheck_against_a_real_lifecycle_node(procs):
     assert r.returncode == 1 and "/%s/planner: no get_state service" % ns in r.stdout, (
         r.stdout + r.stderr)
     assert "/%s/perception" % ns not in r.stdout
-    r = run([sys.executable, JETSON / "healthcheck.py"], env=dict(os.environ, WM_ROBOT_ID="", WM_NAMESPACE=""),
-            timeout=60)
+    r = run([sys.executable, JETSON / "healthcheck.py"],
+            env=dict(os.environ, WM_ROBOT_ID="", WM_NAMESPACE=""), timeout=60)
     assert r.returncode == 2 and "no namespace" in r.stderr
