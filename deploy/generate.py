@@ -248,7 +248,8 @@ def check_node_params(params: Any, where: str, problems: List[str],
             elif name not in specs:
                 problems.append("%s: %s declares no parameter %r" % (key, node, name))
             else:
-                why = check_value(specs[name], value)
+                # the inventory may say 2 for a double: it is written as 2.0 (ros_typed)
+                why = check_value(specs[name], ros_typed(specs[name], value))
                 if why is not None:
                     problems.append("%s=%r: %s" % (key, value, why))
         out[node] = flat

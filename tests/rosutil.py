@@ -107,3 +107,16 @@ def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:
             return True
         time.sleep(period)
     return bool(predicate())
+
+
+def corrupt_artifact(tmp_path: Path) -> Path:
+    """A copy of the shipped world model with one bit of weights.npz flipped (its checksum
+    no longer matches): what a bad copy or a tampered file looks like to the loader."""
+    import shutil
+
+    bad = Path(tmp_path) / "worldmodel-1.0.0"
+    shutil.copytree(REPO / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0", bad)
+    data = bytearray((bad / "weights.npz").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (bad / "weights.npz").write_bytes(bytes(data))
+    return bad

@@ -26,7 +26,9 @@ def test_face_to_face_in_a_one_lane_aisle_both_robots_get_through(tmp_path):
     The goals lie on the lane's centre line. With goals 10 cm to the side of it (y 6.5) the
     robots arrived 13 cm off and hovered there until the timeout (1 of 4 runs): MPPI's 1 s
     samples do not find the turn-and-creep a sideways offset needs within the 8 cm
-    xy_goal_tolerance. That is a planner limitation of its own, not the deadlock's.
+    xy_goal_tolerance. The planner now turns towards a goal beside it in the final approach
+    (wm_planner.rotate_to_heading), which a robot arriving 12 cm off in the wider west aisle
+    needed even with the goal on the lane's line.
     """
     domain_env()
     sc = load_scenario(str(CONFIG / "scenarios" / "fleet" / "one_lane.yaml"))

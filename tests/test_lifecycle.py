@@ -8,7 +8,7 @@ from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosutil import CONFIG, call, wait_for
+from rosutil import CONFIG, call, corrupt_artifact, wait_for
 
 from wm_common.ros.qos import CMD_VEL_QOS
 
@@ -76,14 +76,7 @@ def test_corrupt_world_model_fails_configure_with_the_reason(procs, rclpy_node, 
     """A world-model artifact whose weights were modified is refused at configure (checksum):
     with autostart the planner logs the reason and exits non-zero (so launch / systemd see the
     failure) without ever sending a command to the wheels."""
-    import shutil
-
-    shipped = CONFIG.parent / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
-    bad = tmp_path / "worldmodel-1.0.0"
-    shutil.copytree(shipped, bad)
-    data = bytearray((bad / "weights.npz").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (bad / "weights.npz").write_bytes(bytes(data))
+    bad = corrupt_artifact(tmp_path)
     proc = procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
                        "-r", "__ns:=" + NS, "-p", "world_model_artifact:=%s" % bad,
                        name="planner_badmodel")

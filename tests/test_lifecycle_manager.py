@@ -5,11 +5,9 @@ had come up are brought down again."""
 from __future__ import annotations
 
 import re
-import shutil
-
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
-from rosutil import CONFIG, call, wait_for
+from rosutil import CONFIG, call, corrupt_artifact, wait_for
 from std_srvs.srv import Trigger
 
 NODES = ["perception", "planner", "collision_monitor"]
@@ -64,12 +62,7 @@ def test_brings_the_robot_up_in_order_and_down_in_reverse(procs, rclpy_node):
 
 
 def test_a_failed_configure_is_reported_with_its_reason(procs, rclpy_node, tmp_path):
-    shipped = CONFIG.parent / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
-    bad = tmp_path / "worldmodel-1.0.0"
-    shutil.copytree(shipped, bad)
-    data = bytearray((bad / "weights.npz").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (bad / "weights.npz").write_bytes(bytes(data))
+    bad = corrupt_artifact(tmp_path)
     ns = "/lm2"
     manager = start_robot(procs, ns, ["-p", "world_model_artifact:=%s" % bad])
     node = rclpy_node.node

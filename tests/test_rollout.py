@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_config_files import flatten
 
 from wm_common.params import check_value
 
@@ -73,16 +74,6 @@ def sha256(path: Path) -> str:
 
 def example() -> dict:
     return yaml.safe_load(EXAMPLE.read_text())
-
-
-def flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, prefix + k + "."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def params_of(gen_dir: Path, rid: str) -> dict:

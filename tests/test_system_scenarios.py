@@ -48,8 +48,10 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     """Same scenario, seeds and planner seed through DDS twice.
 
     Stated tolerance: both reach the goal without contact; the true path lengths agree
-    within 10 %; the final positions within 16 cm (twice the 8 cm goal tolerance: the robot
-    stops anywhere inside it); the time to the goal within 3 s (measured up to 1.6 s apart:
+    within 10 %; the true final positions within 24 cm (the robot stops anywhere within the
+    8 cm goal tolerance *of its localization*, which is itself up to about 4 cm (2 sigma) off
+    the truth: twice 12 cm; measured 17.6 cm once, beyond the 16 cm this test had assumed by
+    forgetting localization); the time to the goal within 3 s (measured up to 1.6 s apart:
     the last centimetres are driven slowly, so a small difference there costs time).
 
     Lockstep makes the command sequence independent of machine speed; what still varies
@@ -71,7 +73,7 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     a, b = runs
     assert abs((a["t_end"] - a["t_start"]) - (b["t_end"] - b["t_start"])) <= 3.0, (a, b)
     gap = math.hypot(a["final"][0] - b["final"][0], a["final"][1] - b["final"][1])
-    assert gap <= 0.16, (a, b)
+    assert gap <= 0.24, (a, b)
     lengths = [sum(math.hypot(q[1] - p[1], q[2] - p[2]) for p, q in zip(path, path[1:]))
                for path in paths]
     assert min(lengths) > 4.5  # went around the block: the straight line is 5 m

@@ -333,7 +333,11 @@ def test_tls_without_client_certificate_is_refused(tls_server):
         connect(cfg, ping=True)
     # refused for the certificate (TLS 1.3: alert "certificate required"), not the password
     assert not isinstance(e.value, redis.AuthenticationError)
-    assert "certificate" in str(e.value).lower() or "handshake" in str(e.value).lower()
+    # TLS 1.3: the server refuses the missing certificate after the client's handshake is
+    # done, so the client may only see it as the connection torn down at its first write
+    why = str(e.value).lower()
+    assert any(s in why for s in ("certificate", "handshake", "eof occurred in violation of "
+                                  "protocol", "connection reset")), why
 
 
 def test_tls_with_another_ca_fails_verification(tls_server):

@@ -17,7 +17,8 @@ larger robot id (string order) yields. The decision is also written to Redis wit
 their views of each other differ for a moment. The yielding robot drives to the nearest
 passing place that lies on its own side (farther from the other robot than from itself) and
 waits there until the other robot has passed (it is moving away and is `release_distance`
-beyond), or `timeout` has run out.
+beyond), has parked (it shares no intended path any more: its goal is reached), or
+`timeout` has run out.
 
 Plain Python; no rclpy, no Redis.
 """

@@ -240,7 +240,10 @@ class FleetNode(lifecycle.ManagedNode):
         if self.yielding is not None:
             other_id, since = self.yielding
             other = next((n for n in neighbours if n.robot_id == other_id), None)
-            if other is None or has_passed(own, other, self.deadlock.release_distance) \
+            # released when the other robot is gone, has passed, or parked (no intended path
+            # shared: it reached its goal, so there is nothing left to wait for)
+            if other is None or not other.trajectory \
+                    or has_passed(own, other, self.deadlock.release_distance) \
                     or now - since > self.deadlock.timeout:
                 self.get_logger().info("yield to %s over: back to the goal" % other_id)
                 self.yielding = None

@@ -84,3 +84,19 @@ def test_creeps_out_of_a_corner_before_turning_and_never_turns_where_it_is_not_c
 def test_bad_angles_are_refused():
     with pytest.raises(ValueError):
         RotateToHeading(0.5, enter_angle=0.3, exit_angle=0.5)
+
+
+def test_final_approach_turns_to_a_goal_beside_the_robot_not_one_ahead_or_behind():
+    field = LANE.window(0.0, 0.0)
+    rot = shim()
+    end = np.array([[-0.3, 0.0], [0.0, 0.0]])      # the route ends here, within reach
+    # 13 cm to the left of where the robot stands: turn towards it (left), then hand over
+    cmd = rot.command(0.0, 0.0, 0.0, 0.0, end, field, goal=(0.02, 0.13), goal_tolerance=0.08)
+    assert cmd is not None and cmd[0] == 0.0 and cmd[1] > 0.0
+    # within the goal tolerance, straight ahead, or right behind (the MPC reverses): nothing
+    rot = shim()
+    assert rot.command(0.0, 0.0, 0.0, 0.0, end, field, (0.05, 0.0), 0.08) is None
+    assert rot.command(0.0, 0.0, 0.0, 0.0, end, field, (0.3, 0.05), 0.08) is None
+    assert rot.command(0.0, 0.0, 0.0, 0.0, end, field, (-0.3, 0.02), 0.08) is None
+    # far away is the route's business, not the final approach's
+    assert rot.command(0.0, 0.0, 0.0, 0.0, None, field, (0.0, 3.0), 0.08) is None

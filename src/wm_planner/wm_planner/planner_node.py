@@ -520,7 +520,7 @@ class PlannerNode(lifecycle.ManagedNode):
             self.get_logger().info("goal reached")
             return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
         route = self._route(now, pose, goal, field)
-        if self._turn_on_the_spot(pose, v, route, field):
+        if self._turn_on_the_spot(pose, v, route, field, (goal_odom.x, goal_odom.y)):
             # still working on the goal (the fleet client's deadlock rule listens to this),
             # and where the robot will be: here (the fleet shares it as the intended path)
             stamp = self.get_clock().now()
@@ -554,13 +554,14 @@ class PlannerNode(lifecycle.ManagedNode):
         self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
         self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
 
-    def _turn_on_the_spot(self, pose: Pose2D, v: float, route, field) -> bool:
+    def _turn_on_the_spot(self, pose: Pose2D, v: float, route, field, goal_xy) -> bool:
         """Turn towards a route that leaves behind the standing robot (rotate_to_heading);
         True when this cycle's command was such a turn (the MPC is skipped)."""
         if self.rotate is None:
             return False
         was_turning = self.rotate.active
-        turn = self.rotate.command(pose.x, pose.y, pose.yaw, v, route, field)
+        turn = self.rotate.command(pose.x, pose.y, pose.yaw, v, route, field, goal_xy,
+                                   self.p["xy_goal_tolerance"])
         if turn is None and self.rotate.blocked:
             self.diag.count("rotate_blocked")   # too close to turn, no straight way out
         if turn is None:

@@ -58,7 +58,7 @@ class RotateToHeading:
                  exit_angle: float = 0.3, angular_speed: float = 0.6,
                  lookahead: float = 0.8, margin: float = 0.0, standing_speed: float = 0.1,
                  min_route_distance: float = 0.4, creep_speed: float = 0.08,
-                 creep_probe: float = 0.15):
+                 creep_probe: float = 0.15, final_approach: float = 1.0):
         if not 0.0 < exit_angle < enter_angle <= math.pi:
             raise ValueError("rotate angles need 0 < exit_angle < enter_angle <= pi")
         self.swept_radius = float(swept_radius)
@@ -68,20 +68,30 @@ class RotateToHeading:
         self.standing_speed = float(standing_speed)
         self.min_route_distance = float(min_route_distance)
         self.creep_speed, self.creep_probe = float(creep_speed), float(creep_probe)
+        self.final_approach = float(final_approach)
         self.active = False
         self.blocked = False   # wanted to turn, but the swept circle was not clear
         self.creeping = False  # ... and is creeping straight to where it is
 
-    def heading_error(self, x: float, y: float, yaw: float,
-                      route: Optional[np.ndarray]) -> Optional[float]:
-        """Signed angle from the heading to the route's lookahead point (None: no route, or
-        its end is too close for a direction to mean anything: the goal's own approach)."""
-        if route is None or len(route) < 2:
+    def heading_error(self, x: float, y: float, yaw: float, route: Optional[np.ndarray],
+                      goal: Optional[Tuple[float, float]] = None,
+                      goal_tolerance: float = 0.0) -> Optional[float]:
+        """Signed angle from the heading to the route's lookahead point, or in the final
+        approach (the route's end within reach) to the goal itself when it lies to the side
+        (None: nothing to turn to; a goal ahead or behind is the MPC's own approach)."""
+        if route is not None and len(route) >= 2:
+            px, py = lookahead_point(route, x, y, self.lookahead)
+            if math.hypot(px - x, py - y) >= self.min_route_distance:
+                return wrap_angle(math.atan2(py - y, px - x) - yaw)
+        if goal is None:
             return None
-        px, py = lookahead_point(route, x, y, self.lookahead)
-        if math.hypot(px - x, py - y) < self.min_route_distance:
+        # A goal 10 cm to the side of where the robot arrived: no 1 s sample turns and creeps
+        # that, so the robot hovered beside its goal until the timeout (one_lane scenario).
+        d = math.hypot(goal[0] - x, goal[1] - y)
+        if not goal_tolerance < d < self.final_approach:
             return None
-        return wrap_angle(math.atan2(py - y, px - x) - yaw)
+        err = wrap_angle(math.atan2(goal[1] - y, goal[0] - x) - yaw)
+        return err if abs(err) <= math.pi - self.enter_angle else None
 
     def clear(self, x: float, y: float, field: Grid2D) -> bool:
         return _clearance(field, x, y) >= self.swept_radius + self.margin
@@ -98,10 +108,13 @@ class RotateToHeading:
         return None if best is None else best[1] * self.creep_speed
 
     def command(self, x: float, y: float, yaw: float, v: float,
-                route: Optional[np.ndarray], field: Grid2D) -> Optional[Tuple[float, float]]:
-        """(0, w) while turning towards the route; None when the MPC should plan."""
+                route: Optional[np.ndarray], field: Grid2D,
+                goal: Optional[Tuple[float, float]] = None,
+                goal_tolerance: float = 0.0) -> Optional[Tuple[float, float]]:
+        """(0, w) while turning towards the route (or, in the final approach, a goal to the
+        side); None when the MPC should plan."""
         self.blocked = self.creeping = False
-        err = self.heading_error(x, y, yaw, route)
+        err = self.heading_error(x, y, yaw, route, goal, goal_tolerance)
         if err is None:
             self.active = False
             return None
