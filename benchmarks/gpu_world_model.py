@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +32,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 for _pkg in ("wm_world_model", "wm_common"):   # plain packages: no colcon build there
     sys.path.insert(0, str(REPO / "src" / _pkg))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from benchlib import row, time_calls  # noqa: E402  (after the path is set)
 
 ARTIFACT = REPO / "src" / "wm_world_model" / "models" / "worldmodel-1.0.0"
 
 
 def cpu_timings(fn, repeats: int):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
+    """Median / p99 of CPU calls (benchlib's timing; CUDA calls use tensorrt_engine.timings,
+    which synchronises the device)."""
+    r = row("cpu", time_calls(fn, repeats, warmup=3))
+    return {"median_ms": r["median_ms"], "p99_ms": r["p99_ms"]}
 
 
 def graph_timings(script, cuda_inputs, repeats: int):

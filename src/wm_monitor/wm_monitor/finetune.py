@@ -160,21 +160,18 @@ def simulate_transitions(artifact: str, out_dir: str, cfg: Dict[str, Any], log=p
     import torch
 
     from wm_monitor.prediction_error import StepResult
-    from wm_sim import datagen
     from wm_world_model import data as wm_data
     from wm_world_model.artifact import load_artifact
     from wm_world_model.metrics import contexts
+    from wm_world_model.train import record
 
     sim = cfg["simulate"]
     model, meta = load_artifact(artifact)
     with tempfile.TemporaryDirectory() as bags:
-        argv = ["--out", bags, "--engine", "mujoco", "--robots", str(sim["robots"]),
-                "--episodes", str(sim["episodes"]), "--episode-seconds",
-                str(sim["episode_seconds"]), "--seed", str(sim["seed"]), "--payloads",
-                ",".join(str(v) for v in sim["payloads"]), "--frictions",
-                ",".join(str(v) for v in sim["frictions"]), "--quiet", "--overwrite"]
-        log("simulating transitions: wm_sim.datagen %s" % " ".join(argv))
-        datagen.main(argv)
+        record({"out": bags, "engine": "mujoco", "robots": sim["robots"],
+                "episodes": sim["episodes"], "episode_seconds": sim["episode_seconds"],
+                "seed": sim["seed"], "payloads": sim["payloads"],
+                "frictions": sim["frictions"]}, log)
         trajs = wm_data.load_trajectories([bags], model.dt, "truth", model.config.horizon + 1)
     written, logs = 0, {}
     for traj in trajs:

@@ -149,7 +149,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.route_pub = self.create_lifecycle_publisher(Path, "global_plan", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "planner")
         model = self.optimizer.motion_model
-        self.diag.set_value("motion_model", ("%s %s" % (model.name, model.version)).strip())
+        self._report_motion_model(model)
         if model.name != "kinematic":
             self.get_logger().info("motion model: world model %s" % model.version)
         self._model_failures = 0
@@ -527,12 +527,8 @@ class PlannerNode(lifecycle.ManagedNode):
             here = np.array([[pose.x, pose.y, pose.yaw]] * (self.p["horizon"] + 1))
             self.plan_pub.publish(trajectory_to_path(here, self.p["odom_frame"],
                                                      stamp.nanoseconds * 1e-9, self.p["dt"]))
-            msg = PlanStatus()
-            msg.header.stamp = self.get_clock().now().to_msg()
-            msg.header.frame_id = self.p["odom_frame"]
-            msg.status = PlanStatus.STATUS_OK
+            msg = self._status_msg(PlanStatus.STATUS_OK, input_stamp, stamp)
             msg.solver = "rotate_to_heading"
-            msg.input_stamp = input_stamp
             msg.distance_to_goal = float(goal.distance_remaining)
             self.status_pub.publish(msg)
             return
@@ -673,6 +669,9 @@ class PlannerNode(lifecycle.ManagedNode):
         self.optimizer = build_optimizer(self.p, motion_model=model)
         self.limiter.limits = self.optimizer.limits
         self._model_failures = getattr(model, "failures", 0)
+        self._report_motion_model(model)
+
+    def _report_motion_model(self, model) -> None:
         self.diag.set_value("motion_model", ("%s %s" % (
             model.name, getattr(model, "version", ""))).strip())
 
@@ -746,32 +745,31 @@ class PlannerNode(lifecycle.ManagedNode):
         v, w = self.limiter.stop_step(self._now())
         self._publish_raw(v, w)
 
-    def _stop(self, status: int, input_stamp) -> None:
-        self._publish_stop()
+    def _status_msg(self, status: int, input_stamp, stamp=None) -> PlanStatus:
+        """A PlanStatus stamped now (or at `stamp`, a rclpy Time) in the odom frame."""
         msg = PlanStatus()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = (stamp or self.get_clock().now()).to_msg()
         msg.header.frame_id = self.p["odom_frame"]
         msg.status = status
         msg.solver = self.p["solver"]
         if input_stamp is not None:
             msg.input_stamp = input_stamp
-        self.status_pub.publish(msg)
+        return msg
+
+    def _stop(self, status: int, input_stamp) -> None:
+        self._publish_stop()
+        self.status_pub.publish(self._status_msg(status, input_stamp))
 
     def _publish_plan(self, result, status: int, input_stamp, goal: NavGoal) -> None:
         stamp = self.get_clock().now()
         path = trajectory_to_path(result.trajectory, self.p["odom_frame"],
                                   stamp.nanoseconds * 1e-9, self.p["dt"])
         self.plan_pub.publish(path)
-        msg = PlanStatus()
-        msg.header.stamp = stamp.to_msg()
-        msg.header.frame_id = self.p["odom_frame"]
-        msg.status = status
-        msg.solver = self.p["solver"]
+        msg = self._status_msg(status, input_stamp, stamp)
         msg.cost = float(result.cost)
         msg.iterations = int(result.iterations)
         msg.num_samples = int(self.p["num_samples"])
         msg.solve_time_ms = float(result.solve_time_ms)
-        msg.input_stamp = input_stamp
         msg.distance_to_goal = float(goal.distance_remaining)
         msg.predicted_trajectory = path
         self.status_pub.publish(msg)

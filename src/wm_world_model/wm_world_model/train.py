@@ -81,25 +81,30 @@ def seed_everything(seed: int) -> None:
 
 # -- data -----------------------------------------------------------------------------------
 
+def record(spec: Mapping[str, Any], log=print) -> None:
+    """Record driving data with wm_sim.datagen: `spec` is {out, <datagen option>: value}
+    (option names with '_', lists as lists), as in the config's data.generate."""
+    from wm_sim import datagen
+
+    out = spec["out"]
+    argv = ["--out", out, "--quiet"]
+    for key, value in spec.items():
+        if key == "out":
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        argv += ["--" + key.replace("_", "-"), str(value)]
+    log("recording %s (wm_sim.datagen %s)" % (out, " ".join(argv)))
+    t0 = time.time()
+    datagen.main(argv)
+    log("recorded %s in %.0f s" % (out, time.time() - t0))
+
+
 def ensure_data(cfg: Mapping[str, Any], log=print) -> None:
     """Record the configured data sets that are not there yet (wm_sim.datagen)."""
     for spec in cfg["data"]["generate"]:
-        out = spec["out"]
-        if os.path.isdir(out) and wm_data.bag_dirs([out]):
-            continue
-        from wm_sim import datagen
-
-        argv = ["--out", out, "--quiet"]
-        for key, value in spec.items():
-            if key == "out":
-                continue
-            if isinstance(value, (list, tuple)):
-                value = ",".join(str(v) for v in value)
-            argv += ["--" + key.replace("_", "-"), str(value)]
-        log("recording %s (wm_sim.datagen %s)" % (out, " ".join(argv)))
-        t0 = time.time()
-        datagen.main(argv)
-        log("recorded %s in %.0f s" % (out, time.time() - t0))
+        if not (os.path.isdir(spec["out"]) and wm_data.bag_dirs([spec["out"]])):
+            record(spec, log)
 
 
 def load_splits(cfg: Mapping[str, Any], dt: float, horizon: int):
