@@ -40,7 +40,7 @@ rounding odom coordinates hundreds of metres from the origin.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -238,6 +238,21 @@ class KinematicMotionModel:
     def rollout(self, state: RobotState, controls: np.ndarray, dt: float) -> np.ndarray:
         return unicycle_rollout(state, controls, dt)
 
+    def predict(self, states: np.ndarray, commands: np.ndarray,
+                payloads: Sequence[Optional[float]], dt: float
+                ) -> Tuple[np.ndarray, np.ndarray]:
+        """What-if predictions for many robots in one call (the world-model service's batch):
+        (N, 5) states [x, y, yaw, v, w] and (N, H, 2) commands -> (N, H+1, 5) states and (N,)
+        trusted flags. Kinematics reaches each command at once; payloads do not matter."""
+        states = np.asarray(states, dtype=np.float64).reshape(-1, 5)
+        commands = np.asarray(commands, dtype=np.float64)
+        out = np.empty((states.shape[0], commands.shape[1] + 1, 5))
+        for i, s in enumerate(states):
+            out[i, :, :3] = unicycle_rollout(RobotState(*s), commands[i], dt)
+        out[:, 0, 3:] = states[:, 3:]
+        out[:, 1:, 3:] = commands
+        return out, np.ones(states.shape[0], dtype=bool)
+
     def clamp_rollout(self, state: RobotState, requests: np.ndarray, limits: RobotLimits,
                       dt: float) -> Tuple[np.ndarray, np.ndarray]:
         """(clamped controls, their rollouts) of (K, H, 2) or (H, 2) requests."""
@@ -419,6 +434,39 @@ class LearnedMotionModel:
         poses[0].add_(state.x)
         poses[1].add_(state.y)
         return _batch_major(u, poses, single)
+
+    def predict(self, states: np.ndarray, commands: np.ndarray,
+                payloads: Sequence[Optional[float]], dt: float
+                ) -> Tuple[np.ndarray, np.ndarray]:
+        """What-if predictions for many robots in one scripted call (the world-model
+        service's batch): (N, 5) states [x, y, yaw, v, w], (N, H, 2) commanded velocities
+        and one payload (kg, None = unknown) per row -> (N, H+1, 5) states and (N,) trusted
+        flags. A row the model predicts implausibly (see _check) is kinematics instead,
+        flagged untrusted, without touching the other rows."""
+        torch = self._torch
+        states = np.asarray(states, dtype=np.float64).reshape(-1, 5)
+        commands = np.asarray(commands, dtype=np.float64)
+        n = states.shape[0]
+        s0 = np.zeros((n, 5), dtype=np.float32)
+        s0[:, 2:] = states[:, 2:]        # from the origin, as clamp_rollout (equivariance)
+        ctx = torch.zeros(n, 2 + self._latent_dim)
+        for i, mass in enumerate(payloads):
+            if mass is not None:
+                ctx[i, 0] = float(mass)
+                ctx[i, 1] = 1.0
+        with torch.no_grad():
+            pred = self._script.rollout(torch.from_numpy(s0),
+                                        torch.from_numpy(commands.astype(np.float32)), ctx)
+        out = pred.numpy().astype(np.float64)
+        out[:, :, 0] += states[:, None, 0]
+        out[:, :, 1] += states[:, None, 1]
+        trusted = np.array([not self._check(out[i, :, :3].T[:, :, None], dt) for i in range(n)],
+                           dtype=bool)
+        if not trusted.all():
+            self.failures += int((~trusted).sum())
+            bad = ~trusted
+            out[bad] = self._fallback.predict(states[bad], commands[bad], [], dt)[0]
+        return out, trusted
 
     def _failed(self, reason: str, state: RobotState, controls: np.ndarray,
                 dt: float) -> np.ndarray:

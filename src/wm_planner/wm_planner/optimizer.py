@@ -123,8 +123,12 @@ class MPPI:
         return self._num_samples if self.settings.adaptive_samples else \
             self.settings.num_samples
 
-    def reset(self) -> None:
-        """Forget the warm start (call on a new goal, after a stop or a long pause)."""
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Forget the warm start (call on a new goal, after a stop or a long pause). A seed
+        also restarts the sampling: the next plan from the same inputs is then the same
+        (what a stateless service answering /v1/plan needs)."""
+        if seed is not None:
+            self._rng = np.random.default_rng(int(seed))
         self._mean = None
         self._prev = None
         self._ctg_cache = None
