@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
@@ -25,6 +25,58 @@ def resolve_artifact(name: str) -> str:
     except (ImportError, LookupError, ValueError):
         return name
     return shipped if os.path.isdir(shipped) else name
+
+
+def flatten_params(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested YAML maps as ROS parameter names (obstacle: {weight: 2.0} -> obstacle.weight)."""
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_params(v, prefix + str(k) + "."))
+        else:
+            out[prefix + str(k)] = v
+    return out
+
+
+def node_params_from_yaml(path: str, node: str = "planner") -> Dict[str, Any]:
+    """A node's section of a ROS parameters file (`/**/planner`, `/planner` or `planner`),
+    flattened: what the node runs with when launched with --params-file `path`."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    for key in ("/**/" + node, "/" + node, node):
+        section = (doc.get(key) or {}).get("ros__parameters")
+        if section is not None:
+            return flatten_params(section)
+    raise ValueError("%s has no parameters for node %r" % (path, node))
+
+
+def planner_params(overrides: Optional[Mapping[str, Any]] = None,
+                   base: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The planner node's parameter dict off the node: declared defaults < `base` (a robot's
+    parameters file, node_params_from_yaml) < `overrides`. Every base and override entry
+    must be a declared parameter with an acceptable value (ValueError otherwise: a misspelt
+    critic weight must not silently run the default); a YAML integer for a floating-point
+    parameter is taken as that float (only rclpy is that strict)."""
+    from wm_common.params import check_value, defaults
+    from wm_planner.params import PLANNER_PARAMS
+
+    specs = {s.name: s for s in PLANNER_PARAMS}
+    p = defaults(PLANNER_PARAMS)
+    for source in (base or {}, overrides or {}):
+        for name, value in dict(source).items():
+            spec = specs.get(name)
+            if spec is None:
+                raise ValueError("unknown planner parameter %r" % (name,))
+            if isinstance(spec.default, float) and isinstance(value, int) \
+                    and not isinstance(value, bool):
+                value = float(value)
+            why = check_value(spec, value)
+            if why is not None:
+                raise ValueError("planner parameter %s=%r: %s" % (name, value, why))
+            p[name] = value
+    return p
 
 
 def build_motion_model(p: Mapping[str, Any]):

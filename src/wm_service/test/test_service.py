@@ -19,7 +19,9 @@ from wm_planner.models import Goal, RobotState
 from wm_service.app import create_app
 from wm_service.batcher import DynamicBatcher
 from wm_service.config import ServiceConfig, load_config
-from wm_service.engine import KINEMATIC, Engine, PredictItem, planner_params
+from wm_planner.configure import node_params_from_yaml
+from wm_service.config import shipped_robot_yaml
+from wm_service.engine import KINEMATIC, Engine, PredictItem, service_planner_params
 from wm_service.openapi import SPEC_FILE, generate
 
 WM = "worldmodel-1.0.0"
@@ -96,7 +98,7 @@ def test_plan_is_the_planners_mppi_and_reproducible(engine):
     engine.plan(KINEMATIC, state, Goal(-3.0, 0.0), seed=1)
     b = engine.plan(WM, state, goal, seed=7)
     np.testing.assert_array_equal(a["controls"], b["controls"])
-    ref = build_optimizer(planner_params({}), motion_model=engine.models[WM])
+    ref = build_optimizer(engine.params, motion_model=engine.models[WM])
     ref.reset(seed=7)
     np.testing.assert_allclose(a["controls"], ref.plan(state, goal).controls, atol=1e-9)
     assert a["status"] == "ok" and a["trajectory"].shape == (11, 3)
@@ -115,6 +117,20 @@ def test_plan_keeps_clear_of_an_obstacle_on_the_straight_line(engine):
     assert blocked["status"] == "ok" and gap(blocked["trajectory"]) >= radius
 
 
+def test_plans_with_the_robots_planner_parameters(engine):
+    """/v1/plan runs what the robots run: config/robot.yaml's planner section (critics and
+    weights included), with only the time budget and seed set by the service."""
+    robot = node_params_from_yaml(shipped_robot_yaml(), "planner")
+    assert "fleet" in robot["critics"]
+    for name, value in robot.items():
+        if name not in ("time_budget_ms", "seed"):
+            assert engine.params[name] == value, name
+    assert engine.params["time_budget_ms"] >= 1000.0
+    bare = service_planner_params(ServiceConfig(planner_params_file="none",
+                                                planner_params={"horizon": 15}))
+    assert bare["horizon"] == 15 and "fleet" not in bare["critics"]
+
+
 def test_config_refuses_what_cannot_work(tmp_path):
     for bad in ({"port": 0}, {"max_horizon": 500}, {"max_batch": 0}, {"unknown": 1},
                 {"default_model": "worldmodel-9.9.9"}, {"tls_key_file": "k.pem"},
@@ -122,9 +138,9 @@ def test_config_refuses_what_cannot_work(tmp_path):
         with pytest.raises(ValueError):
             ServiceConfig.from_dict(bad)
     with pytest.raises(ValueError, match="unknown planner parameter"):
-        planner_params({"horizon_typo": 3})
-    with pytest.raises(ValueError, match="floating-point"):
-        planner_params({"temperature": 1})
+        service_planner_params(ServiceConfig(planner_params={"horizon_typo": 3}))
+    with pytest.raises(ValueError, match="expected a number"):
+        service_planner_params(ServiceConfig(planner_params={"temperature": "hot"}))
     short = tmp_path / "token"
     short.write_text("short\n")
     with pytest.raises(ValueError, match="shorter than 16"):
@@ -302,7 +318,7 @@ def test_oversized_and_fleet_requests_without_a_fleet(client):
                                                               "application/json"})
     assert r.status_code == 413
     r = client.post("/v1/predict", json={"robot_id": "robot1", "commands": [[0, 0]]})
-    assert r.status_code == 400 and "no fleet" in r.json()["detail"]
+    assert r.status_code == 404 and "no fleet" in r.json()["detail"]
     r = client.post("/v1/plan", json={"state": {"x": 0, "y": 0, "yaw": 0}, "goal": {
         "x": 1, "y": 0}, "neighbours": [{"id": "r2", "radius": 0.3, "times": [1, 0],
                                          "xy": [[0, 0], [1, 1]]}]})

@@ -136,7 +136,9 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
 
     app = FastAPI(title="wm world-model service", version=API_VERSION, lifespan=lifespan,
                   description=__doc__.split("\n\n")[0].replace("\n", " "),
-                  responses={401: {"model": schemas.Problem, "description": "no or wrong "
+                  responses={400: {"model": schemas.Problem, "description": "the body is "
+                                   "not JSON"},
+                             401: {"model": schemas.Problem, "description": "no or wrong "
                                    "token"},
                              413: {"model": schemas.Problem, "description": "body too large"}})
     app.state.engine, app.state.batcher, app.state.metrics = engine, batcher, metrics
@@ -162,8 +164,8 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
             s = req.state
             return RobotState(s.x, s.y, s.yaw, s.v, s.w), None
         if fleet is None:
-            raise HTTPException(400, "this service reads no fleet (no redis configured): "
-                                "give a state")
+            raise HTTPException(404, "robot %s not found: this service reads no fleet (no "
+                                "redis configured); give a state" % req.robot_id)
         try:
             e = fleet.robot(req.robot_id)
         except RobotNotFound:

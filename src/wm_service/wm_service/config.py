@@ -40,6 +40,9 @@ class ServiceConfig:
     # num_samples, obstacle.weight). time_budget_ms defaults high so that the number of
     # iterations, not the machine's load, ends a solve: the same request, the same answer.
     planner_params: Dict[str, Any] = field(default_factory=dict)
+    # The robots' parameters file whose planner section /v1/plan starts from: "" = the
+    # shipped config/robot.yaml (wm_bringup), "none" = the planner's declared defaults.
+    planner_params_file: str = ""
     auth_token_file: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -88,6 +91,14 @@ class ServiceConfig:
         if self.tls_client_ca_file and not self.tls_cert_file:
             raise ValueError("mTLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
 
+    def planner_params_path(self) -> str:
+        """The planner parameters file to read ('' for none)."""
+        if self.planner_params_file.strip().lower() == "none":
+            return ""
+        if self.planner_params_file:
+            return self.planner_params_file
+        return shipped_robot_yaml()
+
     @property
     def token_file(self) -> str:
         return os.environ.get(TOKEN_FILE_ENV, "") or self.auth_token_file
@@ -103,6 +114,24 @@ class ServiceConfig:
         if len(token) < 16:
             raise ValueError("API token in %s is shorter than 16 characters" % path)
         return token
+
+
+def shipped_robot_yaml() -> str:
+    """config/robot.yaml as installed with wm_bringup, else in this source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = os.path.join(get_package_share_directory("wm_bringup"), "config", "robot.yaml")
+        if os.path.isfile(path):
+            return path
+    except (ImportError, LookupError, ValueError):
+        pass
+    here = os.path.dirname(os.path.realpath(__file__))
+    for up in (2, 3):    # src/wm_service/wm_service -> repo; /opt/wm/wm_service -> /opt/wm
+        path = os.path.join(here, *[".."] * up, "config", "robot.yaml")
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    raise ValueError("config/robot.yaml not found: set planner_params_file (or 'none')")
 
 
 def load_config(path: str = "") -> ServiceConfig:

@@ -16,19 +16,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from wm_common.grid import Grid2D
-from wm_common.params import check_value, defaults
-from wm_planner.configure import build_optimizer, resolve_artifact
+from wm_planner.configure import (build_optimizer, node_params_from_yaml, planner_params,
+                                  resolve_artifact)
 from wm_planner.models import Goal, RobotState
 from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_planner.neighbours import NeighbourPlan
-from wm_planner.params import PLANNER_PARAMS
 
 from .config import ServiceConfig
 
 KINEMATIC = "kinematic"
 # Service defaults on top of the planner node's: a fixed number of iterations ends a solve
 # (time_budget_ms out of the way), so /v1/plan is idempotent whatever the load.
-SERVICE_PLANNER_DEFAULTS = {"time_budget_ms": 10000.0, "seed": 0}
+SERVICE_PLANNER_DEFAULTS = {"time_budget_ms": 1000.0, "seed": 0}
 FIELD_RESOLUTION = 0.1
 FIELD_MARGIN = 3.0          # metres of field around the robot, goal and obstacles
 FIELD_MAX_CELLS = 400       # per side: a 40 m square at 0.1 m
@@ -58,7 +57,7 @@ class Engine:
 
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
-        self.params = planner_params(cfg.planner_params)
+        self.params = service_planner_params(cfg)
         self.dt = float(self.params["dt"])
         self.models: Dict[str, Any] = {KINEMATIC: KinematicMotionModel()}
         self.info: Dict[str, Dict[str, Any]] = {
@@ -125,20 +124,12 @@ class Engine:
                 "dt": self.dt}
 
 
-def planner_params(overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """The planner node's defaults, the service's, then the config's overrides (checked
-    against the planner's declarations like a YAML file is)."""
-    specs = {p.name: p for p in PLANNER_PARAMS}
-    p = defaults(PLANNER_PARAMS)
-    p.update(SERVICE_PLANNER_DEFAULTS)
-    for k, v in overrides.items():
-        if k not in specs:
-            raise ValueError("planner_params: unknown planner parameter %r" % k)
-        why = check_value(specs[k], v)
-        if why:
-            raise ValueError("planner_params.%s: %s" % (k, why))
-        p[k] = v
-    return p
+def service_planner_params(cfg: ServiceConfig) -> Dict[str, Any]:
+    """The robots' planner parameters (cfg.planner_params_file, default: the shipped
+    config/robot.yaml), the service's defaults, then the config's planner_params."""
+    path = cfg.planner_params_path()
+    base = node_params_from_yaml(path, "planner") if path else {}
+    return planner_params(dict(SERVICE_PLANNER_DEFAULTS, **cfg.planner_params), base)
 
 
 def obstacle_field(state: RobotState, goal: Goal,

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-SPEC_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+SPEC_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                          "openapi.json")
 
 
