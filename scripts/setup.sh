@@ -24,6 +24,7 @@ ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || apt_pkgs+=(libusb-1.0-0)
 command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || apt_pkgs+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)   # verifies jetson/*.service
+command -v wrk >/dev/null 2>&1 || apt_pkgs+=(wrk)   # load generator of the service benchmark
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
   SUDO=""
@@ -32,7 +33,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 else
-  say "apt: redis-server, cmake, g++, make, libusb-1.0-0, promtool, shellcheck present"
+  say "apt: redis-server, cmake, g++, make, libusb-1.0-0, promtool, shellcheck, wrk present"
 fi
 
 # --- (b) virtual environment ------------------------------------------------------------------

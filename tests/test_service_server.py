@@ -17,61 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import yaml
 from pki import make_pki, write_private
 
-from wm_bringup.redis_server import RedisServer, free_port
+from wm_bringup.redis_server import RedisServer
 from wm_fleet import schema as fleet_schema
 from wm_fleet.client import FleetClient
 from wm_service.fleet_state import READ_ONLY_ACL
+from wm_service.process import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "server-test-token-0123456789abcdef"
 FOOT = ((0.4, 0.3), (-0.4, 0.3), (-0.4, -0.3), (0.4, -0.3))
 FLEET = "site1"
-
-
-class Service:
-    """`python -m wm_service --config <file>` in its own process group."""
-
-    def __init__(self, cfg: dict, directory: Path, scheme: str = "http"):
-        self.port = free_port()
-        cfg = dict(cfg, host="127.0.0.1", port=self.port)
-        self.config = directory / ("service-%d.yaml" % self.port)
-        self.config.write_text(yaml.safe_dump(cfg))
-        self.log = directory / ("service-%d.log" % self.port)
-        self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
-        self.proc = None
-
-    def start(self, ready=None, timeout: float = 60.0) -> "Service":
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "wm_service", "--config",
-                                          str(self.config)], stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("service exited %s: %s" % (self.proc.returncode,
-                                                              self.log.read_text()[-2000:]))
-            try:
-                if (ready or (lambda: httpx.get(self.url + "/healthz", timeout=1.0)))() \
-                        .status_code == 200:
-                    return self
-            except (httpx.HTTPError, ssl.SSLError, OSError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("service did not become healthy: %s" % self.log.read_text()[-2000:])
-
-    def stop(self) -> int:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode if self.proc is not None else -1
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +65,7 @@ def publish(server, rid, x, y, yaw=0.0, v=0.0, path=()):
 @pytest.fixture(scope="module")
 def service(fleet_redis, secrets_dir):
     token = write_private(secrets_dir / "token", TOKEN + "\n")
-    svc = Service({"auth_token_file": token, "fleet": FLEET, "max_body_bytes": 65536,
+    svc = ServiceProcess({"auth_token_file": token, "fleet": FLEET, "max_body_bytes": 65536,
                    "redis": {"url": "redis://127.0.0.1:%d/0" % fleet_redis.port,
                              "username": "wm-service-ro",
                              "password_file": fleet_redis.ro_password_file}},
@@ -173,7 +130,7 @@ def test_the_services_redis_user_cannot_write(fleet_redis):
             write()
 
 
-def test_schemathesis_finds_no_server_error_and_no_spec_violation(service):
+def test_schemathesis_finds_no_server_error_and_no_spec_violation(service, secrets_dir):
     """schemathesis generates requests from the service's own /openapi.json (valid ones,
     and invalid ones: wrong types, missing fields, garbage bodies) and checks every answer:
     no 5xx, status codes, content types and bodies as documented, invalid data refused.
@@ -186,7 +143,7 @@ def test_schemathesis_finds_no_server_error_and_no_spec_violation(service):
          "--exclude-checks", "positive_data_acceptance",
          "-H", "Authorization: Bearer " + TOKEN, "--max-examples", "40", "--seed", "1",
          "--workers", "1", "--suppress-health-check", "all", "--request-timeout", "20"],
-        capture_output=True, text=True, timeout=240)
+        capture_output=True, text=True, timeout=240, cwd=str(secrets_dir))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert "generated" in out.stdout and "5/5" in out.stdout
 
@@ -209,7 +166,7 @@ def test_redis_down_is_a_503_and_the_service_stays_up(service, fleet_redis, secr
 
 def test_mutual_tls(secrets_dir):
     pki = make_pki(str(secrets_dir))
-    svc = Service({"tls_cert_file": pki["server_cert"], "tls_key_file": pki["server_key"],
+    svc = ServiceProcess({"tls_cert_file": pki["server_cert"], "tls_key_file": pki["server_key"],
                    "tls_client_ca_file": pki["ca"], "models": [],
                    "default_model": "kinematic"}, secrets_dir, scheme="https")
     with_cert = ssl.create_default_context(cafile=pki["ca"])
@@ -237,7 +194,7 @@ def test_refuses_to_start_on_a_corrupt_artifact_or_a_missing_token(secrets_dir):
     for cfg, why in (({"models_dir": str(models)}, "checksum mismatch for weights.npz"),
                      ({"auth_token_file": str(secrets_dir / "absent"), "models": [],
                        "default_model": "kinematic"}, "No such file")):
-        svc = Service(cfg, secrets_dir)
+        svc = ServiceProcess(cfg, secrets_dir)
         with pytest.raises(RuntimeError, match="exited 2"):
             svc.start(timeout=60.0)
         assert why in svc.log.read_text()

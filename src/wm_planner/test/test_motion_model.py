@@ -89,6 +89,21 @@ def test_bad_predictions_fall_back_to_kinematics(how, reason):
     assert model.failures == 1 and reason in model.last_error
 
 
+def test_batched_predict_flags_only_the_implausible_rows():
+    """The service's batched call: a row the model gets wrong is kinematics and untrusted,
+    the other rows are the model's."""
+    model = _broken(LearnedMotionModel(SHIPPED, dt=0.1), "fast")
+    model.predict_on("cpu")
+    model._predict_script = model._script
+    states = np.array([[0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 1.0, 0.2, 0.4, 0.1]])
+    cmds = np.stack([np.zeros((10, 2)), _controls(1)[0]])
+    out, trusted = model.predict(states, cmds, [None, 50.0], 0.1)
+    assert trusted.tolist() == [True, False] and model.failures == 1
+    kin, _ = KinematicMotionModel().predict(states[1:], cmds[1:], [None], 0.1)
+    np.testing.assert_allclose(out[1], kin[0])
+    assert np.abs(out[0, :, :2]).max() < 0.05      # the standing robot stays (residual drift)
+
+
 def test_mppi_plans_with_the_world_model(learned):
     opt = MPPI(OptimizerSettings(num_samples=256, seed=3), motion_model=learned)
     state = RobotState(x=0.0, y=0.0, yaw=0.0)

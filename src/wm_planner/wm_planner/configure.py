@@ -22,7 +22,7 @@ def resolve_artifact(name: str) -> str:
         from ament_index_python.packages import get_package_share_directory
 
         shipped = os.path.join(get_package_share_directory("wm_world_model"), "models", name)
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         return name
     return shipped if os.path.isdir(shipped) else name
 

@@ -350,6 +350,8 @@ class LearnedMotionModel:
             torch.set_num_threads(int(threads))
         self._torch = torch
         self._script = to_torchscript(model)
+        self._model = model
+        self._predict_script, self._predict_device = self._script, "cpu"
         try:
             self._fused: Optional[_FusedWorldModel] = _FusedWorldModel(model)
         except ValueError:
@@ -435,6 +437,21 @@ class LearnedMotionModel:
         poses[1].add_(state.y)
         return _batch_major(u, poses, single)
 
+    def predict_on(self, device: str) -> None:
+        """Run `predict` (the world-model service's batched calls) on a torch device: 'cuda'
+        scripts a copy of the model there; the planner's own paths stay on the CPU."""
+        import copy
+
+        torch = self._torch
+        dev = torch.device(device)
+        if dev.type == "cpu":
+            self._predict_script, self._predict_device = self._script, "cpu"
+            return
+        from wm_world_model.artifact import to_torchscript
+
+        self._predict_script = to_torchscript(copy.deepcopy(self._model).to(dev))
+        self._predict_device = str(dev)
+
     def predict(self, states: np.ndarray, commands: np.ndarray,
                 payloads: Sequence[Optional[float]], dt: float
                 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -449,19 +466,20 @@ class LearnedMotionModel:
         n = states.shape[0]
         s0 = np.zeros((n, 5), dtype=np.float32)
         s0[:, 2:] = states[:, 2:]        # from the origin, as clamp_rollout (equivariance)
-        ctx = torch.zeros(n, 2 + self._latent_dim)
-        for i, mass in enumerate(payloads):
-            if mass is not None:
-                ctx[i, 0] = float(mass)
-                ctx[i, 1] = 1.0
+        ctx = np.zeros((n, 2 + self._latent_dim), dtype=np.float32)
+        known = np.array([m is not None for m in payloads], dtype=bool)
+        ctx[known, 0] = [m for m in payloads if m is not None]
+        ctx[known, 1] = 1.0
+        ctx = torch.from_numpy(ctx)
+        dev = self._predict_device
         with torch.no_grad():
-            pred = self._script.rollout(torch.from_numpy(s0),
-                                        torch.from_numpy(commands.astype(np.float32)), ctx)
-        out = pred.numpy().astype(np.float64)
+            pred = self._predict_script.rollout(
+                torch.from_numpy(s0).to(dev),
+                torch.from_numpy(commands.astype(np.float32)).to(dev), ctx.to(dev))
+        out = pred.cpu().numpy().astype(np.float64)
         out[:, :, 0] += states[:, None, 0]
         out[:, :, 1] += states[:, None, 1]
-        trusted = np.array([not self._check(out[i, :, :3].T[:, :, None], dt) for i in range(n)],
-                           dtype=bool)
+        trusted = self._plausible(out[:, :, :3].transpose(2, 1, 0), dt)
         if not trusted.all():
             self.failures += int((~trusted).sum())
             bad = ~trusted
@@ -483,10 +501,27 @@ class LearnedMotionModel:
         dx = np.diff(poses[0], axis=0)
         dy = np.diff(poses[1], axis=0)
         step = float(np.sqrt((dx * dx + dy * dy).max(initial=0.0)))
-        if step > 1.5 * self._v_limit * dt + 1e-6:
+        if step > self._max_step(dt):
             return "step of %.3f m in %.2f s exceeds the model's speed limit" % (step, dt)
         turn = float(np.abs(np.diff(poses[2], axis=0)).max(initial=0.0))
-        if turn > 1.5 * self._w_limit * dt + 1e-6:
+        if turn > self._max_turn(dt):
             return "turn of %.3f rad in %.2f s exceeds the model's turn-rate limit" % (
                 turn, dt)
         return ""
+
+    def _max_step(self, dt: float) -> float:
+        return 1.5 * self._v_limit * dt + 1e-6
+
+    def _max_turn(self, dt: float) -> float:
+        return 1.5 * self._w_limit * dt + 1e-6
+
+    def _plausible(self, poses: np.ndarray, dt: float) -> np.ndarray:
+        """(K,) True for the rollouts of (3, H+1, K) channel-major poses that pass `_check`
+        (all at once: the service checks thousands of rows per call)."""
+        dx = np.diff(poses[0], axis=0)
+        dy = np.diff(poses[1], axis=0)
+        with np.errstate(invalid="ignore"):
+            step = np.sqrt(dx * dx + dy * dy).max(axis=0, initial=0.0)
+            turn = np.abs(np.diff(poses[2], axis=0)).max(axis=0, initial=0.0)
+            return np.isfinite(poses).all(axis=(0, 1)) & (step <= self._max_step(dt)) \
+                & (turn <= self._max_turn(dt))

@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default="", help="service YAML (default: built-in defaults)")
     ap.add_argument("--host", default=None)
     ap.add_argument("--port", type=int, default=None)
+    ap.add_argument("--device", default=None, help="cpu or cuda: where /v1/predict's batched "
+                    "world-model calls run (overrides the config; the CUDA image passes cuda)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -41,6 +43,8 @@ def main(argv=None) -> int:
             cfg.host = args.host
         if args.port is not None:
             cfg.port = args.port
+        if args.device is not None:
+            cfg.device = args.device
         cfg.validate()
         app = create_app(cfg)
     except (OSError, ValueError, RuntimeError) as e:

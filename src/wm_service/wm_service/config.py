@@ -36,6 +36,9 @@ class ServiceConfig:
     max_body_bytes: int = 65536
     max_horizon: int = 50
     torch_threads: int = 1
+    # Where /v1/predict's batched world-model calls run: "cpu", or "cuda" (the CUDA image;
+    # /v1/plan's MPPI stays on the CPU, as on the robots).
+    device: str = "cpu"
     # Planner parameter overrides for /v1/plan (names as the planner node's, e.g. horizon,
     # num_samples, obstacle.weight). time_budget_ms defaults high so that the number of
     # iterations, not the machine's load, ends a solve: the same request, the same answer.
@@ -78,6 +81,8 @@ class ServiceConfig:
         number("max_horizon", 1, HORIZON_LIMIT, integer=True)
         number("torch_threads", 0, 256, integer=True)
         number("fleet_neighbour_radius", 0.0, 1000.0)
+        if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError("device must be cpu, cuda or cuda:N, got %r" % (self.device,))
         if not isinstance(self.models, list) or not all(isinstance(m, str) and m
                                                         for m in self.models):
             raise ValueError("models must be a list of artifact names")
@@ -124,10 +129,10 @@ def shipped_robot_yaml() -> str:
         path = os.path.join(get_package_share_directory("wm_bringup"), "config", "robot.yaml")
         if os.path.isfile(path):
             return path
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     here = os.path.dirname(os.path.realpath(__file__))
-    for up in (2, 3):    # src/wm_service/wm_service -> repo; /opt/wm/wm_service -> /opt/wm
+    for up in (1, 3):    # /opt/wm/wm_service -> /opt/wm; src/wm_service/wm_service -> repo
         path = os.path.join(here, *[".."] * up, "config", "robot.yaml")
         if os.path.isfile(path):
             return os.path.normpath(path)

@@ -53,28 +53,36 @@ class Prediction:
 
 class Engine:
     def __init__(self, cfg: ServiceConfig):
-        import torch
-
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        self.torch_threads = cfg.torch_threads
+        self.set_threads()
         self.params = service_planner_params(cfg)
         self.dt = float(self.params["dt"])
         self.models: Dict[str, Any] = {KINEMATIC: KinematicMotionModel()}
         self.info: Dict[str, Dict[str, Any]] = {
             KINEMATIC: {"name": KINEMATIC, "kind": "kinematic", "version": "", "dt": self.dt,
-                        "checksums": {}, "path": ""}}
+                        "checksums": {}, "path": "", "device": "cpu"}}
         for name in cfg.models:
             path = os.path.join(cfg.models_dir, name) if cfg.models_dir else \
                 resolve_artifact(name)
             model = LearnedMotionModel(path, self.dt, threads=cfg.torch_threads)
+            model.predict_on(cfg.device)
             self.models[name] = model
             self.info[name] = {"name": name, "kind": "world_model", "version": model.version,
                                "dt": self.dt, "path": os.path.abspath(path),
+                               "device": cfg.device,
                                "checksums": dict(model.metadata.get("files", {}))}
         self.default_model = cfg.default_model
         # One MPPI per model, built like the planner node builds its own.
         self._planners = {name: build_optimizer(self.params, motion_model=m)
                           for name, m in self.models.items()}
+
+    def set_threads(self) -> None:
+        """torch's intra-op threads for the calling OS thread (OpenMP keeps one setting per
+        thread): call it in every thread that runs the models."""
+        import torch
+
+        if self.torch_threads > 0:
+            torch.set_num_threads(self.torch_threads)
 
     # ---------------------------------------------------------------- predict
     def model_name(self, name: Optional[str]) -> str:

@@ -144,6 +144,7 @@ class ModelInfo(BaseModel):
     kind: str
     version: str
     dt: float
+    device: str = Field(description="where /v1/predict runs it (cpu, cuda)")
     checksums: dict = Field(description="sha256 of every artifact file")
 
 
