@@ -1,5 +1,5 @@
 # Entry points of the wm navigation stack. `make setup` is idempotent and fast when nothing changed.
-.PHONY: setup test demo bench eval data train finetune clean
+.PHONY: setup test demo bench eval sweep service data train finetune clean
 
 setup:
 	bash scripts/setup.sh
@@ -16,6 +16,24 @@ bench: setup
 # Closed-loop scenario suite (config/scenarios/*.yaml) -> EVALUATION.md and out/eval/
 eval: setup
 	scripts/with_env python -m wm_bringup.evaluate
+
+# Seeded in-process episodes x planner configurations (config/sweeps/*.yaml) as Dask tasks
+# -> out/sweep/ (results.csv, SWEEP.md, plots): a LocalCluster of WORKERS processes, or the
+# running Dask scheduler at SCHEDULER (e.g. tcp://host:8786); SCENARIOS: seeds per config.
+SWEEP_CONFIG ?= config/sweeps/default.yaml
+WORKERS ?= 2
+SCHEDULER ?=
+SCENARIOS ?=
+sweep: setup
+	scripts/with_env python -m wm_bringup.sweep --config $(SWEEP_CONFIG) --workers $(WORKERS) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
+		--out out/sweep
+
+# The world-model service (wm_service) on http://127.0.0.1:8080 with the shipped models and no
+# auth (loopback only); SERVICE_CONFIG: a service.yaml (deploy/service/service.yaml shows all).
+SERVICE_CONFIG ?=
+service: setup
+	scripts/with_env python -m wm_service $(if $(SERVICE_CONFIG),--config $(SERVICE_CONFIG))
 
 # Driving data for the world model (rosbag2/MCAP bags) -> out/data/
 data: setup

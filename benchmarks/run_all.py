@@ -57,6 +57,9 @@ SUITES = [
      "(simulated time; one run each)", __import__("bench_drills")),
     ("Fleet through Redis: N simulated robots at 10 Hz (write + read neighbours), one "
      "redis-server and a 3-node Redis Cluster on loopback", __import__("bench_fleet")),
+    ("Sweep runner on Dask: one fixed set of in-process closed-loop episodes on a "
+     "LocalCluster of 1 and of 2 worker processes (peer: 1 worker), cluster start-up and "
+     "per-task scheduling overhead", __import__("bench_sweep")),
 ]
 
 

@@ -72,8 +72,8 @@ K8S_VERSIONS = ("1.30", kubernetes_validate.utils.major_minor(
 # others).
 CONFIG_KEYS = {"host", "port", "models_dir", "models", "default_model", "batch_window_ms",
                "max_batch", "max_body_bytes", "max_horizon", "torch_threads", "device",
-               "planner_params", "planner_params_file", "auth_token_file", "tls_cert_file", "tls_key_file",
-               "tls_client_ca_file", "fleet", "redis"}
+               "planner_params", "planner_params_file", "auth_token_file", "tls_cert_file",
+               "tls_key_file", "tls_client_ca_file", "fleet", "redis"}
 REDIS_KEYS = {"url", "username", "password_file", "password_env", "tls_ca_file",
               "tls_cert_file", "tls_key_file", "socket_timeout", "connect_timeout"}
 # Imports the service's modules make inside functions whose target is not shipped in the image.

@@ -65,6 +65,7 @@ from wm_planner.configure import (build_motion_model, build_nmpc, build_optimize
 from wm_planner.model_swap import ModelSwap, probe
 from wm_common.map_io import MapError, OccupancyMap, read_map
 from wm_planner.route_manager import RouteManager
+from wm_planner.solver import plan_with
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
     import tf2_ros  # noqa: F401
@@ -575,16 +576,10 @@ class PlannerNode(lifecycle.ManagedNode):
     def _solve(self, state, target, field, route):
         """One solve with the configured solver (see the `solver` parameter)."""
         predictions = self._predictions_for(self.odom.latest_stamp)
-        if self.p["solver"] == "nmpc":
-            return self.nmpc.plan(state, target, field)
-        neighbours = self._neighbours_for(self._now(), self.odom.latest_stamp)
-        result = self.optimizer.plan(state, target, field, predictions=predictions,
-                                     route=route, neighbours=neighbours)
-        if self.p["solver"] == "hybrid" and result.status == "ok":
-            result = self.nmpc.refine(state, target, field, result,
-                                      cost_to_go=self.optimizer.last_cost_to_go,
-                                      predictions=predictions)
-        return result
+        neighbours = None if self.p["solver"] == "nmpc" else \
+            self._neighbours_for(self._now(), self.odom.latest_stamp)
+        return plan_with(self.p["solver"], self.optimizer, self.nmpc, state, target, field,
+                         route=route, predictions=predictions, neighbours=neighbours)
 
     def _route(self, now: float, pose: Pose2D, goal: NavGoal, field):
         """The route for path_follow in odom (None without map, localization or route)."""
