@@ -60,18 +60,17 @@ SUITES = [
     ("Sweep runner on Dask: one fixed set of in-process closed-loop episodes on a "
      "LocalCluster of 1 and of 2 worker processes (peer: 1 worker), cluster start-up and "
      "per-task scheduling overhead", __import__("bench_sweep")),
+    ("World-model service: POST /v1/predict under wrk at rising concurrency (c), dynamic "
+     "batching (the default: no window, up to 64; and a 2 ms window) vs one request per model "
+     "call (peer); /v1/plan; the median column is wrk's p50, Hz is requests per second",
+     __import__("bench_service")),
 ]
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from wm_common.host import cpu_model
+
+    cpu = cpu_model()
     import numpy
     import scipy
     return ("%s, %d cores, %s %s, Python %s, numpy %s, scipy %s" % (

@@ -26,11 +26,10 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from checkers import run, tool  # noqa: E402  (tests/checkers.py)
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,20 +38,6 @@ UNITS = [JETSON / "wm-robot.service", JETSON / "wm-robot-docker.service"]
 LAUNCH = REPO / "launch" / "robot.launch.py"
 SCRIPTS = sorted(JETSON.glob("*.sh"))
 INSTALL_PREFIX = "/opt/wm/jetson/"   # where the units expect the repository's jetson/ folder
-
-
-def tool(name: str) -> str:
-    """Path of a checker; fails (does not skip) when it is missing."""
-    venv_bin = Path(sys.executable).parent / name
-    found = str(venv_bin) if venv_bin.exists() else shutil.which(name)
-    if not found:
-        pytest.fail("%s is not installed: run `make test` (scripts/setup.sh installs it)" % name)
-    return found
-
-
-def run(cmd, timeout=60, **kw):
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, **kw)
 
 
 def load_check_install():

@@ -26,6 +26,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from checkers import tool  # noqa: E402  (tests/checkers.py)
 import yaml
 from test_config_files import flatten
 
@@ -47,14 +48,6 @@ def _load_generator():
 
 gen = _load_generator()
 SPECS = gen.NODE_SPECS     # the nodes' own declarations (wm_*.params)
-
-
-def tool(name: str) -> str:
-    """A deployment tool from the venv (or PATH); a missing one fails the test."""
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    assert found, "%s is not installed (expected %s; run make setup)" % (name, path)
-    return found
 
 
 def ansible_env(base: Path) -> dict:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from checkers import run, tool  # noqa: E402  (tests/checkers.py)
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -91,20 +92,6 @@ LAZY_NOT_SHIPPED = {
 }
 # Long hex strings that are not secrets: the deadsnakes PPA's signing-key fingerprint.
 KNOWN_HEX = {"F23C5A6CF475977595C89F51BA6932366A755776"}
-
-
-def tool(name: str) -> str:
-    """Path of a checker; fails (does not skip) when it is missing."""
-    venv_bin = Path(sys.executable).parent / name
-    found = str(venv_bin) if venv_bin.exists() else shutil.which(name)
-    if not found:
-        pytest.fail("%s is not installed: run `make test` (scripts/setup.sh installs it)" % name)
-    return found
-
-
-def run(cmd, timeout=60, **kw):
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, **kw)
 
 
 def service_sources():

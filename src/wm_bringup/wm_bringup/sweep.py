@@ -478,15 +478,9 @@ def write_results(rows, order, meta, out: Path) -> None:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return "%s, %d cores" % (cpu, os.cpu_count() or 0)
+    from wm_common.host import cpu_model
+
+    return "%s, %d cores" % (cpu_model(), os.cpu_count() or 0)
 
 
 def main(argv=None) -> int:

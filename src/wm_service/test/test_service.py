@@ -333,3 +333,14 @@ def test_checked_in_openapi_spec_matches_the_code():
     spec = json.loads(checked_in)
     assert {"/v1/predict", "/v1/plan", "/v1/models", "/healthz", "/metrics"} <= set(spec["paths"])
     assert set(spec["paths"]["/v1/models"]) == {"get"}
+
+
+def test_readme_documents_every_setting():
+    from dataclasses import fields
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = text[text.index("| setting | default | meaning |"):]
+    table = table[:table.index("\n\n")]
+    missing = [f.name for f in fields(ServiceConfig) if "`%s`" % f.name not in table]
+    assert not missing, "README's service settings table lacks %s" % missing

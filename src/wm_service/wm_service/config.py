@@ -29,9 +29,12 @@ class ServiceConfig:
     # ever loaded: the API cannot upload or switch a model file.
     models: List[str] = field(default_factory=lambda: ["worldmodel-1.0.0"])
     default_model: str = "worldmodel-1.0.0"
-    # Dynamic batching of /v1/predict: wait up to batch_window_ms after the first request
-    # for more, at most max_batch rows per model call (1 = one request per call).
-    batch_window_ms: float = 2.0
+    # Dynamic batching of /v1/predict: a model call takes what queued while the previous one
+    # ran, and waits up to batch_window_ms after its first request for more; at most
+    # max_batch rows per call (1 = one request per call). 0 ms (no waiting) measured best
+    # with clients that wait for their answers (BENCHMARKS.md); a window pays off only when
+    # many independent clients send at random times.
+    batch_window_ms: float = 0.0
     max_batch: int = 64
     max_body_bytes: int = 65536
     max_horizon: int = 50
