@@ -460,9 +460,13 @@ NOT_INSTALLED = {
     "open3d": "optional outlier backend; wm_perception.pipeline falls back to scipy",
     "spconv": "optional sparse backend; the encoder's dense backend reproduces it (Xavier)",
     "casadi": "only for solver nmpc/hybrid; config/robot.yaml plans with mppi",
+    "distributed": "make sweep (wm_bringup.sweep, Dask): offline scenario sweeps",
 }
 FROM_BASE_IMAGE = {"torch", "tensorrt"}   # NVIDIA's JetPack builds, never from PyPI
 SIMULATOR_PACKAGES = {"wm_sim", "wm_gazebo"}   # built in the image, never started on a robot
+# Fleet-level, never on a robot: the world-model service has its own images (deploy/service/,
+# checked by tests/test_service_deploy.py).
+OFF_ROBOT_PACKAGES = {"wm_service"}
 
 
 def test_image_provides_every_module_robot_code_imports():
@@ -475,7 +479,7 @@ def test_image_provides_every_module_robot_code_imports():
     pip_modules = {mod.MODULES[d] for d, _ in mod.pinned_requirements()}
     assert set(mod.MODULES) == {d for d, _ in mod.pinned_requirements()}
     unaccounted = {}
-    robot_packages = set(mod.workspace_packages()) - SIMULATOR_PACKAGES
+    robot_packages = set(mod.workspace_packages()) - SIMULATOR_PACKAGES - OFF_ROBOT_PACKAGES
     assert {"wm_planner", "wm_perception", "wm_fleet", "wm_safety"} <= robot_packages
     for pkg in sorted(robot_packages):
         for f in (REPO / "src" / pkg / pkg).rglob("*.py"):

@@ -141,7 +141,7 @@ def test_schemathesis_finds_no_server_error_and_no_spec_violation(service, secre
         [str(Path(sys.executable).parent / "schemathesis"), "run",
          service.url + "/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance",
-         "-H", "Authorization: Bearer " + TOKEN, "--max-examples", "40", "--seed", "1",
+         "-H", "Authorization: Bearer " + TOKEN, "--max-examples", "100", "--seed", "1",
          "--workers", "1", "--suppress-health-check", "all", "--request-timeout", "20"],
         capture_output=True, text=True, timeout=240, cwd=str(secrets_dir))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

@@ -294,6 +294,9 @@ BAD_PREDICTS = {
     "over max_horizon": json.dumps({"state": {"x": 0, "y": 0, "yaw": 0},
                                     "commands": commands(21)}).encode(),
     "not an object": b'[1, 2]',
+    "bool as a number": b'{"state": {"x": 0, "y": 0, "yaw": 0}, "commands": [[0, 0]], '
+                        b'"payload_kg": true}',
+    "string as a number": b'{"state": {"x": "1", "y": 0, "yaw": 0}, "commands": [[0, 0]]}',
 }
 
 
@@ -319,6 +322,10 @@ def test_oversized_and_fleet_requests_without_a_fleet(client):
     assert r.status_code == 413
     r = client.post("/v1/predict", json={"robot_id": "robot1", "commands": [[0, 0]]})
     assert r.status_code == 404 and "no fleet" in r.json()["detail"]
+    r = client.post("/v1/plan", json={"state": {"x": 0, "y": 0, "yaw": 0}, "goal": {
+        "x": 1, "y": 0}, "fleet_neighbours": True})
+    # the same shape as FastAPI's own 422s (what the spec documents)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "fleet_neighbours"]
     r = client.post("/v1/plan", json={"state": {"x": 0, "y": 0, "yaw": 0}, "goal": {
         "x": 1, "y": 0}, "neighbours": [{"id": "r2", "radius": 0.3, "times": [1, 0],
                                          "xy": [[0, 0], [1, 1]]}]})

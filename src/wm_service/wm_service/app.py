@@ -109,6 +109,11 @@ class _Guard:
         await send({"type": "http.response.body", "body": body})
 
 
+def unprocessable(loc, msg: str) -> HTTPException:
+    """A 422 in the shape of FastAPI's own validation errors (the spec documents one shape)."""
+    return HTTPException(422, [{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
 def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
                fleet: Optional[FleetStates] = None) -> FastAPI:
     """The ASGI app. engine: reuse a loaded one (tests); fleet: the Redis reader (None: built
@@ -176,7 +181,7 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
             raise HTTPException(404, "robot %s has no live entry in fleet %r"
                                 % (req.robot_id, cfg.fleet)) from None
         except fleet_schema.EntryError as err:
-            raise HTTPException(422, "robot %s's fleet entry is refused: %s"
+            raise unprocessable(["body", "robot_id"], "robot %s's fleet entry is refused: %s"
                                 % (req.robot_id, err)) from None
         except FleetUnavailable as err:
             raise HTTPException(503, "fleet Redis unavailable: %s" % err) from None
@@ -190,7 +195,8 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
 
     def horizon_ok(n: int) -> None:
         if n > cfg.max_horizon:
-            raise HTTPException(422, "%d steps > max_horizon %d" % (n, cfg.max_horizon))
+            raise unprocessable(["body", "commands"], "%d steps > max_horizon %d"
+                                % (n, cfg.max_horizon))
 
     @app.post("/v1/predict", response_model=schemas.PredictResponse,
               dependencies=[Depends(authorised)],
@@ -224,10 +230,10 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
         try:
             neighbours = [NeighbourPlan(n.id, n.times, n.xy, n.radius) for n in req.neighbours]
         except ValueError as e:
-            raise HTTPException(422, str(e)) from None
+            raise unprocessable(["body", "neighbours"], str(e)) from None
         if req.fleet_neighbours:
             if entry is None:
-                raise HTTPException(422, "fleet_neighbours needs robot_id")
+                raise unprocessable(["body", "fleet_neighbours"], "fleet_neighbours needs robot_id")
             neighbours += await loop.run_in_executor(None, fleet_neighbours, entry)
         goal = Goal(req.goal.x, req.goal.y, req.goal.yaw, req.goal.xy_tolerance,
                     req.goal.yaw_tolerance)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
+                      model_validator)
 from typing_extensions import Annotated
 
 from .config import HORIZON_LIMIT
@@ -21,22 +22,24 @@ ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 MODEL_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
-Speed = Annotated[float, Field(ge=-MAX_SPEED, le=MAX_SPEED)]
-Coordinate = Annotated[float, Field(ge=-MAX_COORD, le=MAX_COORD)]
+Speed = Annotated[StrictFloat, Field(ge=-MAX_SPEED, le=MAX_SPEED)]
+Coordinate = Annotated[StrictFloat, Field(ge=-MAX_COORD, le=MAX_COORD)]
 
 
 class _Body(BaseModel):
+    # Request numbers are StrictFloat / StrictInt: true is not 1.0, "1" is not 1 (integers
+    # are still numbers).
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class State(_Body):
     """Pose in the fleet's map frame and body velocities."""
 
-    x: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    y: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    yaw: float = Field(ge=-100.0, le=100.0, description="heading [rad]")
-    v: float = Field(0.0, ge=-MAX_SPEED, le=MAX_SPEED, description="forward speed [m/s]")
-    w: float = Field(0.0, ge=-MAX_SPEED, le=MAX_SPEED, description="turn rate [rad/s]")
+    x: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    y: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    yaw: StrictFloat = Field(ge=-100.0, le=100.0, description="heading [rad]")
+    v: StrictFloat = Field(0.0, ge=-MAX_SPEED, le=MAX_SPEED, description="forward speed [m/s]")
+    w: StrictFloat = Field(0.0, ge=-MAX_SPEED, le=MAX_SPEED, description="turn rate [rad/s]")
 
 
 class _FromStateOrRobot(_Body):
@@ -52,7 +55,7 @@ class _FromStateOrRobot(_Body):
     robot_id: str = Field(None, pattern=ID_PATTERN,
                           description="read the state of this robot from the fleet's Redis "
                           "instead of `state`")
-    payload_kg: Optional[float] = Field(None, ge=0.0, le=5000.0,
+    payload_kg: Optional[StrictFloat] = Field(None, ge=0.0, le=5000.0,
                                         description="carried mass; null = unknown")
 
     @model_validator(mode="after")
@@ -81,19 +84,19 @@ class PredictResponse(BaseModel):
 
 
 class Goal(_Body):
-    x: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    y: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    yaw: float = Field(0.0, ge=-100.0, le=100.0)
-    xy_tolerance: float = Field(0.25, ge=0.0, le=100.0)
-    yaw_tolerance: float = Field(0.5, ge=0.0, le=10.0)
+    x: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    y: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    yaw: StrictFloat = Field(0.0, ge=-100.0, le=100.0)
+    xy_tolerance: StrictFloat = Field(0.25, ge=0.0, le=100.0)
+    yaw_tolerance: StrictFloat = Field(0.5, ge=0.0, le=10.0)
 
 
 class Neighbour(_Body):
     """Another robot's intended path: times relative to the state's time [s], increasing."""
 
     id: str = Field(pattern=ID_PATTERN)
-    radius: float = Field(gt=0.0, le=10.0)
-    times: List[Annotated[float, Field(ge=-3600.0, le=3600.0)]] = Field(
+    radius: StrictFloat = Field(gt=0.0, le=10.0)
+    times: List[Annotated[StrictFloat, Field(ge=-3600.0, le=3600.0)]] = Field(
         min_length=1, max_length=MAX_NEIGHBOUR_POINTS)
     xy: List[Tuple[Coordinate, Coordinate]] = Field(min_length=1,
                                                     max_length=MAX_NEIGHBOUR_POINTS)
@@ -109,9 +112,9 @@ class Neighbour(_Body):
 
 
 class Obstacle(_Body):
-    x: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    y: float = Field(ge=-MAX_COORD, le=MAX_COORD)
-    radius: float = Field(gt=0.0, le=20.0)
+    x: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    y: StrictFloat = Field(ge=-MAX_COORD, le=MAX_COORD)
+    radius: StrictFloat = Field(gt=0.0, le=20.0)
 
 
 class PlanRequest(_FromStateOrRobot):
@@ -119,10 +122,10 @@ class PlanRequest(_FromStateOrRobot):
 
     goal: Goal
     neighbours: List[Neighbour] = Field(default_factory=list, max_length=MAX_NEIGHBOURS)
-    fleet_neighbours: bool = Field(False, description="with robot_id: also plan around the "
+    fleet_neighbours: StrictBool = Field(False, description="with robot_id: also plan around the "
                                    "other robots' shared paths from Redis")
     obstacles: List[Obstacle] = Field(default_factory=list, max_length=MAX_OBSTACLES)
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="sampling seed: the same request "
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="sampling seed: the same request "
                       "and seed give the same plan")
 
 
