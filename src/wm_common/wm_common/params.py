@@ -2,7 +2,7 @@
 source of truth (and tests can read them without rclpy)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, NamedTuple, Optional
+from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional
 
 
 class Param(NamedTuple):
@@ -45,6 +45,17 @@ def check_value(spec: Param, value) -> Optional[str]:
             return "expected floating-point numbers only (rclpy refuses a mixed array)"
         return None
     return None
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested YAML maps as ROS parameter names (obstacle: {weight: 2.0} -> obstacle.weight)."""
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, prefix + str(k) + "."))
+        else:
+            out[prefix + str(k)] = v
+    return out
 
 
 def defaults(specs: Iterable[Param]) -> Dict[str, Any]:

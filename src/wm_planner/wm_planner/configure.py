@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from wm_common.params import flatten
 from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
 from wm_planner.models import OptimizerSettings, RobotLimits
@@ -27,17 +28,6 @@ def resolve_artifact(name: str) -> str:
     return shipped if os.path.isdir(shipped) else name
 
 
-def flatten_params(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested YAML maps as ROS parameter names (obstacle: {weight: 2.0} -> obstacle.weight)."""
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten_params(v, prefix + str(k) + "."))
-        else:
-            out[prefix + str(k)] = v
-    return out
-
-
 def node_params_from_yaml(path: str, node: str = "planner") -> Dict[str, Any]:
     """A node's section of a ROS parameters file (`/**/planner`, `/planner` or `planner`),
     flattened: what the node runs with when launched with --params-file `path`."""
@@ -48,7 +38,7 @@ def node_params_from_yaml(path: str, node: str = "planner") -> Dict[str, Any]:
     for key in ("/**/" + node, "/" + node, node):
         section = (doc.get(key) or {}).get("ros__parameters")
         if section is not None:
-            return flatten_params(section)
+            return flatten(section)
     raise ValueError("%s has no parameters for node %r" % (path, node))
 
 
