@@ -308,6 +308,21 @@ def test_bad_requests_get_a_clear_4xx(client, name):
     assert r.json()["detail"]
 
 
+def test_rejections_are_logged_throttled_and_counted(client, caplog):
+    bad = {"state": {"x": 0, "y": 0, "yaw": 0}, "commands": []}
+    client.app._rejected.clear()      # the guard's throttle: start this test's window
+    with caplog.at_level("WARNING", logger="wm_service"):
+        for _ in range(5):
+            assert client.post("/v1/plan", json=bad).status_code == 422
+    lines = [r.getMessage() for r in caplog.records if "/v1/plan: answered 422" in
+             r.getMessage()]
+    assert lines == ["/v1/plan: answered 422 (1 so far)"]     # 5 rejections, one line
+    text = client.get("/metrics").text
+    count = [line for line in text.splitlines() if line.startswith(
+        'wm_service_requests_total{code="422",method="POST",route="/v1/plan"}')]
+    assert count and float(count[0].split()[-1]) >= 5
+
+
 def test_oversized_and_fleet_requests_without_a_fleet(client):
     big = json.dumps({"state": {"x": 0, "y": 0, "yaw": 0},
                       "commands": commands(20), "pad": "x" * 5000}).encode()

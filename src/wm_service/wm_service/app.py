@@ -47,10 +47,13 @@ class _Guard:
     while reading a chunked body, never holding more than the limit) and times every
     request."""
 
-    def __init__(self, app, max_body_bytes: int, metrics: ServiceMetrics):
+    def __init__(self, app, max_body_bytes: int, metrics: ServiceMetrics,
+                 log_every_s: float = 5.0):
         self.app = app
         self.limit = max_body_bytes
         self.metrics = metrics
+        self.log_every_s = log_every_s
+        self._rejected = {}   # (route, code) -> [count, last logged (monotonic)]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -77,6 +80,18 @@ class _Guard:
             await self._buffered(scope, receive, send_wrapped)
         self.metrics.request(route, scope.get("method", ""), status["code"],
                              time.perf_counter() - t0)
+        if status["code"] >= 400:
+            self._log_rejected(route, status["code"])
+
+    def _log_rejected(self, route: str, code: int) -> None:
+        """One log line per route and code every log_every_s at most, with the count (the
+        counter itself is wm_service_requests_total)."""
+        seen = self._rejected.setdefault((route, code), [0, -1e9])
+        seen[0] += 1
+        now = time.monotonic()
+        if now - seen[1] >= self.log_every_s:
+            seen[1] = now
+            log.warning("%s: answered %d (%d so far)", route, code, seen[0])
 
     async def _buffered(self, scope, receive, send):
         """No Content-Length (chunked): read the body here, at most the limit, then hand it
