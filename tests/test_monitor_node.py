@@ -8,7 +8,6 @@ crash, and high-error segments land in an MCAP file that is finished cleanly on 
 from __future__ import annotations
 
 import math
-import socket
 import time
 import urllib.request
 
@@ -19,6 +18,7 @@ from rosutil import CONFIG, wait_for
 from std_msgs.msg import Float32
 
 from wm_common.geometry import Pose2D
+from wm_common.net import free_port
 from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_monitor.metrics import parse_exposition
@@ -28,12 +28,6 @@ from wm_msgs.msg import FleetSnapshot, PlanStatus, RobotState
 NS = "/mon1"
 DT = 0.1
 V, SLIP = 0.5, 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port):

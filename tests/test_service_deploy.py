@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,10 +45,12 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from checkers import run, tool  # noqa: E402  (tests/checkers.py)
 import yaml
+from checkers import run, tool  # tests/checkers.py
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from wm_common.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "deploy" / "service"
@@ -781,12 +782,6 @@ def test_healthcheck_script():
         server.server_close()
     r = run([sys.executable, script, "--url", url, "--timeout", "2"])   # nothing listens now
     assert r.returncode == 1 and "unhealthy" in r.stderr, r.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def image_root(tmp_path: Path) -> Path:

@@ -13,11 +13,7 @@ import subprocess
 import tempfile
 import time
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from wm_common.net import free_port  # noqa: F401  (re-exported: tests import it here)
 
 
 class RedisServer:

@@ -107,6 +107,18 @@ def test_neighbours_within_radius_and_ttl_expiry(server):
     assert a.neighbours(0.0, 0.0, 10.0, 100.0) == []
 
 
+def test_a_read_only_reader_does_not_prune(server):
+    """prune_expired=False (the world-model service's read-only user): expired robots are
+    skipped but stay in the GEO index; nothing is written."""
+    a = client(server, "robot1", ttl=0.3)
+    assert a.publish(entry("robot1", 0.0, 0.0))
+    time.sleep(0.5)
+    reader = client(server, "robot9", prune_expired=False)
+    assert reader.neighbours(0.0, 0.0, 10.0, ros_now=100.0) == []
+    assert reader.counters["expired"] == 1 and reader.up
+    assert reader.redis.zcard(reader.geo_key) == 1
+
+
 def test_one_write_is_visible_to_the_next_read(server):
     a, b = client(server, "robot1"), client(server, "robot2")
     for k in range(20):

@@ -65,7 +65,9 @@ class FleetClient:
     def __init__(self, redis, fleet: str, robot_id: str, *, ttl: float = 1.0,
                  frame: str = "map", max_age: float = 2.0, max_future: float = 0.5,
                  time_tolerance: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time):
+                 wall: Callable[[], float] = time.time, prune_expired: bool = True):
+        """prune_expired: remove robots whose entry ran out from the GEO index (a write; a
+        read-only reader such as the world-model service turns it off)."""
         if not schema.ID_RE.match(robot_id):
             raise ValueError("robot id %r: letters, digits, '_' or '-'" % robot_id)
         if not ttl > 0.0:
@@ -81,6 +83,7 @@ class FleetClient:
         self.frame = frame
         self.max_age, self.max_future, self.time_tolerance = max_age, max_future, time_tolerance
         self.clock, self.wall = clock, wall
+        self.prune_expired = prune_expired
         self.backoff = Backoff()
         self.up = False
         self.last_error = ""
@@ -181,7 +184,8 @@ class FleetClient:
             out.append(e)
         if gone:
             self.counters["expired"] += len(gone)
-            self._call(lambda: self.redis.zrem(self.geo_key, *gone))
+            if self.prune_expired:
+                self._call(lambda: self.redis.zrem(self.geo_key, *gone))
         self.counters["read"] += len(out)
         return out
 

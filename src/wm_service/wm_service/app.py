@@ -26,9 +26,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from wm_common.geometry import Pose2D
 from wm_fleet import schema as fleet_schema
 from wm_planner.models import Goal, RobotState
-from wm_planner.neighbours import NeighbourPlan
+from wm_planner.neighbours import NeighbourPlan, to_planning_frame
 
 from . import schemas
 from .batcher import BatcherStopped, DynamicBatcher
@@ -39,6 +40,7 @@ from .metrics import ServiceMetrics
 
 API_VERSION = "1.0.0"
 log = logging.getLogger("wm_service")
+MAP_IS_PLAN_FRAME = Pose2D(0.0, 0.0, 0.0)   # states, goals and fleet entries are all in map
 ROUTES = ("/v1/predict", "/v1/plan", "/v1/models", "/healthz", "/metrics")
 
 
@@ -268,10 +270,11 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
         except FleetUnavailable as err:
             raise HTTPException(503, "fleet Redis unavailable: %s" % err) from None
         plans = []
-        for e in others:
+        for e in others:   # as the planner node takes them; here the map is the plan's frame
             pts = e.trajectory or ((e.stamp, e.pose[0], e.pose[1]),)
-            plans.append(NeighbourPlan(e.robot_id, [p[0] - entry.stamp for p in pts],
-                                       [(p[1], p[2]) for p in pts], e.radius))
+            plans.append(to_planning_frame(e.robot_id, [p[0] for p in pts],
+                                           [p[1:] for p in pts], e.radius, MAP_IS_PLAN_FRAME,
+                                           entry.stamp))
         return plans
 
     @app.get("/v1/models", response_model=schemas.ModelsResponse,

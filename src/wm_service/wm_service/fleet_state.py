@@ -2,7 +2,7 @@
 
 Read-only by construction: only GET, MGET, GEOSEARCH and PING are sent, so the service runs
 with a Redis ACL user that may do nothing else (READ_ONLY_ACL; the README shows the ACL
-SETUSER line); unlike the robots' FleetClient it never removes expired ids from the GEO index.
+SETUSER line); its FleetClient does not remove expired ids from the GEO index.
 Every entry passes the same checks the robots apply (wm_fleet.schema.decode).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from typing import Callable, List, Optional
 
 from wm_fleet import schema
-from wm_fleet.client import to_lonlat
+from wm_fleet.client import FleetClient
 from wm_fleet.connection import RedisConfig, connect
 
 
@@ -32,7 +32,8 @@ class RobotNotFound(KeyError):
 class FleetStates:
     def __init__(self, cfg: RedisConfig, fleet: str, frame: str = "map",
                  wall: Callable[[], float] = time.time):
-        self.prefix, self.geo_key, _ = schema.keys(fleet)
+        self.fleet = fleet
+        self.prefix, _, _ = schema.keys(fleet)
         self.frame = frame
         self.wall = wall
         self._cfg = cfg
@@ -75,25 +76,13 @@ class FleetStates:
         return entry
 
     def neighbours(self, entry: schema.RobotEntry, radius: float) -> List[schema.RobotEntry]:
-        """Valid entries of the other robots within `radius` of `entry`'s robot."""
-        lon, lat = to_lonlat(entry.pose[0], entry.pose[1])
-        ids = self._ask(lambda r: r.geosearch(self.geo_key, longitude=lon, latitude=lat,
-                                              radius=radius, unit="m", sort="ASC"))
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-        ids = [i for i in ids if i != entry.robot_id and schema.ID_RE.match(i)]
-        if not ids:
-            return []
-        raws = self._ask(lambda r: r.mget([self.prefix + i for i in ids]))
-        out = []
-        for rid, raw in zip(ids, raws):
-            if raw is None:
-                continue
-            try:
-                e = self._decode(raw, entry.stamp)
-            except schema.EntryError:
-                continue
-            if e.robot_id == rid:
-                out.append(e)
+        """Valid entries of the other robots within `radius` of `entry`'s robot: the robots'
+        own read (FleetClient.neighbours), without its pruning write, at the entry's time."""
+        reader = FleetClient(self._client(), self.fleet, entry.robot_id, frame=self.frame,
+                             wall=self.wall, prune_expired=False)
+        out = reader.neighbours(entry.pose[0], entry.pose[1], radius, ros_now=entry.stamp)
+        if out is None:
+            raise FleetUnavailable(reader.last_error)
         return out
 
     def ping(self) -> Optional[str]:
