@@ -1,7 +1,8 @@
 """The collision monitor node over real DDS, fed by the test: it passes navigation through
-smoothed, stops for points in the stop zone, stops continuously when the planner goes silent,
-e-stops at once and stays stopped until resume, pauses by service, and survives malformed
-clouds and commands (rejected, counted, node alive)."""
+smoothed, stops for points in the stop zone, lets a slow creep back out of it (escape,
+counted), stops continuously when the planner goes silent, e-stops at once and stays stopped
+until resume, pauses by service, and survives malformed clouds and commands (rejected,
+counted, node alive)."""
 from __future__ import annotations
 
 import math
@@ -131,6 +132,34 @@ def test_gate_drives_stops_for_obstacles_and_when_the_planner_goes_silent(gate, 
     time.sleep(1.0)
     assert len(out) - n >= 10 and all(m.linear.x == 0.0 for m in out[n:])
     steps_ok(states)
+    assert p.poll() is None
+
+
+def test_nose_to_nose_the_robot_creeps_back_out_as_an_escape(gate):
+    node, p, pubs, out, states, diags = gate
+    # 5 cm ahead of the footprint (the unknown payload's overhang reaches x = 0.40 m), in the
+    # stop zone: forward stays stopped
+    drive(node, pubs, 1.0, v=0.3, obstacle_x=0.45)
+    assert states[-1].action == "stop" and out[-1].linear.x == 0.0
+    n = len(states)
+    drive(node, pubs, 1.5, v=-0.3, obstacle_x=0.45)
+    assert states[-1].action == "escape" and states[-1].points_stop > 0
+    assert out[-1].linear.x == pytest.approx(-0.05) and out[-1].angular.z == 0.0
+    assert states[-1].scale == pytest.approx(0.05 / 0.3, rel=1e-5)
+    assert all(-0.05 - 1e-6 <= s.output.linear.x <= 0.0 for s in states[n:])
+    drive(node, pubs, 1.0, v=0.3, obstacle_x=0.45)   # forward again: stopped again
+    assert states[-1].action == "stop" and out[-1].linear.x == 0.0
+    steps_ok(states)
+
+    def escapes():
+        for d in diags:
+            for st in d.status:
+                if "collision_monitor" in st.name:
+                    kv = {k.key: k.value for k in st.values}
+                    if int(kv.get("escapes", 0)) >= 1:
+                        return True
+        return False
+    assert wait_for(escapes, 5.0), [st.values for d in diags[-2:] for st in d.status]
     assert p.poll() is None
 
 

@@ -2,13 +2,29 @@
 
     mux (e-stop > pause > teleop > navigation, each with a timeout)
       -> speed limits: the zone layer and the `speed_limit` topic (navigation only)
-      -> collision monitor on the newest raw points (stop / slowdown / approach)
+      -> collision monitor on the newest raw points (stop / escape / slowdown / approach)
       -> velocity smoother (speed, acceleration, jerk; an e-stop bypasses it)
       -> the base
 
 Plain Python, no ROS: the node (monitor_node.py) feeds it messages and publishes what
 `update()` returns. It stops the robot whenever it cannot see (no points, or points older
 than `points_timeout`) and whenever nobody commands it.
+
+Escape (a safety decision; the rule is in collision_monitor.py). A point in the stop zone
+stops the robot, so two robots nose to nose, or a robot whose stop zone touches a shelf
+after a localization jump, would stay frozen for good: backing away is stopped too (Nav2's
+collision monitor leaves its robots stuck there). Navigation and teleop commands alike may
+therefore still pass a stop as a slow creep (escape_speed, escape_angular_speed) whose swept
+footprint never takes a point inside and whose clearance to the points grows strictly over
+the first step and never falls below its current value over escape_horizon. The velocity
+smoother still applies afterwards (it only lowers speeds). Its axes ramp at their own rates,
+so left alone it would turn before it backs: an escape is ramped along the creep's (v, w)
+direction (`VelocitySmoother.along`), and whatever goes to the base is checked by the same
+rule before it is sent; if nothing passes, the target is zero, as for any stop. While
+escaping, every new cloud is acted on at once. Never escaped: the e-stop, pause, and
+blindness (no fresh points). The escape judges the last cloud's points: a point that appears
+between two clouds is not seen earlier than by the rest of the monitor, and none of this is
+a certified safety function.
 """
 from __future__ import annotations
 
@@ -37,12 +53,13 @@ class GateOutput:
     cmd: Tuple[float, float]          # to the base
     requested: Tuple[float, float]    # what the selected source asked for
     source: str                       # nav, teleop, estop, paused, none
-    action: str                       # free, slowdown, approach, stop, blind, estop, ...
+    action: str                       # free, slowdown, approach, stop, escape, blind, ...
     scale: float                      # collision monitor's scale (1 = none)
     speed_limit: float                # zone limit on |v| in force [m/s] (inf = none)
     points_stop: int
     points_slowdown: int
     time_to_collision: Optional[float]
+    clearance: Optional[float] = None  # footprint -> nearest point when a stop was checked [m]
 
 
 class SafetyGate:
@@ -58,6 +75,7 @@ class SafetyGate:
         self._sensors = {}  # sensor name -> (points, stamp)
         self.last_update: Optional[float] = None
         self.last_scale = 1.0
+        self.last_action = ""
         # a limit on |v| from another node (the fleet client while Redis is unreachable)
         self.external_limit = math.inf
 
@@ -94,6 +112,10 @@ class SafetyGate:
             return True
         if sel.source == "none":
             return any(self.mux.last_stamp(s) is not None for s in (NAV, TELEOP))
+        if self.last_action == cm.ESCAPE:
+            return True  # an escape is checked against every new cloud
+        if self.last_scale <= 1e-3:
+            return False  # stopped already: nothing can allow less
         verdict = cm.check(self.points, self.zones, sel.cmd[0], sel.cmd[1], self.cfg.monitor)
         return verdict.scale < self.last_scale - 1e-3
 
@@ -120,16 +142,43 @@ class SafetyGate:
                 k = limit / abs(v)
                 v, w = v * k, w * k
         self.last_scale = 0.0
+        self.last_action = ""
         if sel.source == "estop":
             cmd = self.smoother.emergency_stop()
             return GateOutput(cmd, sel.cmd, sel.source, "estop", 0.0, limit, 0, 0, None)
         if self.blind(now):
             cmd = self.smoother.step(0.0, 0.0, dt)
             return GateOutput(cmd, sel.cmd, sel.source, "blind", 0.0, limit, 0, 0, None)
+        if sel.source not in (NAV, TELEOP):
+            v, w = 0.0, 0.0  # paused or nobody commands: nothing to escape with
         verdict = cm.check(self.points, self.zones, v, w, self.cfg.monitor)
-        cmd = self.smoother.step(v * verdict.scale, w * verdict.scale, dt)
-        self.last_scale = verdict.scale if sel.source in (NAV, TELEOP) else 0.0
-        action = verdict.action if sel.source not in ("none", "paused") else sel.source
-        return GateOutput(cmd, sel.cmd, sel.source, action, verdict.scale, limit,
+        action, scale = verdict.action, verdict.scale
+        cmd = None
+        if action == cm.ESCAPE:
+            cmd = self._escape_output(v * scale, w * scale, dt)
+            if cmd is None:
+                action, scale = cm.STOP, 0.0
+        if cmd is None:
+            cmd = self.smoother.step(v * scale, w * scale, dt)
+        self.last_scale = scale if sel.source in (NAV, TELEOP) else 0.0
+        self.last_action = action
+        action = action if sel.source not in ("none", "paused") else sel.source
+        return GateOutput(cmd, sel.cmd, sel.source, action, scale, limit,
                           verdict.points_stop, verdict.points_slowdown,
-                          verdict.time_to_collision)
+                          verdict.time_to_collision, verdict.clearance)
+
+    def _escape_output(self, v: float, w: float, dt: float
+                       ) -> Optional[Tuple[float, float]]:
+        """What goes to the base for the escape creep (v, w), or None when nothing would be
+        an escape. The smoother still limits it; its step is kept on the creep's path where
+        it can be (its axes ramp at their own rates and would turn before they back), and
+        whatever it sends must pass the escape rule itself: it is what moves the robot."""
+        m = self.cfg.monitor
+        for out in (self.smoother.along(v, w, dt), self.smoother.preview(v, w, dt)):
+            if out is None:
+                continue
+            if out == (0.0, 0.0) or (cm.is_creep(out[0], out[1], m) and cm.escape_sweep(
+                    self.points, self.zones.footprint, out[0], out[1], m.escape_horizon,
+                    m.time_step)[0]):
+                return self.smoother.set_output(out[0], out[1], dt)
+        return None

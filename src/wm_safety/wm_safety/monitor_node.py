@@ -8,7 +8,9 @@ speed_limit (std_msgs/Float32 m/s on navigation, 0 = none: the fleet client's wh
 is unreachable).
 Services: pause (std_srvs/SetBool), resume (std_srvs/Trigger: releases a latched e-stop).
 Out: cmd_vel (Twist or TwistStamped), safety_state (wm_msgs/SafetyState), safety_zones
-(safety_zones/{footprint,stop,slowdown}: geometry_msgs/PolygonStamped, for RViz), /diagnostics.
+(safety_zones/{footprint,stop,slowdown}: geometry_msgs/PolygonStamped, for RViz), /diagnostics
+(rejection counters, `action.<action>` and `escapes`: each escape from the stop zone started,
+with a throttled warning in the log).
 
 When it publishes: on every navigation/teleop command of the selected source; on every cloud
 when nothing drives or an obstacle appeared (the base does not wait for the planner); and from
@@ -77,7 +79,9 @@ def build_gate(p: dict, payload_kg: float = -1.0) -> Tuple[SafetyGate, dict]:
         slowdown_ratio=p["slowdown_ratio"], time_horizon=p["time_horizon"],
         time_step=p["time_step"], decel_linear=p["decel_linear"],
         decel_angular=p["decel_angular"], reaction=p["reaction_time"],
-        approach_margin=p["approach_margin"])
+        approach_margin=p["approach_margin"], escape=p["escape"],
+        escape_speed=p["escape_speed"], escape_angular_speed=p["escape_angular_speed"],
+        escape_horizon=p["escape_horizon"])
     smoother = VelocitySmoother(
         AxisLimits(p["min_linear"], p["max_linear"], p["accel_linear"], p["decel_linear"],
                    p["jerk_linear"]),
@@ -377,6 +381,17 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             self.get_logger().log("holding the robot: %s (source %s, %d points in the stop "
                                   "zone)" % (out.action, out.source, out.points_stop),
                                   LoggingSeverity.WARN, throttle_duration_sec=1.0)
+        elif out.action == "escape":
+            # a stop being passed by a creep that increases clearance (gate.py): counted,
+            # logged, and a warning while it lasts
+            self.diag.count("escapes")
+            self.diag.set_level(DiagnosticStatus.WARN, "escape: creeping out of the stop zone")
+            self.get_logger().log(
+                "escape: %s command (%.3f m/s, %.3f rad/s) passes the stop as a creep at "
+                "%.0f %% (%d points in the stop zone, clearance %.3f m)" % (
+                    out.source, out.requested[0], out.requested[1], 100.0 * out.scale,
+                    out.points_stop, out.clearance if out.clearance is not None else -1.0),
+                LoggingSeverity.WARN, throttle_duration_sec=1.0)
         else:
             self.diag.set_level(DiagnosticStatus.OK, out.action)
 

@@ -47,6 +47,15 @@ SAFETY_PARAMS = [
           0.0, 1.0),
     Param("reaction_time", 0.15,
           "approach zone: delay before braking (cloud period + jerk ramp) [s]", 0.0, 2.0),
+    Param("escape", True,
+          "a creep that strictly increases clearance passes a stop (nose to nose, a shelf "
+          "after a localization jump): never e-stop, pause or blind"),
+    Param("escape_speed", 0.05, "escape: creep speed limit (a faster command is scaled "
+          "down to it, direction kept) [m/s]", 0.0, 0.2),
+    Param("escape_angular_speed", 0.15, "escape: creep turn-rate limit [rad/s]", 0.0, 0.5),
+    Param("escape_horizon", 0.5,
+          "escape: how long the creep is swept (at time_step); clearance may never fall "
+          "below its current value and must grow over the first step [s]", 0.1, 5.0),
     Param("max_linear", 0.8, "speed limit of the base, forward [m/s]", 0.0, 5.0),
     Param("min_linear", -0.3, "speed limit of the base, reverse (<= 0) [m/s]", -5.0, 0.0),
     Param("max_angular", 1.5, "turn-rate limit of the base [rad/s]", 0.0, 10.0),

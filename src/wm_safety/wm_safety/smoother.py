@@ -7,13 +7,15 @@ slowing down, and may change by at most `jerk * dt` per step; near the target it
 ahead of time so the speed settles without overshoot. So no
 output step exceeds max(accel, decel) * dt.
 
-The one exception is `emergency_stop()`: zero at once, as an e-stop must be.
+The one exception is `emergency_stop()`: zero at once, as an e-stop must be. For the gate's
+escape from the stop zone, `along()` gives a step that keeps the direction of (v, w) while it
+ramps, within the same per-step limits.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,46 @@ class VelocitySmoother:
         if not (math.isfinite(v) and math.isfinite(w)):
             v, w = 0.0, 0.0  # never pass a non-finite target on; stop smoothly instead
         return self.linear.step(v, dt), self.angular.step(w, dt)
+
+    def preview(self, v: float, w: float, dt: float) -> Tuple[float, float]:
+        """What step(v, w, dt) would output, without changing the state."""
+        saved = [(a, a.speed, a.accel) for a in (self.linear, self.angular)]
+        try:
+            return self.step(v, w, dt)
+        finally:
+            for axis, speed, accel in saved:
+                axis.speed, axis.accel = speed, accel
+
+    def along(self, v: float, w: float, dt: float) -> Optional[Tuple[float, float]]:
+        """A step towards (v, w) that stays on its ray k (v, w), 0 <= k <= 1: the largest k
+        for which each axis lies between its speed now and where step() would take it, so
+        no axis moves further than step() allows. While the axes ramp at their own rates
+        step() may leave the ray (turn first, back later); an escape must follow the path
+        it was checked on (gate.py). None when no point of the ray is within this step (the
+        robot moves another way). The state is not changed: see set_output."""
+        targets = (v, w)
+        new = self.preview(v, w, dt)
+        lo, hi = 0.0, 1.0
+        for axis, target, x in zip((self.linear, self.angular), targets, new):
+            a, b = min(axis.speed, x), max(axis.speed, x)
+            if target == 0.0:
+                if not a <= 0.0 <= b:
+                    return None
+                continue
+            k1, k2 = sorted((a / target, b / target))
+            lo, hi = max(lo, k1), min(hi, k2)
+        if lo > hi:
+            return None
+        return hi * v, hi * w
+
+    def set_output(self, v: float, w: float, dt: float) -> Tuple[float, float]:
+        """Take (v, w), which preview() or along() returned for this dt, as this step's
+        output."""
+        if dt > 0.0:  # no time passed: preview() and along() returned the speeds as they are
+            for axis, x in ((self.linear, v), (self.angular, w)):
+                axis.accel = (x - axis.speed) / dt
+                axis.speed = x
+        return self.output
 
     def emergency_stop(self) -> Tuple[float, float]:
         self.linear.stop_now()

@@ -36,6 +36,26 @@ def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
+def edge_distances(xy: np.ndarray, poly: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(..., 2) points -> distance to each edge of the polygon (..., n) and the nearest point
+    of that edge (..., n, 2). Edge i runs from vertex i to vertex i + 1."""
+    a = poly
+    ab = np.roll(poly, -1, axis=0) - a
+    len2 = np.einsum("ij,ij->i", ab, ab)
+    rel = xy[..., None, :] - a
+    t = np.einsum("...ij,ij->...i", rel, ab) / np.where(len2 > 0.0, len2, 1.0)
+    near = a + np.clip(t, 0.0, 1.0)[..., None] * ab
+    diff = xy[..., None, :] - near
+    return np.hypot(diff[..., 0], diff[..., 1]), near
+
+
+def polygon_distance(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(..., 2) points -> (...) exact distance to the polygon: to its nearest edge from
+    outside, 0 inside."""
+    d = edge_distances(xy, poly)[0].min(axis=-1)
+    return np.where(points_in_polygon(xy, poly), 0.0, d)
+
+
 def grow(poly: np.ndarray, front: float, rear: float, side: float) -> np.ndarray:
     """The polygon with every vertex pushed out: +front for x > 0, -rear for x < 0, side
     outward in y. Exact for the rectangles robots use; a conservative stretch otherwise."""
