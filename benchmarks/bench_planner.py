@@ -323,7 +323,7 @@ def _parts(esdf, world_model, reps) -> List[Dict[str, object]]:
     kin = _planner(k)
     wm = _planner(k, motion_model=world_model)
     lim, dt = kin.limits, kin.settings.dt
-    ctg = kin._cost_to_go(esdf, GOAL)
+    ctg = kin.cost_to_go(esdf, GOAL)
     mean = np.tile([STATE.v, STATE.w], (H, 1))
     rng = np.random.default_rng(0)
 
@@ -392,7 +392,7 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
         checked = False
         for k in SAMPLES:
             planner = _planner(k, motion_model=model)
-            ctg = planner._cost_to_go(esdf, GOAL)
+            ctg = planner.cost_to_go(esdf, GOAL)
             cost = TorchCritics(planner.critics, esdf, ctg, STATE, GOAL, planner.limits,
                                 planner.settings.dt, ROBOT_RADIUS)
             if not checked:

@@ -66,6 +66,10 @@ def test_an_integer_for_a_double_is_refused_as_rclpy_would():
     specs = {p.name: p for p in PLANNER_PARAMS}
     assert check_value(specs["payload_mass"], 10.0) is None
     assert "floating-point" in check_value(specs["payload_mass"], 10)
-    assert "floating-point" in check_value(specs["footprint_circles"], [0.2, 0, 0.3])
+    assert "floating-point" in check_value(specs["footprint"],
+                                           [0.3, 0.2, 0.3, -0.2, -0.3, -0.2, -0.3, 0])
+    # a footprint is a polygon of any number of vertices, not a fixed-size vector
+    assert check_value(specs["footprint"], [0.4, 0.0, 0.2, 0.3, -0.3, 0.3, -0.3, -0.3,
+                                           0.2, -0.3]) is None
     assert check_value(specs["num_samples"], 512) is None
     assert check_value(specs["num_samples"], 512.0) == "expected an integer"

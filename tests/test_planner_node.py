@@ -146,7 +146,9 @@ def test_fleet_yield_parks_the_robot_at_the_passing_place_then_resumes(procs, rc
     park.pose.orientation.w = 1.0
     yield_pub.publish(park)
     run_for(robot, 1.5)
-    assert cmds[-1].linear.x == 0.0 and status[-1].status == PlanStatus.STATUS_IDLE
+    # waiting there, goal still active (the fleet client keeps counting it as working)
+    assert cmds[-1].linear.x == 0.0 and status[-1].status == PlanStatus.STATUS_WAITING
+    assert status[-1].behavior == "yield"
     release = PoseStamped()  # empty frame_id: released
     yield_pub.publish(release)
     run_for(robot, 1.5)
@@ -306,8 +308,8 @@ def test_parameters_change_at_run_time_where_sensible(procs, rclpy_node):
     r = _set(node, ns, "v_max", -1.0)
     assert not r.successful and "out of range" in r.reason   # rclpy checks the descriptor
     # checks only the planner can make (the optimizer is built before it is swapped in)
-    r = _set(node, ns, "footprint_circles", [0.0, 0.0, 0.3, 0.1])
-    assert not r.successful and "multiple of 3" in r.reason
+    r = _set(node, ns, "footprint", [0.3, 0.2, 0.3, -0.2, -0.3])
+    assert not r.successful and "footprint" in r.reason and "vertices" in r.reason
     r = _set(node, ns, "odom_frame", "elsewhere")
     assert not r.successful and "only change while unconfigured" in r.reason
     run_for(robot, 1.0, v=0.1)

@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from wm_bringup.episode import (WORLD_MODEL, chassis_overlaps, make_spec, planner_params,
+from wm_bringup.episode import (WORLD_MODEL, make_spec, planner_params,
                                 run_episode)
 from wm_bringup.sweep import (SweepError, Task, configurations, dask_client, run_inline,
                               run_tasks, seeds_of, tasks_of, write_results)
 from wm_common.geometry import Pose2D
-from wm_sim.world import Box, BoxArrays, World, boxes_signed_distance
+from wm_sim.world import Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps
 
 KIN = {"world_model_artifact": "none"}
 WM = {"world_model_artifact": WORLD_MODEL}
@@ -73,15 +73,15 @@ def test_scenario_depends_on_the_seed_only():
 
 def test_chassis_overlap():
     world = World([Box(0.0, 0.0, 1.0, 1.0, 0.0)], (-5, -5, 5, 5))
-    assert chassis_overlaps(world, Pose2D(0.8, 0.0, 0.0))        # 0.35 + 0.5 > 0.8
-    assert not chassis_overlaps(world, Pose2D(0.9, 0.0, 0.0))
-    assert chassis_overlaps(world, Pose2D(0.0, 0.7, 0.0))        # 0.275 + 0.5 > 0.7
-    assert not chassis_overlaps(world, Pose2D(0.0, 0.8, 0.0))        # 0.775 < 0.8
-    assert chassis_overlaps(world, Pose2D(0.0, 0.8, math.pi / 2))    # now 0.35 + 0.5
+    assert chassis_overlaps(world.arrays, Pose2D(0.8, 0.0, 0.0))        # 0.35 + 0.5 > 0.8
+    assert not chassis_overlaps(world.arrays, Pose2D(0.9, 0.0, 0.0))
+    assert chassis_overlaps(world.arrays, Pose2D(0.0, 0.7, 0.0))        # 0.275 + 0.5 > 0.7
+    assert not chassis_overlaps(world.arrays, Pose2D(0.0, 0.8, 0.0))        # 0.775 < 0.8
+    assert chassis_overlaps(world.arrays, Pose2D(0.0, 0.8, math.pi / 2))    # now 0.35 + 0.5
     # a box rotated by 45 deg reaches 0.707 along x
     world = World([Box(0.0, 0.0, 1.0, 1.0, math.pi / 4)], (-5, -5, 5, 5))
-    assert chassis_overlaps(world, Pose2D(1.0, 0.0, 0.0))
-    assert not chassis_overlaps(world, Pose2D(1.1, 0.0, 0.0))
+    assert chassis_overlaps(world.arrays, Pose2D(1.0, 0.0, 0.0))
+    assert not chassis_overlaps(world.arrays, Pose2D(1.1, 0.0, 0.0))
 
 
 def test_invalid_override_is_an_error_row():

@@ -355,12 +355,17 @@ def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float
         res["speed_at_fault"] = round(v0, 3)
         end = t_c if t_c is not None else math.inf
         stop = None
+        gate = robot_params("collision_monitor")
         for t, v, w in cmds:
             if t_f - lag <= t <= end and v == 0.0 and w == 0.0:
                 if stop is None:
                     stop = t
-            elif t_f - lag <= t <= end:
-                stop = None  # moved again before the fault cleared: not stopped
+            elif t_f - lag <= t <= end and not (
+                    stop is not None and abs(v) <= gate["escape_speed"] + 1e-9
+                    and abs(w) <= gate["escape_angular_speed"] + 1e-9):
+                # moved again before the fault cleared: not stopped (a creep after the stop
+                # is the gate's escape from the stop zone, which only increases clearance)
+                stop = None
         ramp = 0.0 if drill.immediate else v0 / a_lin + a_lin / jerk
         res["stop_s"] = None if stop is None else round(max(0.0, stop - t_f), 3)
         # + two control periods: the drill sees simulated time one cycle late, and the

@@ -27,6 +27,9 @@ import numpy as np
 import yaml
 
 from wm_bringup.redis_server import RedisServer
+from wm_sim.world import passing_places
+from wm_common.footprint import (DEFAULT_FOOTPRINT, Footprint, contains,
+                                 point_polygon_distance)
 
 
 def share_dir() -> Path:
@@ -260,14 +263,16 @@ class Monitor:
             rec["error_cm"] = 100.0 * math.hypot(end[1] - goal_pose.x, end[2] - goal_pose.y)
         return rec
 
-    def run_robot(self, spec, stop: threading.Event) -> None:
+    def run_robot(self, spec, stop: threading.Event, keep_going: bool = False) -> None:
+        """The robot's goals in order; after a goal that was not reached, the next one
+        (keep_going: an evaluation of many goals) or none (a scenario's sequence)."""
         for g in spec.goals:
             if stop.is_set():
                 break
             rec = self.navigate(spec.id, g, stop)
             with self.lock:
                 self.goals[spec.id].append(rec)
-            if rec["status"] != "reached":
+            if rec["status"] != "reached" and (not keep_going or rec["status"] == "timeout"):
                 break
 
     def close(self) -> None:
@@ -275,18 +280,13 @@ class Monitor:
         self.node.destroy_node()
 
 
-def footprint_circles(robot_yaml: Optional[dict] = None) -> np.ndarray:
-    """(n, 3) rows [x, y, r] in base_link: the planner's `footprint_circles` from
-    config/robot.yaml (read from the installed/repo file when `robot_yaml` is not given); one
-    circle of `robot_radius` at the origin when the file has none."""
+def robot_footprint(robot_yaml: Optional[dict] = None) -> Footprint:
+    """The planner's `footprint` polygon from config/robot.yaml (read from the installed/repo
+    file when `robot_yaml` is not given); the default body when the file sets none."""
     if robot_yaml is None:
         robot_yaml = yaml.safe_load((share_dir() / "config" / "robot.yaml").read_text())
     p = robot_yaml["/**/planner"]["ros__parameters"]
-    flat = p.get("footprint_circles") or [0.0, 0.0, float(p.get("robot_radius", 0.33))]
-    circles = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
-    if not np.all(circles[:, 2] > 0.0):
-        raise ValueError("footprint_circles: radii must be positive, got %r" % (flat,))
-    return circles
+    return Footprint.from_flat(p.get("footprint") or DEFAULT_FOOTPRINT, spacing=0.02)
 
 
 def layouts(scenario) -> List[Tuple[float, object]]:
@@ -310,18 +310,34 @@ def layouts(scenario) -> List[Tuple[float, object]]:
     return out
 
 
-def footprint_clearance(world, poses, circles) -> np.ndarray:
-    """Gap [m] between the footprint at each (x, y, yaw) pose (N, 3) and the nearest obstacle
-    of `world`: min over circles of signed_distance(circle centre) - r (negative: overlap)."""
+def footprint_clearance(world, poses, footprint: Footprint) -> np.ndarray:
+    """Gap [m] between the footprint polygon at each (x, y, yaw) pose (N, 3) and the nearest
+    obstacle of `world`: the smallest signed distance on its boundary (sampled every
+    footprint.spacing), or, where a box corner lies inside the body (a box small enough to
+    be swallowed whole), minus that corner's depth. Negative: overlap."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
-    c, s = np.cos(poses[:, 2:3]), np.sin(poses[:, 2:3])
-    cx = poses[:, 0:1] + c * circles[None, :, 0] - s * circles[None, :, 1]
-    cy = poses[:, 1:2] + s * circles[None, :, 0] + c * circles[None, :, 1]
-    gap = world.signed_distance(np.stack([cx, cy], axis=-1)) - circles[None, :, 2]
-    return np.min(gap, axis=1)
+    out = np.empty(poses.shape[0])
+    corners = (np.concatenate([b.corners() for b in world.boxes]) if world.boxes
+               else np.zeros((0, 2)))
+    for i in range(0, poses.shape[0], 256):    # bounded temporaries on long paths
+        chunk = poses[i:i + 256]
+        pts = footprint.boundary_at(chunk)
+        gap = world.signed_distance(pts).min(axis=1)
+        if corners.shape[0]:
+            c, s = np.cos(chunk[:, 2:3]), np.sin(chunk[:, 2:3])
+            dx = corners[None, :, 0] - chunk[:, 0:1]
+            dy = corners[None, :, 1] - chunk[:, 1:2]
+            body = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)   # (n, C, 2)
+            inside = contains(body, footprint.polygon)
+            if inside.any():
+                depth = np.where(inside, point_polygon_distance(body, footprint.polygon), 0.0)
+                gap = np.minimum(gap, np.where(inside.any(axis=1), -depth.max(axis=1),
+                                               np.inf))
+        out[i:i + 256] = gap
+    return out
 
 
-def min_clearance(scenario, truth, circles) -> Dict[str, Optional[float]]:
+def min_clearance(scenario, truth, footprint) -> Dict[str, Optional[float]]:
     """robot -> the smallest footprint gap along its true path (samples (t, x, y, yaw, ...)),
     each sample against the layout valid at its time (an event at t counts from t on)."""
     lay = layouts(scenario)
@@ -338,7 +354,7 @@ def min_clearance(scenario, truth, circles) -> Dict[str, Optional[float]]:
             sel = which == k
             if np.any(sel):
                 best = min(best, float(np.min(footprint_clearance(world, a[sel, 1:4],
-                                                                  circles))))
+                                                                  footprint))))
         out[r] = best
     return out
 
@@ -347,7 +363,7 @@ def kpis(scenario, truth, cycles, goals, v_max: float,
          footprint: Optional[np.ndarray] = None) -> dict:
     """The scenario's KPIs (definitions in the README's evaluation section).
 
-    footprint: (n, 3) [x, y, r] circles for the clearance KPI (default: robot.yaml's).
+    footprint: the Footprint polygon for the clearance KPI (default: robot.yaml's).
     """
     moves = sum(len(g) for g in goals.values())
     contacts = {}
@@ -385,7 +401,7 @@ def kpis(scenario, truth, cycles, goals, v_max: float,
                     dt = (tr[-1][0] - tr[0][0]) / max(1, len(tr) - 1)
                     lost.append(len(slow) * dt)
     clearance = min_clearance(scenario, truth,
-                              footprint_circles() if footprint is None else footprint)
+                              robot_footprint() if footprint is None else footprint)
     known = [v for v in clearance.values() if v is not None]
     sim_t = cycles[-1]["t"] if cycles else 0.0
     wall = (cycles[-1]["wall"] - cycles[0]["wall"]) if len(cycles) > 1 else 0.0
@@ -432,14 +448,16 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
                  stop: Optional[threading.Event] = None, quiet: bool = False,
                  planner_params: Optional[Dict[str, str]] = None,
                  drill: Optional[Callable[["DrillContext"], None]] = None,
-                 node_params: Optional[Dict[str, Dict[str, str]]] = None) -> dict:
+                 node_params: Optional[Dict[str, Dict[str, str]]] = None,
+                 keep_going: bool = False) -> dict:
     """Run one scenario closed-loop; returns a summary dict (also written as JSON).
 
     planner_params: extra `-p name:=value` overrides for every planner (e.g. a fixed seed).
     node_params: the same for any node by executable name ("simulator", "perception",
     "planner", "collision_monitor"), e.g. {"collision_monitor": {"speed_zones": "x.yaml"}}.
     drill: called about every 0.1 s of wall time with a DrillContext, to inject faults
-    (wm_bringup.drills).
+    (wm_bringup.drills). keep_going: a robot whose goal ends unreached (aborted with a
+    reason) goes on to its next goal.
     """
     import rclpy
 
@@ -449,7 +467,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     config = share_dir() / "config"
     robot_yaml = yaml.safe_load((config / "robot.yaml").read_text())
     v_max = float(robot_yaml["/**/planner"]["ros__parameters"].get("v_max", 0.8))
-    footprint = footprint_circles(robot_yaml)
+    footprint = robot_footprint(robot_yaml)
     scenario_file = out / "scenario.yaml"
     scenario_file.write_text(yaml.safe_dump(scenario_to_yaml(scenario), sort_keys=False))
     stop = stop or threading.Event()
@@ -477,6 +495,10 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     context_started = False
     params = {k: dict(v) for k, v in (node_params or {}).items()}
     params.setdefault("planner", {}).update(planner_params or {})
+    # where robots step aside for each other (the fleet's deadlock rule), unless given: the
+    # open spots of the layout, as a facility would configure them
+    params.setdefault("fleet_client", {}).setdefault("passing_places", ";".join(
+        "%g,%g" % p for p in passing_places(scenario.load_world())))
 
     def args_for(exe: str) -> List[str]:
         return [a for k, v in sorted(params.get(exe, {}).items())
@@ -509,8 +531,8 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
         ctx = DrillContext(monitor, procs, config, overrides)
         ctx.redis = redis  # the embedded server (None when WM_REDIS_URL came from outside)
         halt = threading.Event()  # ends this run (limits, a dead node, or the caller's stop)
-        threads = [threading.Thread(target=monitor.run_robot, args=(spec, halt), daemon=True)
-                   for spec in scenario.robots]
+        threads = [threading.Thread(target=monitor.run_robot, args=(spec, halt, keep_going),
+                                    daemon=True) for spec in scenario.robots]
         for t in threads:
             t.start()
         last_print = 0.0

@@ -11,6 +11,8 @@ class Param(NamedTuple):
     description: str
     min: Optional[float] = None
     max: Optional[float] = None
+    # a numeric list of any length (a polygon), not a fixed-size vector like an extrinsic
+    any_length: bool = False
 
 
 def check_value(spec: Param, value) -> Optional[str]:
@@ -37,7 +39,8 @@ def check_value(spec: Param, value) -> Optional[str]:
         if not isinstance(value, (list, tuple)):
             return "expected a list"
         # numeric vectors (an extrinsic [x, y, z, yaw]) have a fixed length
-        vector = len(d) >= 2 and all(isinstance(v, (int, float)) for v in d)
+        vector = len(d) >= 2 and all(isinstance(v, (int, float)) for v in d) \
+            and not spec.any_length
         if vector and len(value) != len(d):
             return "expected %d elements" % len(d)
         doubles = bool(d) and all(isinstance(v, float) for v in d)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from wm_fleet.deadlock import (BlockDetector, DeadlockConfig, has_passed, parse_places,
-                               passing_place, who_yields)
+from wm_fleet.deadlock import (BlockDetector, DeadlockConfig, YieldArbiter, has_passed,
+                               parse_places, passing_place, who_yields)
 from wm_fleet.schema import RobotEntry
 
 FOOT = ((0.35, 0.275), (0.35, -0.275), (-0.35, -0.275), (-0.35, 0.275))
@@ -80,3 +80,51 @@ def test_no_progress_counts_even_while_both_keep_moving():
     # a new goal (after none) is measured afresh
     assert d.update(22.0, me, [other], False, distance_to_goal=None) is None
     assert d.update(23.0, me, [other], True, distance_to_goal=20.0) is None
+
+
+def test_arbiter_yields_waits_through_a_pause_and_releases_after_the_hold_off():
+    """The rule as one object (the fleet node and the in-process evaluation both run it):
+    robot2 yields to robot1 after 4 s stuck; robot1 pausing in the lane does not release it;
+    robot1 driving away releases it only once that has held release_hold (2 s) without a
+    break; a referee's answer overrides the proposal."""
+    cfg = DeadlockConfig(time=4.0, radius=8.0, release_hold=2.0, timeout=60.0)
+    places = parse_places("15.75,8.6;8.25,3.4")
+    arb = YieldArbiter("robot2", cfg, places)
+    me, other = robot("robot2", 13.2, 6.45), robot("robot1", 10.8, 6.45)
+    assert arb.update(0.0, me, [other], True, 10.0) is None
+    act = arb.update(4.1, me, [other], True, 10.0)
+    assert act.kind == "yield" and act.other == "robot1" and act.place == (15.75, 8.6)
+    parked_here = robot("robot2", 15.75, 8.6)
+    pausing = robot("robot1", 13.0, 6.45, v=0.0)          # in the lane, standing: no release
+    for t in (5.0, 8.0, 12.0):
+        assert arb.update(t, parked_here, [pausing], True, 10.0) is None
+    gone = robot("robot1", 18.5, 6.45, yaw=0.0, v=0.5)    # past us, driving away
+    assert arb.update(13.0, parked_here, [gone], True, 10.0) is None      # hold-off starts
+    assert arb.update(14.0, parked_here, [pausing], True, 10.0) is None   # a break: restarts
+    assert arb.update(14.5, parked_here, [gone], True, 10.0) is None
+    assert arb.update(16.0, parked_here, [gone], True, 10.0) is None      # 1.5 s: not yet
+    act = arb.update(16.6, parked_here, [gone], True, 10.0)
+    assert act.kind == "release" and act.other == "robot1"
+    # robot1's arbiter: robot2 yields, so robot1 is told so and keeps its goal
+    arb1 = YieldArbiter("robot1", cfg, places)
+    assert arb1.update(0.0, other, [me], True, 10.0) is None
+    act = arb1.update(4.1, other, [me], True, 10.0)
+    assert act.kind == "deadlock" and act.note == "robot2 yields" and arb1.yielding is None
+    # the referee (Redis SET NX) decided otherwise: robot1 yields after all
+    arb1 = YieldArbiter("robot1", cfg, places)
+    arb1.update(0.0, other, [me], True, 10.0)
+    act = arb1.update(4.1, other, [me], True, 10.0, decide=lambda o, p: "robot1")
+    assert act.kind == "yield" and act.place == (8.25, 3.4)
+
+
+def test_arbiter_releases_at_the_timeout_and_when_the_goal_ends():
+    cfg = DeadlockConfig(time=1.0, radius=8.0, timeout=10.0)
+    arb = YieldArbiter("robot2", cfg, parse_places("15.75,8.6"))
+    me, other = robot("robot2", 13.2, 6.45), robot("robot1", 10.8, 6.45)
+    arb.update(0.0, me, [other], True, 10.0)
+    assert arb.update(1.1, me, [other], True, 10.0).kind == "yield"
+    assert arb.update(11.0, me, [other], True, 10.0) is None
+    assert arb.update(11.2, me, [other], True, 10.0).kind == "release"   # waited 10 s
+    arb.update(20.0, me, [other], True, 10.0)
+    assert arb.update(21.1, me, [other], True, 10.0).kind == "yield"
+    assert arb.update(21.2, me, [other], False, None).kind == "release"  # goal over

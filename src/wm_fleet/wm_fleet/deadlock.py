@@ -18,7 +18,13 @@ their views of each other differ for a moment. The yielding robot drives to the 
 passing place that lies on its own side (farther from the other robot than from itself) and
 waits there until the other robot has passed (it is moving away and is `release_distance`
 beyond), has parked (it shares no intended path any more: its goal is reached), or
-`timeout` has run out.
+`timeout` has run out; the first two must hold for `release_hold` seconds in a row before the
+robot is released (a hold-off: a robot that passes by and then pauses, or whose entry flickers
+for a cycle, must not make the yielding robot drive back into the lane and yield again).
+A robot that only pauses in front of us (it shares its stay-here path) has not passed.
+
+YieldArbiter runs all of this for one robot; the fleet client node and the in-process
+evaluation (wm_bringup.episode) both call it, the node with Redis's SET NX as the referee.
 
 Plain Python; no rclpy, no Redis.
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from wm_fleet.schema import RobotEntry
 
@@ -40,6 +46,7 @@ class DeadlockConfig:
     timeout: float = 60.0          # longest wait at a passing place [s]
     progress_time: float = 10.0    # no progress towards the goal for this long ... [s]
     progress_distance: float = 1.0  # ... is not getting this much closer than the best [m]
+    release_hold: float = 2.0      # the release condition must hold this long [s]
 
 
 def who_yields(a: RobotEntry, b: RobotEntry) -> str:
@@ -129,3 +136,68 @@ class BlockDetector:
             self.best_distance, self.best_since = distance, now
             return False
         return now - self.best_since >= self.cfg.progress_time
+
+
+@dataclass(frozen=True)
+class YieldAction:
+    """What the arbiter decided this cycle: "yield" (drive to `place` and wait there for
+    `other`), "release" (back to the goal), or "deadlock" (blocked by `other`; the other
+    robot yields, or no passing place is on our side: `place` None)."""
+
+    kind: str
+    other: str
+    place: Optional[Tuple[float, float]] = None
+    note: str = ""
+
+
+class YieldArbiter:
+    """The fleet's deadlock rule for one robot, from the shared entries alone.
+
+    `decide(other_id, proposed)` returns the id of the robot that yields: the fleet
+    client asks Redis (SET NX, wm_fleet.client.FleetClient.decide_yield) so that both
+    robots act on one answer; without a shared referee it is `proposed` (who_yields).
+    """
+
+    def __init__(self, robot_id: str, cfg: DeadlockConfig,
+                 places: Sequence[Tuple[float, float]] = ()):
+        self.robot_id = robot_id
+        self.cfg = cfg
+        self.places = tuple(places)
+        self.blocks = BlockDetector(cfg)
+        self.yielding: Optional[Tuple[str, float]] = None   # (other id, since)
+        self._release_since: Optional[float] = None
+
+    def update(self, now: float, own: RobotEntry, neighbours: Sequence[RobotEntry],
+               goal_active: bool, distance_to_goal: Optional[float],
+               decide: Optional[Callable[[str, str], str]] = None) -> Optional[YieldAction]:
+        if self.yielding is not None:
+            other_id, since = self.yielding
+            other = next((n for n in neighbours if n.robot_id == other_id), None)
+            gone = other is None or not other.trajectory \
+                or has_passed(own, other, self.cfg.release_distance)
+            if not gone:
+                self._release_since = None
+            elif self._release_since is None:
+                self._release_since = now
+            held = gone and now - self._release_since >= self.cfg.release_hold
+            if held or now - since > self.cfg.timeout or not goal_active:
+                self.yielding = None
+                self._release_since = None
+                self.blocks.reset()   # progress is measured afresh from here
+                return YieldAction("release", other_id,
+                                   note="timeout" if not held else "passed or parked")
+            return None
+        other = self.blocks.update(now, own, neighbours, goal_active, distance_to_goal)
+        if other is None:
+            return None
+        proposed = who_yields(own, other)
+        decided = decide(other.robot_id, proposed) if decide is not None else proposed
+        if decided != self.robot_id:
+            return YieldAction("deadlock", other.robot_id, note="%s yields" % decided)
+        place = passing_place(own.pose[:2], other.pose[:2], self.places)
+        if place is None:
+            return YieldAction("deadlock", other.robot_id,
+                               note="no passing place on this side")
+        self.yielding = (other.robot_id, now)
+        self._release_since = None
+        return YieldAction("yield", other.robot_id, place)

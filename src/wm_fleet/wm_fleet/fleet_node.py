@@ -35,8 +35,7 @@ from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
 from wm_fleet import schema
 from wm_fleet.client import FleetClient
-from wm_fleet.deadlock import (BlockDetector, DeadlockConfig, has_passed, parse_places,
-                               passing_place, who_yields)
+from wm_fleet.deadlock import DeadlockConfig, YieldArbiter, parse_places
 from wm_fleet.params import FLEET_PARAMS
 from wm_msgs.msg import FleetSnapshot, PlanStatus, RobotState
 
@@ -94,7 +93,8 @@ class FleetNode(lifecycle.ManagedNode):
             self.deadlock = DeadlockConfig(
                 time=p["deadlock_time"], radius=p["deadlock_radius"],
                 timeout=p["yield_timeout"], progress_time=p["deadlock_progress_time"],
-                progress_distance=p["deadlock_progress_distance"])
+                progress_distance=p["deadlock_progress_distance"],
+                release_hold=p["yield_release_hold"])
             client, where = redis_from_params(p)
             if client is not None:
                 self.fleet = FleetClient(client, p["fleet"], self.robot_id, ttl=p["ttl"],
@@ -108,8 +108,7 @@ class FleetNode(lifecycle.ManagedNode):
         self.map_to_odom = None
         self.plan: List = []
         self.link_was_up = None
-        self.blocks = BlockDetector(self.deadlock)
-        self.yielding = None   # (other robot id, since) while parked at a passing place
+        self.arbiter = YieldArbiter(self.robot_id, self.deadlock, self.places)
         self.goal_active_t = -math.inf
         self.distance_to_goal: Optional[float] = None   # the planner's, while not yielding
         self.subs = [
@@ -172,7 +171,8 @@ class FleetNode(lifecycle.ManagedNode):
 
     def _on_status(self, msg: PlanStatus) -> None:
         # planning toward a goal (including stale-input and failed cycles: still wanted)
-        if msg.status not in (PlanStatus.STATUS_IDLE, PlanStatus.STATUS_GOAL_REACHED):
+        if msg.status not in (PlanStatus.STATUS_IDLE, PlanStatus.STATUS_GOAL_REACHED,
+                              PlanStatus.STATUS_ABORTED):
             self.goal_active_t = self._now()
             self.distance_to_goal = float(msg.distance_to_goal)
 
@@ -237,46 +237,38 @@ class FleetNode(lifecycle.ManagedNode):
 
     # ---------------------------------------------------------------- deadlocks
     def _deadlocks(self, now: float, own: schema.RobotEntry, neighbours) -> None:
-        if self.yielding is not None:
-            other_id, since = self.yielding
-            other = next((n for n in neighbours if n.robot_id == other_id), None)
-            # released when the other robot is gone, has passed, or parked (no intended path
-            # shared: it reached its goal, so there is nothing left to wait for)
-            if other is None or not other.trajectory \
-                    or has_passed(own, other, self.deadlock.release_distance) \
-                    or now - since > self.deadlock.timeout:
-                self.get_logger().info("yield to %s over: back to the goal" % other_id)
-                self.yielding = None
-                self.blocks.reset()   # progress is measured afresh from here
-                release = PoseStamped()
-                release.header.stamp = sec_to_stamp(now)
-                self.yield_pub.publish(release)   # empty frame_id: released
-            return
         goal_active = now - self.goal_active_t < 1.0
-        other = self.blocks.update(now, own, neighbours, goal_active, self.distance_to_goal)
-        if other is None or not self.places:
+        action = self.arbiter.update(
+            now, own, neighbours, goal_active, self.distance_to_goal,
+            decide=lambda other, proposed: self.fleet.decide_yield(other, proposed))
+        if action is None:
             return
-        decided = self.fleet.decide_yield(other.robot_id, who_yields(own, other))
-        self.diag.count("deadlocks")
-        if decided != self.robot_id:
-            self.get_logger().info("deadlock with %s: %s yields" % (other.robot_id, decided),
-                                   throttle_duration_sec=5.0)
-            return
-        place = passing_place(own.pose[:2], other.pose[:2], self.places)
-        if place is None:
-            self.get_logger().log("deadlock with %s: no passing place on this side"
-                                  % other.robot_id, LoggingSeverity.WARN,
-                                  throttle_duration_sec=5.0)
-            return
-        self.get_logger().info("deadlock with %s: yielding, to the passing place (%.2f, %.2f)"
-                               % (other.robot_id, place[0], place[1]))
-        self.diag.count("yields")
-        self.yielding = (other.robot_id, now)
-        goal = PoseStamped()
-        goal.header.stamp = sec_to_stamp(now)
-        goal.header.frame_id = self.p["map_frame"]
-        goal.pose = pose2d_to_pose(Pose2D(place[0], place[1], own.pose[2]))
-        self.yield_pub.publish(goal)
+        if action.kind == "release":
+            self.get_logger().info("yield to %s over (%s): back to the goal" % (
+                action.other, action.note))
+            release = PoseStamped()
+            release.header.stamp = sec_to_stamp(now)
+            self.yield_pub.publish(release)   # empty frame_id: released
+        elif action.kind == "deadlock":
+            self.diag.count("deadlocks")
+            if action.note == "no passing place on this side":
+                self.get_logger().log("deadlock with %s: no passing place on this side"
+                                      % action.other, LoggingSeverity.WARN,
+                                      throttle_duration_sec=5.0)
+            else:
+                self.get_logger().info("deadlock with %s: %s" % (action.other, action.note),
+                                       throttle_duration_sec=5.0)
+        else:
+            place = action.place
+            self.diag.count("deadlocks")
+            self.get_logger().info("deadlock with %s: yielding, to the passing place "
+                                   "(%.2f, %.2f)" % (action.other, place[0], place[1]))
+            self.diag.count("yields")
+            goal = PoseStamped()
+            goal.header.stamp = sec_to_stamp(now)
+            goal.header.frame_id = self.p["map_frame"]
+            goal.pose = pose2d_to_pose(Pose2D(place[0], place[1], own.pose[2]))
+            self.yield_pub.publish(goal)
 
     def _report_link(self) -> None:
         up = self.fleet.up

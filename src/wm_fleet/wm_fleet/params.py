@@ -1,5 +1,6 @@
 """The fleet client node's parameters: one source of truth for the node, the YAML check and the
 README table."""
+from wm_common.footprint import DEFAULT_FOOTPRINT
 from wm_common.params import Param
 
 FLEET_PARAMS = [
@@ -29,8 +30,9 @@ FLEET_PARAMS = [
     Param("localization_timeout", 5.0, "older localization: not localised, nothing shared [s]",
           0.1, 60.0),
     Param("priority", 0, "this robot's task priority (higher wins a conflict)", 0, 255),
-    Param("footprint", [0.35, 0.275, 0.35, -0.275, -0.35, -0.275, -0.35, 0.275],
-          "footprint polygon in base_link incl. payload, flat [x1, y1, ...] [m]"),
+    Param("footprint", list(DEFAULT_FOOTPRINT),
+          "footprint polygon in base_link incl. payload, flat [x1, y1, ...] [m]",
+          any_length=True),
     Param("model_version", "", "world-model version shared with the entry (informational)"),
     Param("passing_places", "",
           "where a yielding robot waits, map frame 'x1,y1;x2,y2' ('' = never yields)"),
@@ -46,6 +48,9 @@ FLEET_PARAMS = [
           "progress means getting this much closer to the goal than ever before [m]",
           0.05, 20.0),
     Param("yield_timeout", 60.0, "longest wait at a passing place [s]", 1.0, 600.0),
+    Param("yield_release_hold", 2.0,
+          "a yielding robot is released once the other robot has passed (or parked) for "
+          "this long without interruption [s]", 0.0, 60.0),
     Param("stale_speed_limit", 0.3,
           "speed limit sent to the safety gate while the fleet link is down [m/s]", 0.0, 5.0),
 ]

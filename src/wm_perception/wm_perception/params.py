@@ -14,6 +14,10 @@ PERCEPTION_PARAMS = [
           "sensor->base source: 'auto' (tf2 if importable, else sensor_extrinsic), 'tf', "
           "'static'"),
     Param("resolution", 0.1, "voxel and distance-field cell size [m]", 0.02, 1.0),
+    Param("field_subdivision", 2,
+          "the distance field is computed from the points' occupancy on a grid this many "
+          "times finer, read back at its cells (edges off by resolution / this, not a whole "
+          "voxel; 1: the voxels themselves, also when scans are accumulated)", 1, 4),
     Param("window_size", 16.0, "side of the local window centred on the robot [m]", 2.0, 100.0),
     Param("z_min", 0.05, "lowest height kept, above the floor in base frame [m]", -5.0, 5.0),
     Param("z_max", 1.8, "highest height kept [m] (the robot's height plus margin)", -5.0, 10.0),

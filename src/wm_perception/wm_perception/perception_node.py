@@ -88,7 +88,7 @@ class PerceptionNode(lifecycle.ManagedNode):
             max_points=p["max_points"], size_z=p["size_z"] or None, deskew=p["deskew"],
             outlier_filter=p["outlier_filter"], outlier_neighbors=p["outlier_neighbors"],
             outlier_std_ratio=p["outlier_std_ratio"], accumulate_scans=p["accumulate_scans"],
-            accumulate_decay=p["accumulate_decay"]))
+            accumulate_decay=p["accumulate_decay"], field_subdivision=p["field_subdivision"]))
         self.odom = StampedBuffer(maxlen=400)  # (pose in odom, body twist (vx, vy, w))
         self.last_cloud_t = None
         self.pending = None  # a cloud waiting for its odometry

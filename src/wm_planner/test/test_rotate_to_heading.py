@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from planner_world import BoxWorld
-from wm_planner.rotate_to_heading import (RotateToHeading, lookahead_point, swept_radius,
-                                          wrap_angle)
+from wm_common.footprint import Footprint
+from wm_planner.rotate_to_heading import RotateToHeading, lookahead_point, wrap_angle
 
 # A dead end: a 1.4 m wide lane along x, closed at x = 5; the route leads back out west.
 LANE = BoxWorld([(-10.0, 5.6, 0.7, 1.5), (-10.0, 5.6, -1.5, -0.7), (5.0, 5.6, -1.5, 1.5)])
@@ -16,12 +16,7 @@ ROUTE_WEST = np.array([[4.0 - 0.1 * i, 0.0] for i in range(40)])
 
 
 def shim():
-    return RotateToHeading(swept_radius([0.18, 0.0, 0.33, -0.18, 0.0, 0.33], 0.35))
-
-
-def test_swept_radius_of_the_footprint_circles():
-    assert swept_radius([0.18, 0.0, 0.33, 0.0, 0.0, 0.33], 0.35) == pytest.approx(0.51)
-    assert swept_radius(None, 0.35) == pytest.approx(0.35)
+    return RotateToHeading(Footprint.rectangle(0.7, 0.55).circumscribed_radius)
 
 
 def test_lookahead_point_walks_along_the_route():
@@ -61,8 +56,8 @@ def test_leaves_the_mpc_alone_when_the_route_is_ahead_or_the_robot_moves():
 def test_creeps_out_of_a_corner_before_turning_and_never_turns_where_it_is_not_clear():
     field = LANE.window(4.0, 0.0)
     rot = shim()
-    # 0.2 m from the closed end: a turn would swing the 0.51 m circle into it, so it first
-    # backs away from the end (the only direction that gains clearance), then turns
+    # 0.2 m from the closed end: a turn would swing the corners' 0.445 m circle into it, so it
+    # first backs away from the end (the only direction that gains clearance), then turns
     x, yaw = 4.8, 0.0
     assert rot.command(x, 0.0, yaw, 0.0, ROUTE_WEST, field) == (-0.08, 0.0)
     assert rot.blocked and rot.creeping and rot.active
@@ -72,7 +67,7 @@ def test_creeps_out_of_a_corner_before_turning_and_never_turns_where_it_is_not_c
             break
         x += cmd[0] * 0.1
     assert cmd[0] == 0.0 and not rot.blocked
-    assert 5.0 - x >= 0.51 - 0.05  # clear of the end (within a field cell) before turning
+    assert 5.0 - x >= 0.445 - 0.05  # clear of the end (within a field cell) before turning
     # with no straight way that gains clearance (a box closing in on both sides) it hands
     # back to the MPC without a command
     boxed = BoxWorld([(-1.0, 1.0, 0.45, 2.0), (-1.0, 1.0, -2.0, -0.45)]).window(0.0, 0.0)

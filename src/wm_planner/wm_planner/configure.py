@@ -6,13 +6,14 @@ import math
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from wm_common.footprint import DEFAULT_FOOTPRINT, Footprint
 from wm_common.params import flatten
 from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
 from wm_planner.models import OptimizerSettings, RobotLimits
 from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_planner.optimizer import MPPI
-from wm_planner.rotate_to_heading import RotateToHeading, swept_radius
+from wm_planner.rotate_to_heading import RotateToHeading
 
 
 def resolve_artifact(name: str) -> str:
@@ -115,13 +116,16 @@ def build_critics(p: Mapping[str, Any]):
     return make_critics(config)
 
 
-def build_footprint(p: Mapping[str, Any]):
-    flat = [float(v) for v in p.get("footprint_circles", [])]
-    if len(flat) >= 3 and len(flat) % 3 != 0:
-        raise ValueError("footprint_circles must be [x, y, r, ...] (a multiple of 3 numbers)")
-    footprint = flat if len(flat) >= 3 else None
-    if footprint is not None and min(flat[2::3]) <= 0.0:
-        raise ValueError("footprint_circles radii must be positive")
+def build_footprint(p: Mapping[str, Any]) -> Footprint:
+    """The body polygon (`footprint`); robot_radius, the clearance routes keep, must be at
+    least its inscribed radius (else routes would lead through gaps the body cannot pass)."""
+    try:
+        footprint = Footprint.from_flat(p.get("footprint", DEFAULT_FOOTPRINT))
+    except ValueError as e:
+        raise ValueError("footprint: %s" % e) from None
+    if p["robot_radius"] < footprint.inscribed_radius - 1e-9:
+        raise ValueError("robot_radius %.3f m is less than the footprint's inscribed radius "
+                         "%.3f m" % (p["robot_radius"], footprint.inscribed_radius))
     return footprint
 
 
@@ -134,6 +138,8 @@ def build_optimizer(p: Mapping[str, Any], motion_model=None) -> MPPI:
     return MPPI(build_settings(p), build_limits(p), build_critics(p),
                 robot_radius=p["robot_radius"], num_visualized=p["sampled_trajectories_shown"],
                 footprint=build_footprint(p),
+                # one notion of the way: the route's clearance and inflation
+                nav_inflation=p["route_inflation"],
                 motion_model=motion_model if motion_model is not None
                 else build_motion_model(p))
 
@@ -142,7 +148,7 @@ def build_rotate(p: Mapping[str, Any]):
     """The turn on the spot towards the route (None when rotate_to_heading is off)."""
     if not p.get("rotate_to_heading", True):
         return None
-    return RotateToHeading(swept_radius(build_footprint(p), p["robot_radius"]),
+    return RotateToHeading(build_footprint(p).circumscribed_radius,
                            enter_angle=p["rotate_enter_angle"],
                            exit_angle=p["rotate_exit_angle"],
                            angular_speed=min(p["rotate_speed"], p["w_max"]))

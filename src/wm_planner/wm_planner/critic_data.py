@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
 from .models import Goal, RobotLimits, RobotState
@@ -39,9 +40,9 @@ class CriticData:
     cost_to_go: Optional[Grid2D] = None
     prev_controls: Optional[np.ndarray] = None
     in_collision: Optional[np.ndarray] = None
-    # (C, 3) circles [x, y, r] in base_link covering the footprint (payload overhang
-    # included); None means one circle of robot_radius at the origin.
-    footprint: Optional[np.ndarray] = None
+    # The body: a Footprint (polygon, wm_common.footprint), or (C, 3) circles [x, y, r] in
+    # base_link covering it; None means one circle of robot_radius at the origin.
+    footprint: Optional[Union[Footprint, np.ndarray]] = None
     # Learned occupancy forecasts (perception's 0.5 s / 1 s), each with its time offset
     # from the state; None or empty when perception publishes none.
     predictions: Optional[Sequence[PredictedOccupancy]] = None
@@ -55,11 +56,42 @@ class CriticData:
     # -- derived values, computed once per batch and shared by the critics -------------
     # (cached on first use: a batch is read-only, see above)
 
+    @property
+    def polygon(self) -> Optional[Footprint]:
+        """The footprint polygon, None when the body is given as circles."""
+        return self.footprint if isinstance(self.footprint, Footprint) else None
+
     @cached_property
     def footprint_circles(self) -> np.ndarray:
+        """(C, 3) circles covering the body (a polygon's cover, wm_common.footprint)."""
+        if isinstance(self.footprint, Footprint):
+            return self.footprint.circles
         if self.footprint is None or len(self.footprint) == 0:
             return np.array([[0.0, 0.0, self.robot_radius]])
         return np.asarray(self.footprint, dtype=np.float64).reshape(-1, 3)
+
+    def polygon_clearance(self, grid: Grid2D, near: float) -> np.ndarray:
+        """(K, H) clearance of the footprint polygon at every future pose: the smallest
+        `grid` value (a distance field) on its boundary; +inf where the pose lies outside
+        the grid (unknown is the provider's business, see ObstacleCritic).
+
+        The boundary is only sampled where it can matter: the distance field is
+        1-Lipschitz, so the boundary reads at least (centre value - circumscribed radius);
+        where that lower bound is `near` or more (open space) it is returned as is, which
+        is exact for every cost that vanishes beyond `near` (Nav2's MPPI likewise checks
+        the full footprint only above the "possibly inscribed" cost)."""
+        poly = self.polygon
+        centre, inside = self._sampled("positions", grid)
+        clearance = np.where(inside, centre - poly.circumscribed_radius, np.inf)
+        with np.errstate(invalid="ignore"):
+            close = inside & ~(clearance >= near)     # NaN (a corrupt field) is close too
+        if close.any():
+            poses = self.trajectories[:, 1:, :][close]                    # (N, 3)
+            pts = poly.boundary_at(poses)                                 # (N, P, 2)
+            b = _Bilinear(grid, pts[..., 0].copy(), pts[..., 1].copy())
+            vals = np.where(b.inside, b.sample(grid), np.inf)
+            clearance[close] = vals.min(axis=1)
+        return clearance
 
     @cached_property
     def circle_centres(self) -> np.ndarray:

@@ -9,11 +9,13 @@ Layers, all on one planning grid in the map frame (the static map's grid, coarse
 integer factor to about `planning_resolution`):
   * static: the map's occupied cells (unknown too, by default), as a clearance (metres
     from each cell centre to the nearest obstacle), computed once;
-  * live: cells the live distance field (perception, odom frame) saw occupied. A cell is
-    marked when the field reads <= live_threshold at its centre, and cleared when the
-    field sees it free again; outside the field's window it keeps its last state. Cells
-    already near a static obstacle are not marked (the map has them; marking them would
-    only narrow the aisles by the localisation error);
+  * live: what the live distance field (perception, odom frame) reads at each planning
+    cell's centre, where that is closer than the static map says (by more than
+    live_static_margin: a shelf seen a few centimetres off its mapped place, by the
+    localization error, must not narrow the aisle); refreshed wherever the field's window
+    reaches (so cells seen free again expire), kept as last seen outside it. The same
+    numbers the MPC's navigation function reads from the field: where the field says a gap
+    is passable, so does the route, and the other way round (one notion of the way);
   * the cost: a cell is traversable when its clearance to both layers exceeds
     robot_radius; crossing cells within robot_radius + inflation costs up to
     (1 + inflation_gain) times the distance (the ramp of navigation_function), so routes
@@ -92,8 +94,8 @@ class GlobalPlanner:
     start or goal inside an obstacle (or its inflation) is moved to a traversable cell.
     live_threshold: the live field's distance (metres) at or below which a cell centre
     counts as occupied (default: half the planning cell's diagonal, i.e. an obstacle
-    surface reaches into the cell). live_static_margin: cells this close to a static
-    obstacle are never marked live.
+    surface reaches into the cell; `live`, the cells seen occupied, reports it).
+    live_static_margin: the field counts where it reads this much less than the map.
     """
 
     # A shortcut may cost this much (relative) more than the cell path it replaces: the
@@ -130,8 +132,12 @@ class GlobalPlanner:
         self.live_static_margin = float(live_static_margin)
 
         self.static_clearance = self._static_clearance(unknown_is_occupied)
-        self.live = np.zeros((self.height, self.width), dtype=bool)
-        self._live_clearance: Optional[np.ndarray] = None  # None: no live cells
+        # what the field read at each cell, floored to LIVE_QUANTUM (inf: nothing closer
+        # than the map there)
+        self._live = np.full((self.height, self.width), np.inf)
+        self._has_live = False
+        # cells a reroute recovery declared impassable for the current goal (forbid)
+        self._forbidden = np.zeros((self.height, self.width), dtype=bool)
         self._static_traversable = self.static_clearance > self.robot_radius
         self.version = 0          # bumped whenever the live layer changes
         self._built_version = -1  # version the cost layers / graph were built for
@@ -171,8 +177,10 @@ class GlobalPlanner:
         if self._built_version == self.version:
             return
         clear = self.static_clearance
-        if self._live_clearance is not None:
-            clear = np.minimum(clear, self._live_clearance)
+        if self._has_live:
+            clear = np.minimum(clear, self._live)
+        if self._forbidden.any():
+            clear = np.where(self._forbidden, -self.resolution, clear)
         self._clearance = clear
         free = clear > self.robot_radius
         self._traversable = free
@@ -196,12 +204,22 @@ class GlobalPlanner:
         self._built_version = self.version
         self._tree_key = None
 
+    @property
+    def live(self) -> np.ndarray:
+        """(H, W) bool: cells the live layer holds occupied (the field read an obstacle
+        surface within live_threshold of the centre, where the map has none)."""
+        return self._live <= self.live_threshold
+
     def update_live(self, esdf: Grid2D, map_to_odom: Pose2D) -> bool:
         """Merge a live distance field (a Grid2D in the odom frame, metres) into the live
         layer. map_to_odom is the pose of the odom frame in the map frame (the tf
-        map -> odom). Within the field's window, planning cells whose centre reads
-        <= live_threshold become occupied and cells it reads free are cleared; outside
-        the window nothing changes. Returns whether the live layer changed."""
+        map -> odom). Within the field's window every planning cell takes what the field
+        reads at its centre where that is below the static clearance less
+        live_static_margin (and below robot_radius + inflation, beyond which all clearances
+        cost the same), and nothing (the map's value) elsewhere; outside the window
+        nothing changes; NaN reads leave a cell as it was. Returns whether the live layer
+        changed (values are floored to LIVE_QUANTUM, so noise of a few millimetres does
+        not count)."""
         corners_o = np.array([[esdf.origin_x, esdf.origin_y],
                               [esdf.origin_x + esdf.width * esdf.resolution, esdf.origin_y],
                               [esdf.origin_x, esdf.origin_y + esdf.height * esdf.resolution],
@@ -221,17 +239,26 @@ class GlobalPlanner:
         pts_o = transform_points(inverse(map_to_odom), pts)
         _, _, inside = esdf.world_to_cell(pts_o)
         d = esdf.sample(pts_o)
+        static = self.static_clearance[iy0:iy1, ix0:ix1]
         with np.errstate(invalid="ignore"):  # NaN: no information, the cell keeps its state
-            seen_occ = inside & (d <= self.live_threshold)
-            seen_free = inside & (d > self.live_threshold)
-        seen_occ &= self.static_clearance[iy0:iy1, ix0:ix1] >= self.live_static_margin
-        old = self.live[iy0:iy1, ix0:ix1]
-        new = (old | seen_occ) & ~seen_free
+            seen = inside & np.isfinite(d)
+            # beyond robot_radius + inflation every clearance costs the same: no news
+            closer = seen & (d < static - self.live_static_margin) \
+                & (d < self.robot_radius + self.inflation) & (static > 0.0)
+        q = self.LIVE_QUANTUM
+        old = self._live[iy0:iy1, ix0:ix1]
+        new = np.where(seen, np.where(closer, np.floor(np.where(closer, d, 0.0) / q) * q,
+                                      np.inf), old)
         if np.array_equal(new, old):
             return False
-        self.live[iy0:iy1, ix0:ix1] = new
-        self._update_live_clearance()
+        self._live[iy0:iy1, ix0:ix1] = new
+        self._has_live = bool(np.isfinite(self._live).any())
+        self.version += 1
         return True
+
+    # The live layer's values are floored to this [m]: a field that changes by less (sensor
+    # noise) leaves the layer, and the cached search tree, as they are.
+    LIVE_QUANTUM = 0.02
 
     def reset_cache(self) -> None:
         """Drop the cached search tree and cost layers (the next plan is a cold one)."""
@@ -239,19 +266,35 @@ class GlobalPlanner:
         self._tree_key = None
 
     def clear_live(self) -> None:
-        """Forget every live obstacle (e.g. after relocalisation)."""
-        if self.live.any():
-            self.live[:] = False
-            self._update_live_clearance()
+        """Forget every live obstacle (a clear-and-replan recovery, a relocalisation)."""
+        if self._has_live:
+            self._live[:] = np.inf
+            self._has_live = False
+            self.version += 1
 
-    def _update_live_clearance(self) -> None:
-        if self.live.any():
-            self._live_clearance = (distance_transform_edt(~self.live) * self.resolution
-                                    - 0.5 * self.resolution)
-            self._live_clearance[self.live] = -self.resolution
-        else:
-            self._live_clearance = None
-        self.version += 1
+    def forbid(self, xy: Sequence[float], radius: float) -> None:
+        """Declare the cells within `radius` of the map point `xy` impassable (a narrow
+        passage the robot could not get through: the reroute recovery) until
+        `clear_forbidden`."""
+        xs = self.origin_x + (np.arange(self.width) + 0.5) * self.resolution
+        ys = self.origin_y + (np.arange(self.height) + 0.5) * self.resolution
+        near = np.hypot(xs[None, :] - xy[0], ys[:, None] - xy[1]) <= radius
+        if (near & ~self._forbidden).any():
+            self._forbidden |= near
+            self.version += 1
+
+    def forbidden_mask(self) -> np.ndarray:
+        return self._forbidden.copy()
+
+    def restore_forbidden(self, mask: np.ndarray) -> None:
+        if not np.array_equal(mask, self._forbidden):
+            self._forbidden = mask.copy()
+            self.version += 1
+
+    def clear_forbidden(self) -> None:
+        if self._forbidden.any():
+            self._forbidden[:] = False
+            self.version += 1
 
     # -- queries -------------------------------------------------------------------------
 
@@ -419,13 +462,39 @@ class GlobalPlanner:
             i = j
         return np.array(out)
 
+    def path_cost(self, route: np.ndarray, from_xy: Optional[Sequence[float]] = None
+                  ) -> float:
+        """The cost of driving `route` (map frame) in the planner's own metric: length
+        times the inflation multiplier of the cells it crosses (what `plan` minimises), +inf
+        where a cell is not traversable now. With from_xy (the robot), from its nearest
+        point on the route, plus the straight leg from the robot to that point."""
+        route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
+        if route.shape[0] < 2:
+            return math.inf
+        step = 0.5 * self.resolution
+        pts = densify(route, step)
+        lead = 0.0
+        if from_xy is not None:
+            k = int(np.argmin(np.hypot(pts[:, 0] - from_xy[0], pts[:, 1] - from_xy[1])))
+            lead = float(np.hypot(pts[k, 0] - from_xy[0], pts[k, 1] - from_xy[1]))
+            pts = pts[k:]
+        if pts.shape[0] < 2:
+            return lead
+        self._rebuild()
+        ix, iy, inside = self._cells(pts)
+        if not bool((inside & self._traversable[iy, ix]).all()):
+            return math.inf
+        mult = self._mult[iy, ix]
+        seg = np.hypot(*np.diff(pts, axis=0).T)
+        return lead + float(np.sum(seg * 0.5 * (mult[1:] + mult[:-1])))
+
     def is_blocked(self, route: np.ndarray, from_xy: Optional[Sequence[float]] = None
                    ) -> bool:
         """Whether the live layer now blocks `route` (map frame): some point of it lies in
         a cell that the static map leaves traversable but static + live do not. With
         from_xy (the robot, map frame) only the part ahead of its nearest point counts."""
         route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
-        if route.shape[0] == 0 or self._live_clearance is None:
+        if route.shape[0] == 0 or not self._has_live:
             return False
         pts = densify(route, 0.5 * self.resolution)
         if from_xy is not None:
@@ -433,7 +502,9 @@ class GlobalPlanner:
             pts = pts[k:]
         self._rebuild()
         ix, iy, inside = self._cells(pts)
-        hit = inside & self._static_traversable[iy, ix] & ~self._traversable[iy, ix]
+        # cells a reroute forbade are no news: the route was planned knowing them
+        hit = (inside & self._static_traversable[iy, ix] & ~self._traversable[iy, ix]
+               & ~self._forbidden[iy, ix])
         return bool(hit.any())
 
 

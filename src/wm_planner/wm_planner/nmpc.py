@@ -73,6 +73,7 @@ import casadi as ca
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
 from .casadi_model import CasadiKinematics, CasadiWorldModel, make_context
@@ -233,6 +234,9 @@ class NMPC:
         if not (robot_radius >= 0.0 and math.isfinite(robot_radius)):
             raise ValueError("robot_radius must be finite and >= 0")
         self.robot_radius = float(robot_radius)
+        # a Footprint polygon enters the NLP as its cover by circles (wm_common.footprint)
+        if isinstance(footprint, Footprint):
+            footprint = footprint.circles
         self.footprint = None if footprint is None or len(footprint) == 0 else \
             np.asarray(footprint, dtype=np.float64).reshape(-1, 3)
         for name in (solver, refine_solver):

@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
 from .critic_data import CriticData
@@ -102,9 +103,13 @@ class MPPI:
         self.nav_inflation = float(nav_inflation)
         self.nav_inflation_gain = float(nav_inflation_gain)
         self.num_visualized = int(num_visualized)
-        # (C, 3) footprint circles [x, y, r] in base_link; None: one circle of robot_radius
-        self.footprint = None if footprint is None or len(footprint) == 0 else \
-            np.asarray(footprint, dtype=np.float64).reshape(-1, 3)
+        # the body: a Footprint polygon (wm_common.footprint), or (C, 3) circles [x, y, r]
+        # in base_link; None: one circle of robot_radius
+        if isinstance(footprint, Footprint):
+            self.footprint = footprint
+        else:
+            self.footprint = None if footprint is None or len(footprint) == 0 else \
+                np.asarray(footprint, dtype=np.float64).reshape(-1, 3)
         self.motion_model = motion_model if motion_model is not None else \
             KinematicMotionModel()
         self._sigma = np.array([self.settings.noise_sigma_v, self.settings.noise_sigma_w])
@@ -143,9 +148,15 @@ class MPPI:
         # The previous solution's step 0 has just been executed: shift by one step.
         return np.concatenate([self._mean[1:], self._mean[-1:]], axis=0)
 
-    def _cost_to_go(self, esdf: Grid2D, goal: Goal) -> Grid2D:
-        """cost_to_go of `esdf` toward `goal`; the previous one while the field is the same
-        object and the goal is in the same cell.
+    def cost_to_go(self, esdf: Grid2D, goal: Goal, route: Optional[np.ndarray] = None,
+                   from_xy: Optional[Tuple[float, float]] = None) -> Grid2D:
+        """The navigation function `plan` scores on (wm_planner.navigation_function): the
+        geodesic cost-to-go of `esdf` toward `goal`, seeded along `route` when there is one,
+        with this optimizer's clearance (robot_radius) and inflation; the previous one while
+        the field is the same object, the goal in the same cell and the route the same.
+        from_xy: the robot (the route seeds only its stretch ahead of it).
+        The controller asks for it before the plan (the turn on the spot follows it); the
+        plan then finds it cached.
 
         Computing it is ~2 ms at 160 x 160, as much as the rest of a K = 1024 plan, and the
         planner runs several cycles on one field. Keyed by identity (held, so the id
@@ -157,12 +168,21 @@ class MPPI:
         """
         cell = (math.floor((goal.x - esdf.origin_x) / esdf.resolution),
                 math.floor((goal.y - esdf.origin_y) / esdf.resolution))
-        key = (cell, self.robot_radius, self.nav_inflation, self.nav_inflation_gain)
+        # the route to the millimetre (a map-frame route moves by less with localization)
+        route_key = None if route is None else \
+            np.round(np.asarray(route, dtype=np.float64), 3).tobytes()
+        from_key = None if from_xy is None else \
+            (round(float(from_xy[0]), 2), round(float(from_xy[1]), 2))
+        key = (cell, self.robot_radius, self.nav_inflation, self.nav_inflation_gain,
+               route_key, from_key)
         cached = self._ctg_cache
         if cached is not None and cached[0] is esdf and cached[1] == key:
             return cached[2]
+        hard = self.footprint.inscribed_radius if isinstance(self.footprint, Footprint) \
+            else None
         ctg = cost_to_go(esdf, (goal.x, goal.y), self.robot_radius, self.nav_inflation,
-                         self.nav_inflation_gain)
+                         self.nav_inflation_gain, route=route, from_xy=from_xy,
+                         hard_radius=hard)
         self._ctg_cache = (esdf, key, ctg)
         return ctg
 
@@ -261,7 +281,7 @@ class MPPI:
         # Once per call, not per iteration: the field and the goal do not change within it.
         ctg = None
         if esdf is not None and self.use_navigation_function:
-            ctg = self._cost_to_go(esdf, goal)
+            ctg = self.cost_to_go(esdf, goal, route, (state.x, state.y))
         self.last_cost_to_go = ctg
 
         mean = self._warm_start(state)

@@ -1,5 +1,6 @@
 """The planner node's parameters (names, defaults, ranges, descriptions): one source of truth
 for the node, the YAML check and the README table."""
+from wm_common.footprint import DEFAULT_FOOTPRINT
 from wm_common.params import Param
 from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS
 
@@ -69,12 +70,13 @@ PLANNER_PARAMS = [
     Param("w_max", 1.2, "max angular speed [rad/s]", 0.0, 10.0),
     Param("a_max", 1.0, "max linear acceleration [m/s^2]", 0.01, 20.0),
     Param("alpha_max", 2.5, "max angular acceleration [rad/s^2]", 0.01, 50.0),
-    Param("robot_radius", 0.35,
-          "footprint radius incl. payload overhang [m]; with footprint_circles: the radius "
-          "the route (cost-to-go) keeps from obstacles", 0.05, 3.0),
-    Param("footprint_circles", [0.0],
-          "flat [x, y, r, ...] circles in base_link covering the footprint (payload "
-          "overhang included); [0.0]: one circle of robot_radius"),
+    Param("footprint", list(DEFAULT_FOOTPRINT),
+          "the body as a polygon in base_link, flat [x1, y1, x2, y2, ...] (Nav2's footprint; "
+          "payload overhang included): the collision critic's shape", any_length=True),
+    Param("robot_radius", 0.32,
+          "clearance the route and the navigation function keep from obstacles [m], at least "
+          "the footprint's inscribed radius: a gap narrower than twice this has no way "
+          "through", 0.05, 3.0),
     Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
     Param("yaw_goal_tolerance", 3.2,
           "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),
@@ -95,8 +97,16 @@ PLANNER_PARAMS = [
           "or a new goal)", 0.1, 60.0),
     Param("route_resolution", 0.1, "global planning grid resolution [m]", 0.02, 1.0),
     Param("route_inflation", 0.8,
-          "band beyond robot_radius where the route pays to keep away from obstacles [m]",
+          "band beyond robot_radius where the route and the MPC's cost-to-go pay to keep "
+          "away from obstacles [m]",
           0.0, 5.0),
+    Param("route_switch_margin", 1.0,
+          "a periodic replan replaces a route that is still free only when the new one is "
+          "this much shorter (planner metric) [m]: hysteresis on the way round obstacles",
+          0.0, 100.0),
+    Param("route_without_map", True,
+          "with no static map, plan the route on a blank map around robot and goal with the "
+          "live obstacle layer alone (a LiDAR-only robot still gets routes and 'no way')"),
     Param("external_path_timeout", 2.0,
           "an external path on `plan` replaces the global route while younger than this [s]",
           0.1, 600.0),
@@ -115,6 +125,27 @@ PLANNER_PARAMS = [
     # Critics (Nav2 MPPI style): each a small class in critics/, composed in this order;
     # their own parameters are <critic>.<param>, generated below from the critic classes.
     Param("critics", list(DEFAULT_CRITICS), "critics to compose, in order"),
+    # Progress checker and recoveries (Nav2's SimpleProgressChecker and behaviour tree):
+    # no progress -> the next recovery; all used -> the goal aborts with a reason.
+    Param("progress_checker.required_movement_radius", 0.5,
+          "the robot must move this far ... [m]", 0.01, 10.0),
+    Param("progress_checker.movement_time_allowance", 10.0,
+          "... within this long, else the next recovery runs [s]", 0.5, 600.0),
+    Param("recovery_behaviors", ["reroute", "clear_and_replan", "back_up", "spin", "wait"],
+          "recoveries, tried in this order (reroute, clear_and_replan, back_up, spin, "
+          "wait; wm_planner.recoveries); []: abort at the first progress failure"),
+    Param("recovery_rounds", 1, "times the list is gone through before the goal aborts",
+          0, 20),
+    Param("backup_distance", 0.3, "back_up: distance [m]", 0.05, 2.0),
+    Param("backup_speed", 0.1, "back_up: speed [m/s]", 0.02, 0.5),
+    Param("spin_angle", 1.57, "spin: angle [rad]", 0.1, 6.3),
+    Param("wait_time", 5.0, "wait: duration [s]", 0.5, 120.0),
+    Param("recovery_margin", 0.05,
+          "back_up and spin move only where the footprint keeps this clearance [m]",
+          0.0, 0.5),
+    Param("stale_abort_time", 10.0,
+          "a goal aborts (stale inputs) when odometry, field or map->odom stay missing this "
+          "long [s]; the robot stops at once regardless", 0.5, 600.0),
     # Action
     Param("navigate_timeout", 300.0, "abort a navigate_to_pose goal after this long [s]",
           1.0, 86400.0),
@@ -144,9 +175,13 @@ PLANNER_PARAMS += critic_params()
 LIVE_PARAMS = frozenset([
     "num_samples", "temperature", "noise_sigma_v", "noise_sigma_w", "iterations",
     "time_budget_ms", "v_max", "v_min", "w_max", "a_max", "alpha_max", "robot_radius",
-    "footprint_circles", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
+    "footprint", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
     "navigate_timeout", "sampled_trajectories_shown", "sensor_range", "payload_mass",
-    "rotate_to_heading", "rotate_enter_angle", "rotate_exit_angle", "rotate_speed"])
+    "rotate_to_heading", "rotate_enter_angle", "rotate_exit_angle", "rotate_speed",
+    "route_switch_margin", "progress_checker.required_movement_radius",
+    "progress_checker.movement_time_allowance", "recovery_behaviors", "recovery_rounds",
+    "backup_distance", "backup_speed", "spin_angle", "wait_time", "recovery_margin",
+    "stale_abort_time", "yield_tolerance"])
 
 
 def is_live_param(name: str) -> bool:

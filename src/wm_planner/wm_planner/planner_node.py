@@ -14,11 +14,15 @@ Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
 
 A control cycle runs on a timer at `control_rate` and, with `plan_on_field`, as soon as a new
 distance field arrives (so the latency from cloud to command is one perception + one planning
-step). Every command passes wm_planner.command_limiter: finite, within the velocity limits and
-within a_max of the previous command. Stale inputs, a failed solve, a reached or cancelled goal
-bring the robot to a controlled stop at the deceleration limit, then zero is published
-continuously (watchdog rate). Optimizer parameters (critic weights, limits, sampling) can be
-changed at run time; the others while unconfigured.
+step). The cycle itself (goal check, route, progress checker and recoveries, turn on the spot,
+solve, command limiter) is wm_planner.controller.Controller, the same object the in-process
+evaluation and the data generator run; this node only turns messages into its inputs and its
+outputs into messages. Every command passes wm_planner.command_limiter: finite, within the
+velocity limits and within a_max of the previous command. Stale inputs, a failed solve, a
+reached, aborted or cancelled goal bring the robot to a controlled stop at the deceleration
+limit, then zero is published continuously (watchdog rate). Optimizer parameters (critic
+weights, limits, sampling, recoveries) can be changed at run time (Controller.reconfigure);
+the others while unconfigured.
 """
 from __future__ import annotations
 
@@ -53,19 +57,16 @@ from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, FleetSnapshot, PlanStatus
 from wm_msgs.srv import SwapWorldModel
-from wm_planner.goal_checker import goal_reached
-from wm_planner.models import Goal, RobotState
+from wm_planner import controller as ctl
+from wm_planner.controller import Controller, CycleInput
+from wm_planner.models import RobotState
 from wm_planner.neighbours import to_planning_frame
 from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
 from wm_planner.predicted_occupancy import PredictedOccupancy
-from wm_planner.command_limiter import CommandLimiter
-from wm_planner.configure import (build_motion_model, build_nmpc, build_optimizer,
-                                  build_rotate)
+from wm_planner.configure import build_motion_model
 from wm_planner.model_swap import ModelSwap, probe
 from wm_common.map_io import MapError, OccupancyMap, read_map
-from wm_planner.route_manager import RouteManager
-from wm_planner.solver import plan_with
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
     import tf2_ros  # noqa: F401
@@ -74,6 +75,18 @@ except ImportError:  # pragma: no cover - depends on the install
     HAVE_TF2 = False
 
 ERR = NavigateToPose.Result
+# How a goal ended (wm_planner.controller) -> the action's error code
+OUTCOME_CODES = {ctl.REACHED: ERR.NONE, ctl.NO_WAY: ERR.NO_WAY, ctl.BLOCKED: ERR.BLOCKED,
+                 ctl.NO_PROGRESS: ERR.NO_PROGRESS, ctl.TIMEOUT: ERR.TIMEOUT,
+                 ctl.STALE_INPUTS: ERR.STALE_INPUTS, ctl.CANCELED: ERR.CANCELED}
+# A cycle's status (wm_planner.controller) -> PlanStatus.status
+STATUS_CODES = {ctl.IDLE: PlanStatus.STATUS_IDLE, ctl.OK: PlanStatus.STATUS_OK,
+                ctl.GOAL_REACHED: PlanStatus.STATUS_GOAL_REACHED,
+                ctl.FAILED: PlanStatus.STATUS_FAILED,
+                ctl.RECOVERING: PlanStatus.STATUS_RECOVERING,
+                ctl.WAITING: PlanStatus.STATUS_WAITING, ctl.ABORTED: PlanStatus.STATUS_ABORTED,
+                ctl.STALE: PlanStatus.STATUS_STALE_INPUTS,
+                ctl.NO_TRANSFORM: PlanStatus.STATUS_NO_TRANSFORM}
 # perception's occupancy forecasts (wm_perception.perception_node._predict)
 PREDICTION_TOPICS = ("predicted_occupancy_05s", "predicted_occupancy_10s")
 
@@ -91,6 +104,7 @@ class NavGoal:
         self.distance_remaining = float("nan")
         self.current_pose = None  # PoseStamped, for feedback
         self.started = None  # node-clock time of acceptance (sim time under use_sim_time)
+        self.recoveries = 0
         self.last_feedback = -1e9
 
     def finish(self, code: int, msg: str = "") -> None:
@@ -114,7 +128,6 @@ class PlannerNode(lifecycle.ManagedNode):
         self.last_field_t = None
         self.map_to_odom = None  # (t, Pose2D)
         self.fleet = None  # (receive time, FleetSnapshot)
-        self.detour: Optional[NavGoal] = None  # a passing place while yielding
         self.goal: Optional[NavGoal] = None
         self.last_cmd_t = None
         self.stopped = True
@@ -127,9 +140,7 @@ class PlannerNode(lifecycle.ManagedNode):
     def on_configure(self, state):
         p = self.p = read_params(self, PLANNER_PARAMS)
         try:
-            self.optimizer = build_optimizer(p)
-            self.nmpc = build_nmpc(p)
-            self.rotate = build_rotate(p)
+            self.controller = Controller(p)
         except (ValueError, KeyError, TypeError, RuntimeError, OSError, ImportError) as e:
             # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
             self.get_logger().error("configure failed: %s" % e)
@@ -149,36 +160,28 @@ class PlannerNode(lifecycle.ManagedNode):
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "markers", STATUS_QOS)
         self.route_pub = self.create_lifecycle_publisher(Path, "global_plan", STATUS_QOS)
         self.diag = DiagnosticsReporter(self, "planner")
-        model = self.optimizer.motion_model
+        model = self.controller.motion_model
         self._report_motion_model(model)
         if model.name != "kinematic":
             self.get_logger().info("motion model: world model %s" % model.version)
         self._model_failures = 0
         self.models = ModelSwap(model, p["rollback_failures"], p["rollback_window"])
-        self.payload_kg = None if p["payload_mass"] < 0 else p["payload_mass"]
         self.swap_srv = self.create_service(SwapWorldModel, "~/swap_world_model",
                                             self._on_swap_world_model)
-        limits = self.optimizer.limits
+        limits = self.controller.limiter.limits
         if limits.v_max < p["v_max"]:
             self.get_logger().log(
                 "v_max %.2f m/s capped to %.2f m/s: the robot must stop (a_max %.2f m/s^2) "
                 "within the horizon's reach and sensor_range" % (p["v_max"], limits.v_max,
                                                                  limits.a_max),
                 LoggingSeverity.WARN)
-        self.limiter = CommandLimiter(limits, 1.0 / p["control_rate"])
-        self.routes = None
-        if p["global_route"]:
-            self.routes = RouteManager(
-                p["robot_radius"], replan_period=p["replan_period"],
-                external_timeout=p["external_path_timeout"],
-                planning_resolution=p["route_resolution"], inflation=p["route_inflation"],
-                map_frame=p["map_frame"], odom_frame=p["odom_frame"])
-            if p["map_yaml"]:
-                try:
-                    self.routes.set_map(read_map(p["map_yaml"]))
-                except (MapError, OSError) as e:
-                    self.get_logger().error("configure failed: map_yaml: %s" % e)
-                    return lifecycle.FAILURE
+        self.routes = self.controller.routes
+        if self.routes is not None and p["map_yaml"]:
+            try:
+                self.controller.set_map(read_map(p["map_yaml"]))
+            except (MapError, OSError) as e:
+                self.get_logger().error("configure failed: map_yaml: %s" % e)
+                return lifecycle.FAILURE
         self._subs = [
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
             self.create_subscription(DistanceField, "distance_field", self._on_field, FIELD_QOS),
@@ -223,7 +226,7 @@ class PlannerNode(lifecycle.ManagedNode):
         return lifecycle.SUCCESS
 
     def on_activate(self, state):
-        self.limiter.reset()   # the base is assumed at rest when control starts
+        self.controller.limiter.reset()   # the base is assumed at rest when control starts
         self.stopping = True
         return super().on_activate(state)
 
@@ -234,6 +237,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if self.goal is not None:
             self.goal.finish(ERR.UNKNOWN, "planner deactivated")
             self.goal = None
+            self.controller.cancel()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
@@ -304,8 +308,8 @@ class PlannerNode(lifecycle.ManagedNode):
                 raise MapError("%d cells for %d x %d" % (len(msg.data), info.width,
                                                          info.height))
             values = np.asarray(msg.data, dtype=np.int16).reshape(info.height, info.width)
-            self.routes.set_map(OccupancyMap(values, info.resolution, origin.x, origin.y,
-                                             msg.header.frame_id))
+            self.controller.set_map(OccupancyMap(values, info.resolution, origin.x, origin.y,
+                                                 msg.header.frame_id))
         except (MapError, ValueError) as e:
             return self._reject("map_invalid", str(e))
         self.get_logger().info("map %d x %d at %.2f m: global route enabled" % (
@@ -326,12 +330,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if not (math.isfinite(mass) and 0.0 <= mass <= 5000.0):
             return self._reject("payload", "payload %r kg is not a mass in [0, 5000]" % mass)
         self.diag.set_value("payload_kg", "%.1f" % mass)
-        self.payload_kg = mass
-        set_payload = getattr(self.optimizer.motion_model, "set_payload", None)
-        if set_payload is not None:
-            set_payload(mass)
-        if self.nmpc is not None:
-            self.nmpc.set_payload(mass)
+        self.controller.set_payload(mass)
 
     def _on_prediction(self, topic: str, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.p["odom_frame"]:
@@ -362,16 +361,17 @@ class PlannerNode(lifecycle.ManagedNode):
         """The fleet client's deadlock rule: drive to this passing place and wait there
         (frame_id map); an empty frame_id releases the robot to its goal again."""
         if not msg.header.frame_id:
-            if self.detour is not None:
+            if self.controller.detour is not None:
                 self.get_logger().info("yield released: back to the goal")
-            self.detour = None
+                self.controller.set_detour(None)
             return
         try:
-            self.detour = self._goal_from_pose(msg)
+            detour = self._goal_from_pose(msg)
         except ValueError as e:
             return self._reject("yield_invalid", str(e))
+        self.controller.set_detour(detour.pose, detour.frame_id)
         self.get_logger().info("yielding: to the passing place (%.2f, %.2f) in %s" % (
-            self.detour.pose.x, self.detour.pose.y, self.detour.frame_id))
+            detour.pose.x, detour.pose.y, detour.frame_id))
 
     def _neighbours_for(self, now: float, t_state: float):
         """The neighbours' shared paths in odom, times relative to the state (fleet critic);
@@ -433,15 +433,11 @@ class PlannerNode(lifecycle.ManagedNode):
         self.get_logger().info("new goal from goal_pose: (%.2f, %.2f) in %s" % (
             goal.pose.x, goal.pose.y, goal.frame_id))
 
-    def _set_goal(self, goal: Optional[NavGoal]) -> None:
+    def _set_goal(self, goal: NavGoal) -> None:
         if self.goal is not None and self.goal is not goal:
             self.goal.finish(ERR.CANCELED, "preempted by a new goal")
         self.goal = goal
-        self.optimizer.reset()
-        if self.nmpc is not None:
-            self.nmpc.reset()
-        if self.routes is not None:
-            self.routes.new_goal()
+        self.controller.set_goal(goal.pose, goal.frame_id, self._now())
 
     # ---------------------------------------------------------------- control cycle
     def _inputs_stale(self, now: float) -> Optional[str]:
@@ -483,126 +479,101 @@ class PlannerNode(lifecycle.ManagedNode):
         now = self._now()
         self.cycle += 1
         self.last_cycle_t = now
-        goal = self.goal
-        if goal is None:
-            return self._stop(PlanStatus.STATUS_IDLE, input_stamp)
         stale = self._inputs_stale(now)
         if stale is not None:
             self.diag.count("stale_stops")
-            return self._stop(PlanStatus.STATUS_STALE_INPUTS, input_stamp)
-        pose, (v, w) = self.odom.latest[1]
-        # a fleet yield (wm_fleet's deadlock rule) parks the robot at a passing place; the
-        # goal stays active and is resumed when the fleet client releases it
-        if self.detour is not None:
-            goal = self.detour
-        goal_odom = goal.pose
-        if goal.frame_id == self.p["map_frame"]:
-            m2o = self._map_to_odom(now)
-            if m2o is None:
-                self._reject("no_transform", "no recent %s->%s" % (self.p["map_frame"],
-                                                                   self.p["odom_frame"]))
-                return self._stop(PlanStatus.STATUS_NO_TRANSFORM, input_stamp)
-            goal_odom = compose(inverse(m2o), goal.pose)
-            goal.current_pose = (compose(m2o, pose), self.p["map_frame"])
-        else:
-            goal.current_pose = (pose, self.p["odom_frame"])
-        state = RobotState(pose.x, pose.y, pose.yaw, v, w)
-        target = Goal(goal_odom.x, goal_odom.y, goal_odom.yaw,
-                      xy_tolerance=self.p["xy_goal_tolerance"],
-                      yaw_tolerance=self.p["yaw_goal_tolerance"])
-        goal.distance_remaining = math.hypot(goal_odom.x - pose.x, goal_odom.y - pose.y)
-        if goal is self.detour:
-            if goal.distance_remaining <= self.p["yield_tolerance"]:
-                return self._stop(PlanStatus.STATUS_IDLE, input_stamp)  # waiting there
-        elif goal_reached(state, target):
-            goal.finish(ERR.NONE)
-            if self.goal is goal:
-                self.goal = None
-            self.get_logger().info("goal reached")
-            return self._stop(PlanStatus.STATUS_GOAL_REACHED, input_stamp)
-        route = self._route(now, pose, goal, field)
-        if self._turn_on_the_spot(pose, v, route, field, (goal_odom.x, goal_odom.y)):
-            # still working on the goal (the fleet client's deadlock rule listens to this),
-            # and where the robot will be: here (the fleet shares it as the intended path)
-            stamp = self.get_clock().now()
-            here = np.array([[pose.x, pose.y, pose.yaw]] * (self.p["horizon"] + 1))
-            self.plan_pub.publish(trajectory_to_path(here, self.p["odom_frame"],
-                                                     stamp.nanoseconds * 1e-9, self.p["dt"]))
-            msg = self._status_msg(PlanStatus.STATUS_OK, input_stamp, stamp)
-            msg.solver = "rotate_to_heading"
-            msg.distance_to_goal = float(goal.distance_remaining)
-            self.status_pub.publish(msg)
-            return
+            return self._publish_cycle(self.controller.hold(now, stale), input_stamp)
+        t_state, (pose, (v, w)) = self.odom.latest
+        m2o = self._map_to_odom(now)
+        if m2o is None and self.goal is not None and self.goal.frame_id == self.p["map_frame"]:
+            self._reject("no_transform", "no recent %s->%s" % (self.p["map_frame"],
+                                                               self.p["odom_frame"]))
+        if self.goal is not None:
+            self.goal.current_pose = ((compose(m2o, pose), self.p["map_frame"])
+                                      if m2o is not None and
+                                      self.goal.frame_id == self.p["map_frame"]
+                                      else (pose, self.p["odom_frame"]))
+        solver = self.p["solver"]
+        inp = CycleInput(now, RobotState(pose.x, pose.y, pose.yaw, v, w), field, m2o,
+                         neighbours=() if solver == "nmpc" else
+                         self._neighbours_for(now, t_state),
+                         predictions=self._predictions_for(t_state))
         try:
-            result = self._solve(state, target, field, route)
+            out = self.controller.step(inp)
         except Exception as e:  # a planner bug must stop the robot, not kill the node
             self.diag.count("planner_exceptions")
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
-            return self._stop(PlanStatus.STATUS_FAILED, input_stamp)
+            self._publish_raw(*self.controller.stop_step(now))
+            self.stopping = True
+            return self.status_pub.publish(self._status_msg(PlanStatus.STATUS_FAILED,
+                                                            input_stamp))
         self._check_motion_model()
         self._check_rollback()
-        if result.status != "ok":
-            self.diag.count("planner_" + result.status)
-            self._publish_plan(result, PlanStatus.STATUS_FAILED, input_stamp, goal)
-            return self._publish_stop()
-        v_cmd, w_cmd = float(result.controls[0, 0]), float(result.controls[0, 1])
-        self.stopping = False
-        self._publish_cmd(v_cmd, w_cmd)
-        self._publish_plan(result, PlanStatus.STATUS_OK, input_stamp, goal)
-        self.diag.set_level(DiagnosticStatus.OK, "tracking goal")
+        self._publish_cycle(out, input_stamp)
 
-    def _turn_on_the_spot(self, pose: Pose2D, v: float, route, field, goal_xy) -> bool:
-        """Turn towards a route that leaves behind the standing robot (rotate_to_heading);
-        True when this cycle's command was such a turn (the MPC is skipped)."""
-        if self.rotate is None:
-            return False
-        was_turning = self.rotate.active
-        turn = self.rotate.command(pose.x, pose.y, pose.yaw, v, route, field, goal_xy,
-                                   self.p["xy_goal_tolerance"])
-        if turn is None and self.rotate.blocked:
-            self.diag.count("rotate_blocked")   # too close to turn, no straight way out
-        if turn is None:
-            if was_turning:
-                self.get_logger().info("facing the route: the MPC drives again")
-            return False
-        if not was_turning:
-            self.diag.count("rotations")
-            self.get_logger().info("route behind the robot: turning on the spot")
-        self.stopping = False
-        self._publish_cmd(*turn)
-        self.diag.set_level(DiagnosticStatus.OK, "turning on the spot towards the route")
-        return True
-
-    def _solve(self, state, target, field, route):
-        """One solve with the configured solver (see the `solver` parameter)."""
-        predictions = self._predictions_for(self.odom.latest_stamp)
-        neighbours = None if self.p["solver"] == "nmpc" else \
-            self._neighbours_for(self._now(), self.odom.latest_stamp)
-        return plan_with(self.p["solver"], self.optimizer, self.nmpc, state, target, field,
-                         route=route, predictions=predictions, neighbours=neighbours)
-
-    def _route(self, now: float, pose: Pose2D, goal: NavGoal, field):
-        """The route for path_follow in odom (None without map, localization or route)."""
-        if self.routes is None:
-            return None
-        m2o = self._map_to_odom(now)
-        goal_map = None
-        if goal.frame_id == self.p["map_frame"]:
-            goal_map = (goal.pose.x, goal.pose.y)
-        elif m2o is not None:
-            g = compose(m2o, goal.pose)
-            goal_map = (g.x, g.y)
-        route, what = self.routes.update(now, pose, goal_map, field, m2o)
-        self.diag.set_value("route", what)
-        if what.startswith("planned"):
+    def _publish_cycle(self, out, input_stamp) -> None:
+        """Everything one controller cycle says: the command, the status and plan, the
+        route, diagnostics counters and log lines, and the end of the goal."""
+        for name in out.counters:
+            self.diag.count(name)
+        # the controller reports events (a recovery, an abort), not every cycle: unthrottled;
+        # one call site per severity (rclpy refuses a severity change at one call site)
+        logger = self.get_logger()
+        for level, text in out.log:
+            if level == "info":
+                logger.info(text)
+            elif level == "warn":
+                logger.warning(text)
+            else:
+                logger.error(text)
+        if out.route_event.startswith("planned"):
             plan = self.routes.last_plan
             self.diag.set_value("route_plan_ms", "%.1f" % plan.plan_time_ms)
             self.route_pub.publish(self._path_msg(plan.route, self.p["map_frame"]))
-        elif what.startswith("failed"):
-            self.diag.count("route_failures")
-            self.get_logger().log("no global route: %s" % what[len("failed: "):],
-                                  LoggingSeverity.WARN, throttle_duration_sec=5.0)
-        return route
+        if out.route_event:
+            self.diag.set_value("route", out.route_event)
+        self.diag.set_value("behavior", out.behavior)
+        self.diag.set_value("recoveries", str(out.recoveries))
+        moving = out.status in (ctl.OK, ctl.RECOVERING) and out.cmd != (0.0, 0.0)
+        self.stopping = not moving
+        self._publish_raw(*out.cmd)
+        goal = self.goal
+        if goal is not None and math.isfinite(out.distance_remaining):
+            goal.distance_remaining = out.distance_remaining
+            goal.recoveries = out.recoveries
+        status = STATUS_CODES[out.status]
+        if out.result is not None and out.status in (ctl.OK, ctl.FAILED):
+            self._publish_plan(out, status, input_stamp)
+        else:
+            # turning, recovering, waiting, stopping: where the robot will be is here (the
+            # fleet shares it as the intended path)
+            stamp = self.get_clock().now()
+            if goal is not None and self.odom.latest is not None:
+                pose = self.odom.latest[1][0]
+                here = np.array([[pose.x, pose.y, pose.yaw]] * (self.p["horizon"] + 1))
+                self.plan_pub.publish(trajectory_to_path(
+                    here, self.p["odom_frame"], stamp.nanoseconds * 1e-9, self.p["dt"]))
+            msg = self._status_msg(status, input_stamp, stamp)
+            msg.behavior = out.behavior
+            msg.recoveries = int(out.recoveries)
+            if math.isfinite(out.distance_remaining):
+                msg.distance_to_goal = float(out.distance_remaining)
+            self.status_pub.publish(msg)
+        if out.status == ctl.RECOVERING:
+            self.diag.set_level(DiagnosticStatus.WARN, "recovery: %s" % out.behavior)
+        elif out.status == ctl.OK:
+            self.diag.set_level(DiagnosticStatus.OK, "tracking goal" if out.behavior !=
+                                "rotate_to_heading" else "turning on the spot towards the way")
+        if out.outcome is not None and goal is not None:
+            code = OUTCOME_CODES[out.outcome.code]
+            if out.outcome.reached:
+                self.get_logger().info("goal reached")
+            else:
+                self.diag.set_level(DiagnosticStatus.WARN, "goal aborted: %s"
+                                    % out.outcome.message)
+            goal.finish(code, out.outcome.message)
+            if self.goal is goal:
+                self.goal = None
 
     def _path_msg(self, xy, frame: str) -> Path:
         msg = Path()
@@ -630,7 +601,8 @@ class PlannerNode(lifecycle.ManagedNode):
             return self._swap_refused(response)
         p = dict(self.p)
         p["world_model_artifact"] = request.artifact
-        p["payload_mass"] = -1.0 if self.payload_kg is None else self.payload_kg
+        kg = self.controller.payload_kg
+        p["payload_mass"] = -1.0 if kg is None else kg
         try:
             if not request.artifact:
                 raise ValueError("no artifact given")
@@ -661,8 +633,7 @@ class PlannerNode(lifecycle.ManagedNode):
         return response
 
     def _use_motion_model(self, model) -> None:
-        self.optimizer = build_optimizer(self.p, motion_model=model)
-        self.limiter.limits = self.optimizer.limits
+        self.controller.use_motion_model(model)
         self._model_failures = getattr(model, "failures", 0)
         self._report_motion_model(model)
 
@@ -675,21 +646,19 @@ class PlannerNode(lifecycle.ManagedNode):
         if why is None:
             return
         self._use_motion_model(self.models.current)
-        set_payload = getattr(self.models.current, "set_payload", None)
-        if set_payload is not None:
-            set_payload(self.payload_kg)
         self.diag.count("world_model_rollbacks")
         self.get_logger().error(why)
 
     def _check_motion_model(self) -> None:
         """Report world-model predictions that were refused (that batch used kinematics)."""
-        failures = getattr(self.optimizer.motion_model, "failures", 0)
+        model = self.controller.motion_model
+        failures = getattr(model, "failures", 0)
         if failures > self._model_failures:
             self.diag.count("world_model_fallbacks", failures - self._model_failures)
             self._model_failures = failures
             self.get_logger().log(
                 "world model prediction refused (%s): planning on kinematics for this cycle"
-                % self.optimizer.motion_model.last_error, LoggingSeverity.WARN,
+                % model.last_error, LoggingSeverity.WARN,
                 throttle_duration_sec=2.0)
 
     def _on_watchdog(self) -> None:
@@ -703,23 +672,16 @@ class PlannerNode(lifecycle.ManagedNode):
             if self.goal is not None or not self.stopped:
                 self.get_logger().log("stale %s: stopping" % stale, LoggingSeverity.WARN,
                                       throttle_duration_sec=2.0)
-                self._stop(PlanStatus.STATUS_STALE_INPUTS, None)
+                self._publish_cycle(self.controller.hold(now, stale), None)
         elif self.last_cmd_t is not None and now - self.last_cmd_t > self.p["field_timeout"]:
             # inputs fresh but no cycle ran (e.g. rejected fields): never leave an old command
             self._publish_stop()
         elif self.stopping:
             # the controlled stop's next step; zero, continuously, once stopped
-            v, w = self.limiter.stop_step(now)
+            v, w = self.controller.stop_step(now)
             self._publish_raw(v, w)
 
     # ---------------------------------------------------------------- outputs
-    def _publish_cmd(self, v: float, w: float) -> None:
-        """A solver's command, through the limiter (finite, limits, a_max from the last)."""
-        lv, lw = self.limiter.limit(v, w, self._now())
-        if (lv, lw) != (v, w):
-            self.diag.count("commands_limited")
-        self._publish_raw(lv, lw)
-
     def _publish_raw(self, v: float, w: float) -> None:
         if self.p["cmd_vel_stamped"]:
             msg = TwistStamped()
@@ -737,7 +699,7 @@ class PlannerNode(lifecycle.ManagedNode):
         """Start (or continue) a controlled stop at the deceleration limit: one step now, the
         rest from the watchdog, then zero continuously."""
         self.stopping = True
-        v, w = self.limiter.stop_step(self._now())
+        v, w = self.controller.stop_step(self._now())
         self._publish_raw(v, w)
 
     def _status_msg(self, status: int, input_stamp, stamp=None) -> PlanStatus:
@@ -751,11 +713,8 @@ class PlannerNode(lifecycle.ManagedNode):
             msg.input_stamp = input_stamp
         return msg
 
-    def _stop(self, status: int, input_stamp) -> None:
-        self._publish_stop()
-        self.status_pub.publish(self._status_msg(status, input_stamp))
-
-    def _publish_plan(self, result, status: int, input_stamp, goal: NavGoal) -> None:
+    def _publish_plan(self, out, status: int, input_stamp) -> None:
+        result = out.result
         stamp = self.get_clock().now()
         path = trajectory_to_path(result.trajectory, self.p["odom_frame"],
                                   stamp.nanoseconds * 1e-9, self.p["dt"])
@@ -765,7 +724,9 @@ class PlannerNode(lifecycle.ManagedNode):
         msg.iterations = int(result.iterations)
         msg.num_samples = int(self.p["num_samples"])
         msg.solve_time_ms = float(result.solve_time_ms)
-        msg.distance_to_goal = float(goal.distance_remaining)
+        msg.distance_to_goal = float(out.distance_remaining)
+        msg.behavior = out.behavior
+        msg.recoveries = int(out.recoveries)
         msg.predicted_trajectory = path
         self.status_pub.publish(msg)
         self.diag.set_value("solve_time_ms", "%.2f" % result.solve_time_ms)
@@ -834,10 +795,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if goal.handle.is_cancel_requested:
             goal.finish(ERR.CANCELED, "canceled")
             self.goal = None
-            self._publish_stop()
-        elif now - goal.started > self.p["navigate_timeout"]:
-            goal.finish(ERR.TIMEOUT, "not reached within %.0f s" % self.p["navigate_timeout"])
-            self.goal = None
+            self.controller.cancel()
             self._publish_stop()
         elif now - goal.last_feedback >= 0.2:
             goal.last_feedback = now
@@ -856,6 +814,7 @@ class PlannerNode(lifecycle.ManagedNode):
         fb.navigation_time = Duration(seconds=elapsed).to_msg()
         d = goal.distance_remaining
         fb.distance_remaining = float(d) if math.isfinite(d) else 0.0
+        fb.number_of_recoveries = int(goal.recoveries)
         if math.isfinite(d) and self.p["v_max"] > 0:
             fb.estimated_time_remaining = Duration(seconds=d / self.p["v_max"]).to_msg()
         return fb
@@ -885,15 +844,11 @@ class PlannerNode(lifecycle.ManagedNode):
             return SetParametersResult(
                 successful=False, reason="%s can only change while unconfigured (cleanup, "
                 "set, configure)" % ", ".join(fixed))
-        new_p = dict(self.p)
-        new_p.update(changes)
         try:
-            optimizer = build_optimizer(new_p, motion_model=self.optimizer.motion_model)
-            rotate = build_rotate(new_p)
-        except (ValueError, KeyError, TypeError) as e:
+            self.controller.reconfigure(changes)
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.p, self.optimizer, self.rotate = new_p, optimizer, rotate
-        self.limiter.limits = optimizer.limits
+        self.p = dict(self.controller.p)
         self.get_logger().info("parameters changed at run time: %s" % ", ".join(
             "%s=%r" % kv for kv in sorted(changes.items())))
         return SetParametersResult(successful=True)

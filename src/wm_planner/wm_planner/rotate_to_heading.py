@@ -14,23 +14,17 @@ a command means "turn, skip the MPC this cycle", None means "let the MPC drive".
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from wm_common.grid import Grid2D
 
+from .navigation_function import descent_point, unreachable_level
+
 
 def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
-
-
-def swept_radius(footprint_circles: Optional[Sequence[float]], robot_radius: float) -> float:
-    """The radius the footprint sweeps when it turns about base_link."""
-    if not footprint_circles:
-        return float(robot_radius)
-    c = np.asarray(footprint_circles, dtype=np.float64).reshape(-1, 3)
-    return float(np.max(np.hypot(c[:, 0], c[:, 1]) + c[:, 2]))
 
 
 def lookahead_point(route: np.ndarray, x: float, y: float,
@@ -73,14 +67,32 @@ class RotateToHeading:
         self.blocked = False   # wanted to turn, but the swept circle was not clear
         self.creeping = False  # ... and is creeping straight to where it is
 
+    def way_point(self, x: float, y: float, route: Optional[np.ndarray],
+                  ctg: Optional[Grid2D] = None) -> Optional[Tuple[float, float]]:
+        """Where the way to the goal goes from (x, y), `lookahead` metres on: down the MPC's
+        own cost-to-go (`ctg`, seeded along the route: wm_planner.navigation_function), so
+        the turn and the MPC cannot pull towards different sides of an obstacle; the
+        route's lookahead point where the cost-to-go has no way from the robot's cell (too
+        close to a shelf) or there is none."""
+        if ctg is not None:
+            p = descent_point(ctg, x, y, self.lookahead, unreachable_level(ctg))
+            if p is not None:
+                return p
+        if route is not None and len(route) >= 2:
+            return lookahead_point(route, x, y, self.lookahead)
+        return None
+
     def heading_error(self, x: float, y: float, yaw: float, route: Optional[np.ndarray],
                       goal: Optional[Tuple[float, float]] = None,
-                      goal_tolerance: float = 0.0) -> Optional[float]:
-        """Signed angle from the heading to the route's lookahead point, or in the final
-        approach (the route's end within reach) to the goal itself when it lies to the side
-        (None: nothing to turn to; a goal ahead or behind is the MPC's own approach)."""
-        if route is not None and len(route) >= 2:
-            px, py = lookahead_point(route, x, y, self.lookahead)
+                      goal_tolerance: float = 0.0,
+                      ctg: Optional[Grid2D] = None) -> Optional[float]:
+        """Signed angle from the heading to the way's lookahead point (`way_point`), or in
+        the final approach (the way's end within reach) to the goal itself when it lies to
+        the side (None: nothing to turn to; a goal ahead or behind is the MPC's own
+        approach)."""
+        p = self.way_point(x, y, route, ctg)
+        if p is not None:
+            px, py = p
             if math.hypot(px - x, py - y) >= self.min_route_distance:
                 return wrap_angle(math.atan2(py - y, px - x) - yaw)
         if goal is None:
@@ -110,11 +122,12 @@ class RotateToHeading:
     def command(self, x: float, y: float, yaw: float, v: float,
                 route: Optional[np.ndarray], field: Grid2D,
                 goal: Optional[Tuple[float, float]] = None,
-                goal_tolerance: float = 0.0) -> Optional[Tuple[float, float]]:
-        """(0, w) while turning towards the route (or, in the final approach, a goal to the
+                goal_tolerance: float = 0.0,
+                ctg: Optional[Grid2D] = None) -> Optional[Tuple[float, float]]:
+        """(0, w) while turning towards the way (or, in the final approach, a goal to the
         side); None when the MPC should plan."""
         self.blocked = self.creeping = False
-        err = self.heading_error(x, y, yaw, route, goal, goal_tolerance)
+        err = self.heading_error(x, y, yaw, route, goal, goal_tolerance, ctg)
         if err is None:
             self.active = False
             return None

@@ -1,5 +1,6 @@
 """The collision monitor's parameters: one source of truth for the node, the YAML check and the
 README table."""
+from wm_common.footprint import DEFAULT_FOOTPRINT
 from wm_common.params import Param
 
 SAFETY_PARAMS = [
@@ -27,13 +28,13 @@ SAFETY_PARAMS = [
     Param("z_max", 1.9, "highest point that counts as an obstacle, in base_link [m]",
           -1.0, 10.0),
     Param("use_scan", False, "also read a 2D LaserScan on `scan` (same extrinsic)"),
-    Param("footprint", [0.35, 0.275, 0.35, -0.275, -0.35, -0.275, -0.35, 0.275],
+    Param("footprint", list(DEFAULT_FOOTPRINT),
           "chassis polygon in base_link, flat [x1, y1, x2, y2, ...] [m]; points inside the "
-          "footprint (with payload) are the robot itself and ignored"),
+          "footprint (with payload) are the robot itself and ignored", any_length=True),
     Param("payload_overhangs", [1.0, 0.05, 0.05, 0.0],
           "payload overhang beyond the chassis, flat groups [min_mass_kg, front, rear, side]: "
           "the row with the largest min_mass <= payload applies (unknown payload: the "
-          "largest) [kg, m]"),
+          "largest) [kg, m]", any_length=True),
     Param("stop_margins", [0.10, 0.10, 0.03],
           "stop zone: footprint grown by [front, rear, side] [m]"),
     Param("slowdown_margins", [0.40, 0.25, 0.06],

@@ -24,11 +24,13 @@ Command modes (limits v in [-0.2, 1.0] m/s, w in [-1.5, 1.5] rad/s):
             (10 % of them a stop), joined by cosine interpolation (C1, no steps);
   scripted  a random sequence of patterns with step changes: straight, reverse, arc, spin,
             stop_and_go, slalom (each logged as a "pattern" event on /wm/episode);
-  planner   the real MPPI core (wm_planner, default PLANNER_PARAMS, seeded) toward random
-            reachable goals (free cells connected to the robot, >= 2 m away), on the
-            perception core's distance field from the engine's LiDAR scan, in the odom frame
-            with map->odom from the localization pose, exactly as the nodes do; a new goal
-            when reached or after 60 s ("goal" events).
+  planner   the planner's control cycle (wm_planner.controller.Controller, what the planner
+            node runs: route, recoveries, turn on the spot, MPPI, limiter; default
+            PLANNER_PARAMS, seeded) toward random reachable goals (free cells connected to
+            the robot, >= 2 m away), on the perception core's distance field from the
+            engine's LiDAR scan, in the odom frame with map->odom from the localization pose,
+            exactly as the nodes do; a new goal when reached or aborted (navigate_timeout
+            60 s; "goal" events).
 
 Collisions: after every physics step a robot with engine.in_contact() is reset: put at rest
 at a new random free pose (engine.reset_robot(id, pose) when the engine has it, the
@@ -61,6 +63,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from wm_common.geometry import Pose2D, compose, inverse
+from wm_common.params import defaults
+from wm_perception.pipeline import Perception, PerceptionConfig
+from wm_planner.controller import Controller, CycleInput
+from wm_planner.models import RobotState
+from wm_planner.params import PLANNER_PARAMS
 from .dynamics import DiffDriveParams
 from .engine import Engine, KinematicEngine
 from .lidar import LidarSpec
@@ -235,42 +242,24 @@ class ScriptedCommands(CommandGenerator):
         return _clip_cmd(p["v"], p["w"])
 
 
-def _import_planning():
-    """wm_planner + wm_perception, also from a plain checkout (src/<pkg> beside wm_sim)."""
-    try:
-        import wm_perception  # noqa: F401
-        import wm_planner  # noqa: F401
-    except ImportError:
-        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        for pkg in ("wm_planner", "wm_perception"):
-            p = os.path.join(src, pkg)
-            if os.path.isdir(p) and p not in sys.path:
-                sys.path.append(p)
-    from wm_common.params import defaults
-    from wm_perception.pipeline import Perception, PerceptionConfig
-    from wm_planner.configure import build_optimizer
-    from wm_planner.goal_checker import goal_reached
-    from wm_planner.models import Goal, RobotState
-    from wm_planner.params import PLANNER_PARAMS
-    return dict(defaults=defaults, Perception=Perception, PerceptionConfig=PerceptionConfig,
-                build_optimizer=build_optimizer, goal_reached=goal_reached, Goal=Goal,
-                RobotState=RobotState, PLANNER_PARAMS=PLANNER_PARAMS)
-
-
 class PlannerCommands(CommandGenerator):
-    """The MPPI planning core on the perception core's field, toward random goals."""
+    """The planner's own control cycle (wm_planner.controller.Controller, default planner
+    parameters, seeded, no map: routes on the live layer alone) on the perception core's
+    field, toward random reachable goals."""
 
     name = "planner"
 
     def __init__(self, rng: np.random.Generator, free: FreeSpace, mppi_seed: int,
                  sensor_in_base: Sequence[float]):
         super().__init__(rng)
-        m = self._m = _import_planning()
-        p = m["defaults"](m["PLANNER_PARAMS"])
+        p = defaults(PLANNER_PARAMS)
         p["seed"] = int(mppi_seed)
+        # no wall-clock limit: the data must not depend on how busy the machine is
+        p["time_budget_ms"] = 1000.0
+        p["navigate_timeout"] = GOAL_TIMEOUT
         self.params = p
-        self.optimizer = m["build_optimizer"](p)
-        self.perception = m["Perception"](m["PerceptionConfig"]())
+        self.controller = Controller(p)
+        self.perception = Perception(PerceptionConfig())
         self.free = free
         self.sensor_in_base = tuple(float(v) for v in sensor_in_base)
         self.goal_map: Optional[Pose2D] = None
@@ -279,44 +268,36 @@ class PlannerCommands(CommandGenerator):
 
     def reset(self, t: float) -> None:
         self.goal_map = None
-        self.optimizer.reset()
+        self.controller.cancel()
+        self.controller.limiter.reset()
 
     def _new_goal(self, t: float, ctx: "RobotRun") -> None:
         truth = ctx.engine.pose(ctx.rid)
         comp = self.free.component_at(truth.x, truth.y)
         x, y = self.free.sample(self.rng, comp, [(truth.x, truth.y)], GOAL_MIN_DISTANCE)
         self.goal_map = Pose2D(x, y, float(self.rng.uniform(-math.pi, math.pi)))
-        self._goal_t = t
-        self.optimizer.reset()
+        self.controller.set_goal(self.goal_map, self.params["map_frame"], t)
         ctx.event(t, {"event": "goal", "goal": [round(x, 3), round(y, 3)]})
 
     def command(self, t, ctx):
-        m = self._m
-        if self.goal_map is None or t - self._goal_t > GOAL_TIMEOUT:
+        if self.goal_map is None:
             self._new_goal(t, ctx)
         odom_pose = ctx.odometry.pose
         v, w = ctx.odometry.twist
         # map->odom from the latest localization pose and the odom pose of the same instant.
         m2o = ctx.map_to_odom if ctx.map_to_odom is not None else Pose2D(0.0, 0.0, 0.0)
-        goal = compose(inverse(m2o), self.goal_map)
-        p = self.params
-        state = m["RobotState"](odom_pose.x, odom_pose.y, odom_pose.yaw, v, w)
-        target = m["Goal"](goal.x, goal.y, goal.yaw, p["xy_goal_tolerance"],
-                           p["yaw_goal_tolerance"])
-        if m["goal_reached"](state, target):
-            self.goals_reached += 1
-            self._new_goal(t, ctx)
-            goal = compose(inverse(m2o), self.goal_map)
-            target = m["Goal"](goal.x, goal.y, goal.yaw, p["xy_goal_tolerance"],
-                               p["yaw_goal_tolerance"])
         scan = ctx.engine.scan(ctx.rid)
         xyz = np.stack([scan["x"].ravel(), scan["y"].ravel(), scan["z"].ravel()], axis=1)
         xyz = xyz[np.isfinite(xyz).all(axis=1)]
         field = self.perception.process(xyz, self.sensor_in_base, odom_pose).distance_field
-        result = self.optimizer.plan(state, target, field)
-        if not result.ok:
+        out = self.controller.step(CycleInput(
+            t, RobotState(odom_pose.x, odom_pose.y, odom_pose.yaw, v, w), field, m2o))
+        if out.status == "failed":
             self.plan_failures += 1
-        return _clip_cmd(*result.command)
+        if out.outcome is not None:   # reached, or given up: the next goal
+            self.goals_reached += int(out.outcome.reached)
+            self.goal_map = None
+        return _clip_cmd(*out.cmd)
 
 
 # ---------------------------------------------------------------------- one robot's run

@@ -16,7 +16,7 @@ import numpy as np
 from wm_common.geometry import Pose2D
 from .dynamics import DiffDriveParams, DiffDriveRobot
 from .lidar import Lidar, LidarSpec
-from .world import Box, World, robot_box
+from .world import Box, BoxArrays, World, chassis_overlaps, robot_box
 
 
 class Engine(abc.ABC):
@@ -82,14 +82,15 @@ class Engine(abc.ABC):
 class KinematicEngine(Engine):
     """Per-robot DiffDriveRobot models (lag and slip by formula) and the analytic LiDAR.
 
-    Fast and dependency-free: for unit tests and as a fallback. Robot-robot contact is
-    checked geometrically (footprint circles), robot-world contact from the World.
+    Fast and dependency-free: for unit tests and as a fallback. Contact is geometric: the
+    chassis rectangle (`chassis`, length x width, the MuJoCo robot's) against the world's
+    boxes and against the other robots' chassis.
     """
 
     def __init__(self, world: World, spawns: Mapping[str, Pose2D],
                  lidar: Optional[LidarSpec] = None, params: Optional[DiffDriveParams] = None,
                  payloads: Optional[Mapping[str, float]] = None, seed: int = 0,
-                 contact_radius: float = 0.3):
+                 chassis: Tuple[float, float] = (0.7, 0.55)):
         self.world = world
         self.robot_ids = list(spawns)
         base = params or DiffDriveParams()
@@ -102,7 +103,7 @@ class KinematicEngine(Engine):
         self._lidars = {rid: Lidar(lidar or LidarSpec(), seed=seed + 17 * i)
                         for i, rid in enumerate(self.robot_ids)}
         self._t = 0.0
-        self.contact_radius = float(contact_radius)
+        self.chassis = (float(chassis[0]), float(chassis[1]))
 
     @property
     def time(self) -> float:
@@ -156,7 +157,8 @@ class KinematicEngine(Engine):
 
     def in_contact(self, robot_id):
         p = self.pose(robot_id)
-        if float(self.world.signed_distance(np.array([p.x, p.y]))) <= self.contact_radius:
+        if chassis_overlaps(self.world.arrays, p, self.chassis):
             return True
-        return any(np.hypot(p.x - q.x, p.y - q.y) <= 2 * self.contact_radius
-                   for q in (self.pose(o) for o in self.robot_ids if o != robot_id))
+        others = [robot_box(self.pose(o), *self.chassis, name=o)
+                  for o in self.robot_ids if o != robot_id]
+        return bool(others) and chassis_overlaps(BoxArrays(others), p, self.chassis)

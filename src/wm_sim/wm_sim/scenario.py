@@ -13,11 +13,14 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from wm_common.geometry import Pose2D
-from .world import Box, World, test_scene, warehouse
+from .world import Box, World, room, test_scene, warehouse
 
 WORLDS = {"warehouse_small": lambda: warehouse("small"),
           "warehouse_large": lambda: warehouse("large"),
-          "test_scene": test_scene}
+          "test_scene": test_scene,
+          # empty rooms, for scenarios that bring their own layout (static_obstacles)
+          "gap_room": lambda: room(12.0, 8.0, "gap_room"),
+          "hall": lambda: room(12.0, 24.0, "hall")}
 
 
 def load_world(name: str) -> World:

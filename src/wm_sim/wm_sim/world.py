@@ -100,6 +100,31 @@ def boxes_signed_distance(arrays: BoxArrays, xy: np.ndarray) -> np.ndarray:
     return out.reshape(shape)
 
 
+def chassis_overlaps(arrays: BoxArrays, pose: Pose2D,
+                     size: Tuple[float, float] = (0.7, 0.55)) -> bool:
+    """Whether a rectangular chassis (length x width, centred on base_link) at `pose`
+    overlaps any of the boxes (separating axis test: two rectangles are disjoint iff some
+    edge normal of one separates their projections). The robot's real body, not a circle:
+    the corners of the 0.7 x 0.55 m chassis reach 0.445 m from its centre."""
+    a = arrays
+    if a.n == 0:
+        return False
+    hx, hy = 0.5 * size[0], 0.5 * size[1]
+    c, s = math.cos(pose.yaw), math.sin(pose.yaw)
+    dx, dy = a.cx - pose.x, a.cy - pose.y
+    separated = np.zeros(a.n, dtype=bool)
+    for ux, uy, h_own in ((c, s, hx), (-s, c, hy)):           # the chassis's axes
+        proj_box = a.hx * np.abs(ux * a.cos + uy * a.sin) + a.hy * np.abs(-ux * a.sin + uy * a.cos)
+        separated |= np.abs(ux * dx + uy * dy) > h_own + proj_box
+    for k in range(2):                                       # each box's own axes
+        ux = a.cos if k == 0 else -a.sin
+        uy = a.sin if k == 0 else a.cos
+        h_box = a.hx if k == 0 else a.hy
+        proj_own = hx * np.abs(ux * c + uy * s) + hy * np.abs(-ux * s + uy * c)
+        separated |= np.abs(ux * dx + uy * dy) > h_box + proj_own
+    return bool(np.any(~separated))
+
+
 class World:
     """A set of box obstacles inside axis-aligned bounds (xmin, ymin, xmax, ymax), map frame.
 
@@ -194,6 +219,24 @@ def _walls(xmin: float, ymin: float, xmax: float, ymax: float, t: float = 0.2,
         Box(xmin + t / 2, ymin + h / 2, t, h - 2 * t, 0.0, height, "wall_west", 0.4),
         Box(xmax - t / 2, ymin + h / 2, t, h - 2 * t, 0.0, height, "wall_east", 0.4),
     ]
+
+
+def passing_places(world: World, clearance: float = 1.0, spacing: float = 1.5
+                   ) -> Tuple[Tuple[float, float], ...]:
+    """Where a robot can step aside for another in `world` (the fleet client's
+    passing_places, derived from the layout instead of configured): the points of a
+    `spacing` lattice with `clearance` metres free all round."""
+    xmin, ymin, xmax, ymax = world.bounds
+    xs = np.arange(xmin + spacing / 2, xmax, spacing)
+    ys = np.arange(ymin + spacing / 2, ymax, spacing)
+    pts = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    ok = world.signed_distance(pts) >= clearance
+    return tuple((round(float(x), 3), round(float(y), 3)) for x, y in pts[ok])
+
+
+def room(width: float, height: float, name: str = "room") -> World:
+    """An empty room: four walls around (0, 0)-(width, height)."""
+    return World(_walls(0.0, 0.0, width, height), (0.0, 0.0, width, height), name=name)
 
 
 def warehouse(name: str = "small") -> World:

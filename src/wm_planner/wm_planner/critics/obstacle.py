@@ -9,8 +9,10 @@ from .base import Critic
 class ObstacleCritic(Critic):
     """Clearance cost along every future trajectory point.
 
-    clearance = min over the footprint circles of (esdf at the circle centre - its radius);
-    the footprint is data.footprint_circles (one circle of robot_radius by default).
+    clearance = the smallest distance-field value on the footprint polygon's boundary
+    (data.polygon, Nav2's `footprint`; CriticData.polygon_clearance), or with a body given
+    as circles, min over them of (esdf at the circle centre - its radius) (one circle of
+    robot_radius by default).
     * clearance < 0 at any future point: the sample collides. It costs the constant
       `collision_cost` (added unweighted, so tuning `weight` never weakens the hard
       constraint) and is flagged in data.in_collision.
@@ -38,6 +40,8 @@ class ObstacleCritic(Critic):
         each future point: esdf at each circle centre minus its radius (negative = contact).
         A rectangular robot is covered by a few circles along its length, so it can pass a
         gap narrower than its circumscribed circle."""
+        if data.polygon is not None:
+            return data.polygon_clearance(data.esdf, self.inflation_radius)
         # Circle centres and the interpolation are computed once per batch (CriticData).
         d, inside = data.sample_footprint(data.esdf)
         radii = data.footprint_circles[:, 2]

@@ -1,0 +1,224 @@
+"""Recovery behaviours: small bounded manoeuvres tried when the robot makes no progress, in
+the order the `recovery_behaviors` parameter lists them (Nav2's behaviour tree runs clear
+costmaps, spin, wait and back up the same way, each reporting success or failure).
+
+Each behaviour is a small class: `start(ctx)` says whether it can run here (None) or why not
+(a reason: the rear is not clear, the turn is not clear, ...), then `step(ctx)` returns a
+command per control cycle until it returns None (done). Every command still passes the
+controller's command limiter (velocity and acceleration limits) and, downstream, the safety
+gate (zones, e-stop); the behaviours themselves only move where the distance field shows
+room for the footprint polygon, with `margin` to spare, so a recovery never drives into what
+the robot can see. Each is bounded in time.
+
+* reroute: where the route ahead squeezes through a narrow passage (clearance less than
+  robot_radius + 0.1 m within 1.5 m ahead), declare that passage impassable for this goal
+  and replan: the way round, or "no way" when there is none. A gap the MPC cannot thread
+  (misaligned, tighter than it looked) costs one progress timeout, not the goal. Skipped
+  where nothing ahead is narrow. Takes no time.
+* clear_and_replan: forget the obstacles the route's live layer remembers and replan now
+  (a pallet that has been taken away, another robot that has left), and drop the MPC's warm
+  start. Takes no time.
+* back_up: straight back `backup_distance` at `backup_speed`, while the footprint's way back
+  is clear.
+* spin: turn on the spot by `spin_angle` towards the way to the goal (the other way when
+  that side has no room), while the circle the corners sweep is clear.
+* wait: stand still for `wait_time` (another robot may pass, a person may step aside).
+
+Plain Python (no rclpy); Python 3.8 compatible.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from wm_common.footprint import Footprint
+from wm_common.geometry import wrap_angle
+from wm_common.grid import Grid2D
+
+
+@dataclass
+class RecoveryContext:
+    """What a behaviour may look at in one cycle (odom frame)."""
+
+    now: float
+    x: float
+    y: float
+    yaw: float
+    v: float
+    field: Optional[Grid2D]
+    footprint: Footprint
+    heading_error: Optional[float] = None   # signed angle to the way to the goal [rad]
+
+
+def footprint_clearance(field: Optional[Grid2D], footprint: Footprint, x: float, y: float,
+                        yaw: float) -> float:
+    """The smallest distance-field value on the footprint's boundary at (x, y, yaw); +inf
+    with no field (then nothing is known to be in the way; the safety gate still is)."""
+    if field is None:
+        return math.inf
+    pts = footprint.boundary_at(np.array([x, y, yaw]))
+    return float(np.min(field.sample(pts)))
+
+
+class Recovery:
+    name = "recovery"
+
+    def __init__(self, margin: float = 0.05, time_allowance: float = 10.0):
+        self.margin = float(margin)
+        self.time_allowance = float(time_allowance)
+        self.t0 = 0.0
+
+    def start(self, ctx: RecoveryContext) -> Optional[str]:
+        """None when the behaviour can run from here; else why not (it is then skipped)."""
+        self.t0 = ctx.now
+        return None
+
+    def step(self, ctx: RecoveryContext) -> Optional[Tuple[float, float]]:
+        """(v, w) for this cycle, or None when done."""
+        raise NotImplementedError
+
+    def timed_out(self, ctx: RecoveryContext) -> bool:
+        return ctx.now - self.t0 > self.time_allowance
+
+
+class ClearAndReplan(Recovery):
+    name = "clear_and_replan"
+
+    def __init__(self, clear: Callable[[], None], **kw):
+        super().__init__(**kw)
+        self._clear = clear
+
+    def start(self, ctx):
+        super().start(ctx)
+        self._clear()
+        return None
+
+    def step(self, ctx):
+        return None
+
+
+class Reroute(Recovery):
+    name = "reroute"
+
+    def __init__(self, reroute: Callable[[], Optional[str]], **kw):
+        super().__init__(**kw)
+        self._reroute = reroute
+
+    def start(self, ctx):
+        super().start(ctx)
+        return self._reroute()
+
+    def step(self, ctx):
+        return None
+
+
+class BackUp(Recovery):
+    name = "back_up"
+
+    def __init__(self, distance: float = 0.3, speed: float = 0.1, probe: float = 0.05, **kw):
+        super().__init__(**kw)
+        if not (distance > 0.0 and speed > 0.0):
+            raise ValueError("back_up: distance and speed must be positive")
+        self.distance, self.speed, self.probe = float(distance), float(speed), float(probe)
+        self.origin = (0.0, 0.0)
+
+    def _clear_behind(self, ctx, d: float) -> bool:
+        bx = ctx.x - d * math.cos(ctx.yaw)
+        by = ctx.y - d * math.sin(ctx.yaw)
+        return footprint_clearance(ctx.field, ctx.footprint, bx, by, ctx.yaw) >= self.margin
+
+    def start(self, ctx):
+        super().start(ctx)
+        self.origin = (ctx.x, ctx.y)
+        if not self._clear_behind(ctx, min(self.distance, 0.1)):
+            return "no room behind the robot"
+        return None
+
+    def step(self, ctx):
+        travelled = math.hypot(ctx.x - self.origin[0], ctx.y - self.origin[1])
+        if travelled >= self.distance or self.timed_out(ctx):
+            return None
+        # one cycle at backup_speed plus the braking distance must stay clear
+        if not self._clear_behind(ctx, self.probe + self.speed * 0.2):
+            return None
+        return -self.speed, 0.0
+
+
+class Spin(Recovery):
+    name = "spin"
+
+    def __init__(self, angle: float = 1.57, speed: float = 0.6, **kw):
+        super().__init__(**kw)
+        if not (angle > 0.0 and speed > 0.0):
+            raise ValueError("spin: angle and speed must be positive")
+        self.angle, self.speed = float(angle), float(speed)
+        self.turned = 0.0
+        self.last_yaw = 0.0
+        self.sign = 1.0
+
+    def _room(self, ctx) -> bool:
+        if ctx.field is None:
+            return True
+        d = float(ctx.field.sample(np.array([ctx.x, ctx.y]))[()])
+        return d >= ctx.footprint.circumscribed_radius + self.margin
+
+    def start(self, ctx):
+        super().start(ctx)
+        if not self._room(ctx):
+            return "the corners' circle is not clear"
+        self.sign = 1.0 if ctx.heading_error is None or ctx.heading_error >= 0.0 else -1.0
+        self.turned = 0.0
+        self.last_yaw = ctx.yaw
+        return None
+
+    def step(self, ctx):
+        self.turned += abs(float(wrap_angle(ctx.yaw - self.last_yaw)))
+        self.last_yaw = ctx.yaw
+        if self.turned >= self.angle or self.timed_out(ctx) or not self._room(ctx):
+            return None
+        return 0.0, self.sign * self.speed
+
+
+class Wait(Recovery):
+    name = "wait"
+
+    def __init__(self, duration: float = 5.0, **kw):
+        super().__init__(**kw)
+        self.duration = float(duration)
+
+    def step(self, ctx):
+        if ctx.now - self.t0 >= self.duration:
+            return None
+        return 0.0, 0.0
+
+
+RECOVERY_NAMES = ("reroute", "clear_and_replan", "back_up", "spin", "wait")
+
+
+def build_recoveries(names: Sequence[str], p: Dict, clear: Callable[[], None],
+                     reroute: Callable[[], Optional[str]]) -> Tuple[Recovery, ...]:
+    """The behaviours `names` lists, in that order, from the planner's parameters; `clear`
+    and `reroute` act on the controller's route."""
+    out: list = []
+    margin = p.get("recovery_margin", 0.05)
+    for name in names:
+        if name == "reroute":
+            out.append(Reroute(reroute, margin=margin))
+        elif name == "clear_and_replan":
+            out.append(ClearAndReplan(clear, margin=margin))
+        elif name == "back_up":
+            d, s = p.get("backup_distance", 0.3), p.get("backup_speed", 0.1)
+            out.append(BackUp(d, s, margin=margin, time_allowance=2.0 * d / s + 1.0))
+        elif name == "spin":
+            a, s = p.get("spin_angle", 1.57), min(p.get("rotate_speed", 0.6),
+                                                   p.get("w_max", 1.2))
+            out.append(Spin(a, s, margin=margin, time_allowance=2.0 * a / s + 1.0))
+        elif name == "wait":
+            out.append(Wait(p.get("wait_time", 5.0), margin=margin))
+        else:
+            raise ValueError("unknown recovery behaviour %r; known: %s" % (
+                name, ", ".join(RECOVERY_NAMES)))
+    return tuple(out)
