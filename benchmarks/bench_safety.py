@@ -21,7 +21,7 @@ processes, and what the gate costs per cloud in process.
   when cmd_vel went out.
 * safety_gate/<rows>x<cols>/..: the node's per-cloud work in this process, on the same
   obstacle cloud: decode_points, sensor_points_to_base, SafetyGate.set_points + update
-  (gate from monitor_node.build_gate with the SAFETY_PARAMS defaults, nav command fresh), and
+  (gate from wm_safety.configure.build_gate with the SAFETY_PARAMS defaults, nav command fresh), and
   the three together; set_points + update also for the clear cloud.
 
 Both processes run with config/fastdds.xml (large clouds), DDS stays on localhost in a private
@@ -180,7 +180,8 @@ def measure_gate(rows: int, cols: int, repeats: int) -> List[Dict[str, object]]:
     from wm_common.params import defaults
     from wm_common.point_layouts import OUSTER
     from wm_perception.pointcloud import decode_points
-    from wm_safety.monitor_node import build_gate, sensor_points_to_base
+    from wm_safety.configure import build_gate
+    from wm_safety.monitor_node import sensor_points_to_base
     from wm_safety.mux import NAV
     from wm_safety.params import SAFETY_PARAMS
 

@@ -38,6 +38,8 @@ SUITES = [
     ("Scene encoder (sparse conv with spconv vs the dense PyTorch fallback), CPU",
      bench_encoder),
     ("Planner (MPPI, kinematic and world model, all critics; peer: pytorch_mppi)", bench_planner),
+    ("Control cycle (wm_planner.controller.Controller.step, recoveries idle) against the "
+     "route update + plan it wraps (peer) and the plan alone", __import__("bench_controller")),
     ("Global route planner (config/maps, 0.1 m grid)", __import__("bench_global_planner")),
     ("Planner quality, closed loop: kinematic vs world model", __import__("bench_planner_quality")),
     ("NMPC (CasADi IPOPT / SQP) and the MPPI + NMPC refine hybrid", __import__("bench_nmpc")),

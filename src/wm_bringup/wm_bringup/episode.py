@@ -27,6 +27,11 @@ What is real and what stands in:
   node would compute: the perception core (wm_perception.pipeline) on the engine's simulated
   LiDAR scan (16 rings, range noise, the other robots in it), voxels of 0.1 m and their
   conservative distance field.
+* The safety gate: every command passes each robot's own wm_safety gate (built from
+  config/robot.yaml's collision_monitor section, wm_safety.configure.build_gate: collision
+  monitor zones, the escape from the stop zone, velocity smoother) on points sampled every
+  5 cm on the outline of every box and of the other robots within its reach, as a perfect
+  2D scan; the gate's output drives the robot.
 * The fleet: each robot shares its predicted path (as wm_fleet does through Redis) and the
   others' paths reach its fleet critic, with one control period of delay; each runs the
   fleet client's deadlock rule (wm_fleet.deadlock.YieldArbiter: who yields, the passing
@@ -70,6 +75,7 @@ from wm_common.footprint import Footprint
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
 from wm_common.map_io import OccupancyMap
+from wm_common.params import defaults
 from wm_fleet.deadlock import DeadlockConfig, YieldArbiter
 from wm_fleet.schema import RobotEntry
 from wm_perception.pipeline import Perception, PerceptionConfig
@@ -80,6 +86,9 @@ from wm_planner.global_planner import GlobalPlanner
 from wm_planner.models import RobotState
 from wm_planner.motion_model import KinematicMotionModel
 from wm_planner.neighbours import NeighbourPlan
+from wm_safety.configure import build_gate
+from wm_safety.mux import NAV
+from wm_safety.params import SAFETY_PARAMS
 from wm_sim.engine import Engine, KinematicEngine
 from wm_sim.lidar import LidarSpec
 from wm_sim.mujoco_engine import MujocoEngine
@@ -106,6 +115,7 @@ SCENARIO_DEFAULTS: Dict[str, Any] = {
     "world": "warehouse_small",
     "engine": "kinematic",     # kinematic | mujoco (the physics the world model learnt)
     "perception": "truth",     # truth | lidar (the perception core on simulated scans)
+    "safety_gate": True,       # every command through the robot's wm_safety gate
     "min_distance": 3.0,       # m, straight line start -> goal
     "max_distance": 8.0,
     "clearance": 0.75,         # m, start and goal from the nearest static obstacle
@@ -133,21 +143,46 @@ DEFAULT_PLANNER_SEED = 7
 
 # --------------------------------------------------------------------------- parameters
 
-_ROBOT_YAML_CACHE: Dict[str, Dict[str, Any]] = {}
+_ROBOT_YAML_CACHE: Dict[Tuple[str, str], Dict[str, Any]] = {}
+
+
+def _robot_yaml() -> Path:
+    path = REPO / "config" / "robot.yaml"
+    if not path.is_file():   # an installed package outside the source tree
+        path = share_dir() / "config" / "robot.yaml"
+    return path
 
 
 def robot_planner_params(path: Optional[str] = None) -> Dict[str, Any]:
     """The planner section of config/robot.yaml (or `path`), flattened; {} for path ''."""
     if path == "":
         return {}
-    if path is None:
-        path = REPO / "config" / "robot.yaml"
-        if not path.is_file():   # an installed package outside the source tree
-            path = share_dir() / "config" / "robot.yaml"
-    p = str(path)
-    if p not in _ROBOT_YAML_CACHE:
-        _ROBOT_YAML_CACHE[p] = node_params_from_yaml(p, "planner")
-    return dict(_ROBOT_YAML_CACHE[p])
+    p = str(_robot_yaml() if path is None else path)
+    if (p, "planner") not in _ROBOT_YAML_CACHE:
+        _ROBOT_YAML_CACHE[(p, "planner")] = node_params_from_yaml(p, "planner")
+    return dict(_ROBOT_YAML_CACHE[(p, "planner")])
+
+
+def gate_params() -> Dict[str, Any]:
+    """The collision monitor's parameters: declared defaults < config/robot.yaml."""
+    p = str(_robot_yaml())
+    if (p, "collision_monitor") not in _ROBOT_YAML_CACHE:
+        _ROBOT_YAML_CACHE[(p, "collision_monitor")] = dict(
+            defaults(SAFETY_PARAMS), **node_params_from_yaml(p, "collision_monitor"))
+    return dict(_ROBOT_YAML_CACHE[(p, "collision_monitor")])
+
+
+def outline_points(boxes: Sequence[Box], spacing: float = 0.05) -> np.ndarray:
+    """(N, 2) points every `spacing` metres on the outlines of `boxes` (a perfect 2D scan
+    of them, for the safety gate)."""
+    pts = []
+    for b in boxes:
+        c = b.corners()
+        for a, e in zip(c, np.roll(c, -1, axis=0)):
+            n = max(1, int(math.ceil(float(np.hypot(*(e - a))) / spacing)))
+            t = np.arange(n)[:, None] / n
+            pts.append(a + t * (e - a))
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
 
 
 def planner_params(overrides: Optional[Mapping[str, Any]] = None,
@@ -567,6 +602,8 @@ class _Robot:
     def __init__(self, rid: str, task: RobotTask, controller: Controller):
         self.rid, self.task, self.controller = rid, task, controller
         self.arbiter: Optional[YieldArbiter] = None
+        self.gate = None                  # wm_safety.gate.SafetyGate, when in the loop
+        self.gate_actions: Dict[str, int] = {}
         self.distance = math.nan
         self.yields = 0
         self.outcome = None           # GoalOutcome once the goal ended
@@ -605,6 +642,12 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
         c.set_goal(task.goal, p["map_frame"], 0.0)
         c.limiter.reset()
         robots.append(_Robot(rid, task, c))
+    world_outline = None
+    if sc["safety_gate"]:
+        gp = gate_params()
+        world_outline = outline_points(world.boxes)
+        for r in robots:
+            r.gate = build_gate(gp, payload_kg=r.task.payload_kg)[0]
     if len(robots) > 1:
         places = world_passing_places(spec.world)
         for r in robots:
@@ -668,7 +711,11 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
             if out.outcome is not None:
                 r.outcome, r.t_end = out.outcome, t
                 r.plan_xy = None
-            engine.set_command(r.rid, out.cmd[0], out.cmd[1])
+            cmd = out.cmd
+            if r.gate is not None:
+                cmd = _through_gate(r, t, pose, cmd, world_outline,
+                                    [boxes[o.rid] for o in robots if o is not r])
+            engine.set_command(r.rid, cmd[0], cmd[1])
         contact = {r.rid: False for r in robots}
         for _ in range(n_sub):
             engine.step(h)
@@ -687,6 +734,25 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
         t = round(cycles * CONTROL_PERIOD, 6)
     return _kpis(spec, sc, robots, world, t, cycles, robot_contacts, model, fallbacks0,
                  engine)
+
+
+def _through_gate(r: _Robot, t: float, pose: Pose2D, cmd: Tuple[float, float],
+                  world_outline: np.ndarray, others: Sequence[Box]) -> Tuple[float, float]:
+    """The robot's command after its safety gate, on a perfect 2D scan of what is near."""
+    reach = r.gate.zones.reach + 0.5
+    pts = world_outline
+    if others:
+        pts = np.concatenate([pts, outline_points(others)])
+    d = pts - np.array([pose.x, pose.y])
+    near = d[(np.abs(d[:, 0]) <= reach) & (np.abs(d[:, 1]) <= reach)]
+    c, s = math.cos(pose.yaw), math.sin(pose.yaw)
+    base = np.stack([c * near[:, 0] + s * near[:, 1], -s * near[:, 0] + c * near[:, 1]],
+                    axis=1)
+    r.gate.set_points(base, t)
+    r.gate.mux.command(NAV, cmd[0], cmd[1], t)
+    g = r.gate.update(t)
+    r.gate_actions[g.action] = r.gate_actions.get(g.action, 0) + 1
+    return g.cmd
 
 
 _FOOT = tuple((float(x), float(y)) for x, y in Footprint.rectangle(*CHASSIS).polygon)
@@ -750,6 +816,11 @@ def _robots_touch(robots, qs) -> bool:
     return bool(_robots_touching(robots, qs))
 
 
+def _finite(v: float) -> Optional[float]:
+    """None for NaN: rows compare equal and serialise as JSON null."""
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
 def _correct(passable: Optional[bool], outcomes: Sequence[str]) -> bool:
     reached = all(o == REACHED for o in outcomes)
     no_way = all(o == "no_way" for o in outcomes)
@@ -770,7 +841,10 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
     solve = [v for r in robots for v in r.solve_ms]
     behaviors: Dict[str, int] = {}
     counters: Dict[str, int] = {}
+    gate: Dict[str, int] = {}
     for r in robots:
+        for k, v in r.gate_actions.items():
+            gate[k] = gate.get(k, 0) + v
         for k, v in r.behaviors.items():
             behaviors[k] = behaviors.get(k, 0) + v
         for k, v in r.counters.items():
@@ -788,9 +862,10 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
         "start_x": first.task.start.x, "start_y": first.task.start.y,
         "goal_x": first.task.goal.x, "goal_y": first.task.goal.y,
         "distance_m": straight[0], "straight_m_total": float(sum(straight)),
-        "route_length_m": spec.route_length_m, "obstacles": len(spec.obstacles),
+        "route_length_m": _finite(spec.route_length_m), "obstacles": len(spec.obstacles),
         "blocking": spec.blocking, "payload_kg": first.task.payload_kg,
-        "friction": spec.friction, "gap_width_m": spec.gap_width, "passable": spec.passable,
+        "friction": spec.friction, "gap_width_m": _finite(spec.gap_width),
+        "passable": spec.passable,
         "goals": len(robots), "goals_reached": int(sum(reached)),
         "reached": bool(all(reached)),
         # the outcome the scenario calls for: every goal reached where the way exists, "no
@@ -812,6 +887,8 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
         "recovery_cycles": int(sum(v for k, v in behaviors.items()
                                    if k in ("clear_and_replan", "back_up", "spin", "wait"))),
         "behaviors": json.dumps(behaviors, sort_keys=True),
+        "gate_actions": json.dumps(gate, sort_keys=True),
+        "gate_stops": int(gate.get("stop", 0)), "gate_escapes": int(gate.get("escape", 0)),
         "wm_fallbacks": int(getattr(model, "failures", 0) - fallbacks0),
         "solve_ms_mean": float(np.mean(solve)) if solve else None,
         "solve_ms_p99": float(np.percentile(solve, 99)) if solve else None,

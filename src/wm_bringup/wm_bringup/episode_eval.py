@@ -9,9 +9,9 @@ each episode, never the motion model, so both models drive the same episodes):
 
 * single_small / single_large: one robot, warehouse_small / _large, 0-3 unmapped boxes
   (half the episodes one across the straight line), payload 0-150 kg;
-* gap: LiDAR only (no map), a wall with one gap of 0.5, 0.85, 1.0 or 1.2 m 0.6-1.0 m off the
-  straight line; from 0.85 m the goal must be reached, below the body's 0.55 m the goal must
-  end "no way";
+* gap: LiDAR only (no map, the perception core on simulated scans), a wall with one gap of
+  0.5, 0.85, 1.0 or 1.2 m 0.6-1.0 m off the straight line; from 0.85 m the goal must be
+  reached, below the body's 0.55 m the goal must end "no way";
 * encounter_small / encounter_large: 2-4 robots whose ways cross one point at about the same
   time, or two robots nose to nose, sharing their plans and the deadlock rule;
 * dynamics: where the motion model matters: the MuJoCo physics the world model was trained
@@ -43,7 +43,7 @@ MODELS = {"world_model": {"world_model_artifact": WORLD_MODEL},
 FAMILIES: Dict[str, Tuple[int, Dict[str, Any], Dict[str, Any]]] = {
     "single_small": (350, {"family": "single", "world": "warehouse_small"}, {}),
     "single_large": (250, {"family": "single", "world": "warehouse_large"}, {}),
-    "gap": (100, {"family": "gap"}, {}),
+    "gap": (100, {"family": "gap", "perception": "lidar"}, {}),
     "encounter_small": (150, {"family": "encounter", "world": "warehouse_small"}, {}),
     "encounter_large": (100, {"family": "encounter", "world": "warehouse_large"}, {}),
     "dynamics": (100, {"family": "single", "world": "warehouse_small", "engine": "mujoco",

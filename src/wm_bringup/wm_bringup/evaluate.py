@@ -1,12 +1,23 @@
-"""`make eval`: the closed-loop scenario suite -> EVALUATION.md, plots and per-run JSON.
+"""`make eval`: closed-loop quality -> EVALUATION.md, plots and per-run data under out/eval/.
 
-Runs every scenario in config/scenarios/ (or those named) with wm_bringup.runner, one after
-another, with the real nodes as separate processes over DDS and the MuJoCo simulator owning
-/clock, once per motion model of the planner (unicycle kinematics; the shipped world model).
-Writes per run out/eval/<model>/<name>/{paths.png, summary.json, logs/}, the suite's
-histograms (navigation error, latency) and EVALUATION.md with the KPI tables.
+Three parts (`--parts`, all by default), numbers from this machine (not a Jetson):
 
-Numbers come from the shared development machine, not a Jetson.
+1. episodes: more than a thousand seeded in-process episodes (wm_bringup.episode_eval: one
+   robot in warehouse_small and _large with unmapped boxes, LiDAR-only gaps, 2-4-robot
+   encounters, and a dynamics family on MuJoCo with heavy payloads, low friction and a
+   higher top speed), each with the shipped world model and with kinematics on the same
+   seeds, on a Dask LocalCluster (`--workers`). Success with a 95 % Wilson interval, contacts
+   per 1000 moves, time against the straight line, recoveries, every failure classed, with
+   a picture.
+2. fleet: 100 goals through the full stack over DDS: four robots sharing the fleet through
+   Redis in warehouse_large on MuJoCo, each driven through its seeded goals by the
+   navigate_to_pose action (wm_bringup.fleet_eval).
+3. scenarios: the named scenarios of config/scenarios/ (layout change, pallet drop,
+   localization drift, ...) through the full stack, once per motion model (the case-study
+   table).
+
+The seed range of part 1 is `--seed-start` (default: one never used while the controller
+was developed); `--scale` shrinks every family for a quick look.
 """
 from __future__ import annotations
 
@@ -19,10 +30,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 
+from wm_bringup import episode_eval, fleet_eval
+from wm_bringup.episode import robot_planner_params
 from wm_bringup.runner import run_scenario, share_dir
+from wm_bringup.sweep import dask_client, run_tasks
 from wm_sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[3]
@@ -121,7 +136,7 @@ def suite_totals(summaries) -> dict:
     }
 
 
-def report(by_model, engine: str, wall: float) -> str:
+def scenarios_section(by_model, engine: str) -> str:
     kin = suite_totals(by_model.get("kinematic", []))
     wm = suite_totals(by_model.get("world_model", []))
 
@@ -139,19 +154,15 @@ def report(by_model, engine: str, wall: float) -> str:
              + "".join("| %s | %s | %s | %s |\n" % (label, cs, cell(kin, key), cell(wm, key))
                        for label, cs, key in lines))
     return (
-        "# Evaluation\n\nWritten by `make eval` (`python -m wm_bringup.evaluate`); do not edit "
-        "by hand.\n\n- Date: %s\n- Engine: %s (MuJoCo physics: torque-limited wheels, "
-        "friction, payload), simulator owning /clock in lockstep with the nodes\n"
-        "- Nodes: simulator + per robot perception and planner, separate processes over "
-        "Fast DDS; goals through navigate_to_pose\n- Machine: %s, %s (shared 2-core "
-        "development machine; **not a Jetson**); suite wall time %.0f s\n"
-        "- Motion models: the planner rolls its samples out with unicycle kinematics, or with "
-        "the shipped world model (`world_model_artifact:=%s`, payload from the simulator's "
-        "`payload` topic); everything else identical\n\n"
-        "## Against the case study\n\n%s\n"
+        "Engine: %s (MuJoCo physics: torque-limited wheels, friction, payload), simulator "
+        "owning /clock in lockstep with the nodes; per robot perception, planner, safety gate "
+        "and fleet client as separate processes over Fast DDS; goals through "
+        "navigate_to_pose. Motion models: unicycle kinematics, or the shipped world model "
+        "(`world_model_artifact:=%s`, payload from the simulator's `payload` topic).\n\n"
+        "### Against the case study\n\n%s\n"
         "Targets (issue): navigation error under 10 cm, 0 collisions, no time lost after a "
         "layout change, mean speed at least 50%% of top speed in open aisles.\n\n"
-        "## Per scenario\n\n%s\n\n"
+        "### Per scenario\n\n%s\n\n"
         "Definitions: *nav error*: distance from the true pose (ground truth) to the goal when "
         "the planner reports success; *contacts*: contact episodes reported by the physics "
         "engine (chassis or payload touching anything but the floor), per 1000 goals sent "
@@ -161,58 +172,159 @@ def report(by_model, engine: str, wall: float) -> str:
         "robot's scan to that robot's cmd_vel arriving (DDS, perception, planner); *s lost "
         "after layout change*: seconds a robot pursuing a goal spent below 20%% of top speed "
         "between a layout change and reaching that goal.\n\n"
-        "Plots of each run: `out/eval/<motion model>/<scenario>/paths.png`; histograms: "
-        "`out/eval/histograms.png`.\n" % (
-            datetime.date.today().isoformat(), engine, platform.processor() or
-            platform.machine(), platform.python_version(), wall, WORLD_MODEL, total,
-            scenario_rows(by_model)))
+        "Plots of each run: `out/eval/scenarios/<motion model>/<scenario>/paths.png`; "
+        "histograms: `out/eval/scenarios/histograms.png`.\n" % (
+            engine, WORLD_MODEL, total, scenario_rows(by_model)))
+
+
+def run_episodes(args, out: Path, stop) -> Tuple[list, dict]:
+    """Part 1: the in-process episodes on a LocalCluster; rows streamed to
+    out/episodes/results.jsonl; a picture of each failure."""
+    ts = episode_eval.tasks(args.scale, args.seed_start)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t0 = time.monotonic()
+    with open(str(out / "results.jsonl"), "w") as f, dask_client(args.workers) as client:
+        for row in run_tasks(client, ts, stop=stop.is_set):
+            rows.append(row)
+            f.write(json.dumps(row, default=str) + "\n")
+            f.flush()
+            if len(rows) % 50 == 0 or len(rows) == len(ts):
+                bad = sum(1 for r in rows if episode_eval.failure_class(r) is not None)
+                progress(len(rows), len(ts), "episodes (%d not as they should)" % bad, t0)
+    pictures = {}
+    for r in rows:
+        if episode_eval.failure_class(r) is not None:
+            png = episode_eval.picture(r, out / "failures")
+            if png:
+                pictures[(str(r["config"]), int(r["seed"]))] = png
+    return rows, pictures
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", help="scenario YAML files (default: all shipped)")
+    ap.add_argument("--parts", default="episodes,fleet,scenarios",
+                    help="comma list of episodes, fleet, scenarios")
     ap.add_argument("--engine", default="mujoco", choices=["mujoco", "kinematic"])
     ap.add_argument("--out", default="out/eval")
     ap.add_argument("--report", default=str(REPO / "EVALUATION.md"))
     ap.add_argument("--wall-timeout", type=float, default=900.0,
                     help="wall-clock limit per scenario [s]")
     ap.add_argument("--motion-models", default=",".join(MOTION_MODELS),
-                    help="comma list of %s" % ", ".join(MOTION_MODELS))
+                    help="comma list of %s (scenarios)" % ", ".join(MOTION_MODELS))
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="fraction of each episode family's count (1: %d episodes per model)"
+                    % sum(n for n, _, _ in episode_eval.FAMILIES.values()))
+    ap.add_argument("--seed-start", type=int, default=episode_eval.DEFAULT_SEED_START)
+    ap.add_argument("--workers", type=int, default=2, help="Dask workers for the episodes")
+    ap.add_argument("--fleet-goals", type=int, default=100)
+    ap.add_argument("--fleet-seed", type=int, default=2026)
     args = ap.parse_args(argv)
-    files = [Path(f) for f in args.scenarios] or sorted(
-        (share_dir() / "config" / "scenarios").glob("*.yaml"))
+    parts = [x for x in args.parts.split(",") if x]
+    if set(parts) - {"episodes", "fleet", "scenarios"}:
+        ap.error("unknown part(s) %s" % (set(parts) - {"episodes", "fleet", "scenarios"}))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = [m for m in args.motion_models.split(",") if m]
-    unknown = sorted(set(models) - set(MOTION_MODELS))
-    if unknown:
-        ap.error("unknown motion model(s) %s" % unknown)
-    by_model = {m: [] for m in models}
-    runs = [(m, f) for m in models for f in files]
-    t0 = time.monotonic()
-    for i, (model, f) in enumerate(runs):
-        if stop.is_set():
-            break
-        sc = load_scenario(str(f))
-        progress(i, len(runs), "running %s (%s)" % (sc.name, model), t0)
-        s = run_scenario(sc, out / model / sc.name, engine=args.engine,
-                         wall_timeout=args.wall_timeout, stop=stop, quiet=True,
-                         planner_params=MOTION_MODELS[model])
-        k = s["kpis"]
-        print("    %s (%s): %d/%d goals, %d contacts, error %s cm, speed %s, latency p50 %s ms"
-              % (sc.name, model, k["goals_reached"], k["goals"], k["contacts"],
-                 fmt(k["nav_error_cm_mean"]), fmt(k["mean_speed_fraction"], "%.2f"),
-                 fmt(k["latency_ms_p50"])), flush=True)
-        s["motion_model"] = model
-        by_model[model].append(s)
-    progress(sum(len(v) for v in by_model.values()), len(runs), "done", t0)
-    histograms([s for v in by_model.values() for s in v], out / "histograms.png")
-    Path(args.report).write_text(report(by_model, args.engine, time.monotonic() - t0))
-    (out / "suite.json").write_text(json.dumps(by_model, indent=2, default=str))
+    t_all = time.monotonic()
+    v_max = float(robot_planner_params().get("v_max", 0.7))
+    sections = []
+    headline = []
+
+    if "episodes" in parts:
+        t0 = time.monotonic()
+        rows, pictures = run_episodes(args, out / "episodes", stop)
+        sections.append("## 1. Seeded episodes in process (%d episodes, %.0f min)\n\n%s\n%s"
+                        % (len(rows), (time.monotonic() - t0) / 60.0, EPISODES_INTRO,
+                           episode_eval.report(rows, v_max, pictures, args.seed_start)))
+        for m in episode_eval.MODELS:
+            rs = [r for r in rows if episode_eval.split(str(r["config"]))[1] == m]
+            if rs:
+                st = episode_eval.group_stats(rs, v_max)
+                headline.append("- In process, %s: **%d of %d** episodes as they should "
+                                "(%.1f %%, 95 %% Wilson interval %.1f-%.1f %%), %d with a "
+                                "chassis contact." % (
+                                    m, st["correct"], st["episodes"], 100 * st["success"],
+                                    100 * st["ci"][0], 100 * st["ci"][1],
+                                    st["contact_episodes"]))
+
+    if "fleet" in parts and not stop.is_set():
+        t0 = time.monotonic()
+        progress(0, 1, "fleet: %d goals, 4 robots over DDS" % args.fleet_goals, t0)
+        s = fleet_eval.run(out / "fleet", args.fleet_seed, args.fleet_goals, stop=stop)
+        sm = fleet_eval.summary(s)
+        sections.append("## 2. The full stack over DDS: 4 robots, %d goals (%.0f min)\n\n%s\n%s"
+                        % (sm["planned"], (time.monotonic() - t0) / 60.0, FLEET_INTRO,
+                           fleet_eval.report(s, "world_model", str(out / "fleet" /
+                                                                   "paths.png"))))
+        headline.append("- Full stack over DDS, 4 robots sharing the fleet: **%d of %d** goals "
+                        "(%.1f %%, 95 %% Wilson interval %.1f-%.1f %%), %d contacts." % (
+                            sm["reached"], sm["planned"], 100 * (sm["success"] or 0.0),
+                            100 * sm["ci"][0], 100 * sm["ci"][1], sm["kpis"]["contacts"]))
+
+    if "scenarios" in parts and not stop.is_set():
+        files = [Path(f) for f in args.scenarios] or sorted(
+            (share_dir() / "config" / "scenarios").glob("*.yaml"))
+        models = [m for m in args.motion_models.split(",") if m]
+        unknown = sorted(set(models) - set(MOTION_MODELS))
+        if unknown:
+            ap.error("unknown motion model(s) %s" % unknown)
+        by_model = {m: [] for m in models}
+        runs = [(m, f) for m in models for f in files]
+        t0 = time.monotonic()
+        for i, (model, f) in enumerate(runs):
+            if stop.is_set():
+                break
+            sc = load_scenario(str(f))
+            progress(i, len(runs), "running %s (%s)" % (sc.name, model), t0)
+            s = run_scenario(sc, out / "scenarios" / model / sc.name, engine=args.engine,
+                             wall_timeout=args.wall_timeout, stop=stop, quiet=True,
+                             planner_params=MOTION_MODELS[model])
+            k = s["kpis"]
+            print("    %s (%s): %d/%d goals, %d contacts, error %s cm, speed %s, latency p50 "
+                  "%s ms" % (sc.name, model, k["goals_reached"], k["goals"], k["contacts"],
+                             fmt(k["nav_error_cm_mean"]), fmt(k["mean_speed_fraction"], "%.2f"),
+                             fmt(k["latency_ms_p50"])), flush=True)
+            s["motion_model"] = model
+            by_model[model].append(s)
+        progress(sum(len(v) for v in by_model.values()), len(runs), "done", t0)
+        histograms([s for v in by_model.values() for s in v],
+                   out / "scenarios" / "histograms.png")
+        (out / "scenarios" / "suite.json").write_text(json.dumps(by_model, indent=2,
+                                                                 default=str))
+        sections.append("## 3. Named scenarios through the full stack (%.0f min)\n\n%s" % (
+            (time.monotonic() - t0) / 60.0, scenarios_section(by_model, args.engine)))
+
+    Path(args.report).write_text(
+        "# Evaluation\n\nWritten by `make eval` (`python -m wm_bringup.evaluate`); do not "
+        "edit by hand.\n\n- Date: %s\n- Machine: %s, Python %s (shared 2-core development "
+        "machine; **not a Jetson**); wall time %.0f min\n\n## Headline\n\n%s\n\n%s" % (
+            datetime.date.today().isoformat(), platform.processor() or platform.machine(),
+            platform.python_version(), (time.monotonic() - t_all) / 60.0,
+            "\n".join(headline) or "(parts not run)", "\n".join(sections)))
     print("wrote %s" % args.report)
     return 0 if not stop.is_set() else 130
+
+
+EPISODES_INTRO = (
+    "Every episode is the planner's own control cycle (wm_planner.controller, what the "
+    "planner node runs: route, progress checker and recoveries, turn on the spot, MPPI, "
+    "limiter) and each robot's safety gate (wm_safety) on the simulator's robots "
+    "(wm_bringup.episode), perfect perception except in the gap family (the perception core "
+    "on simulated LiDAR scans, no map). *As they should*: every goal reached, or, at a gap "
+    "narrower than the body, the goal aborted with \"no way\", and no chassis contact. "
+    "*Contacts / 1000 moves*: episodes in which a chassis touched anything, per 1000 goals. "
+    "*Time / straight line*: time to goal over straight-line distance at top speed (one "
+    "robot). Failure pictures: `out/eval/episodes/failures/`; every row: "
+    "`out/eval/episodes/results.jsonl`.\n")
+FLEET_INTRO = (
+    "Four robots in warehouse_large, every node a real process over Fast DDS (simulator on "
+    "MuJoCo owning /clock; per robot perception, planner with the shipped world model, "
+    "safety gate, fleet client through a real redis-server, passing places from the layout), "
+    "each robot driven through its seeded goals by navigate_to_pose; an aborted goal counts "
+    "as not reached and the robot goes on to the next.\n")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ OCCUPIED = 100
 DEFAULT_OCCUPIED_THRESH = 0.65
 DEFAULT_FREE_THRESH = 0.25
 # The worlds `export` writes when none is named (wm_sim.scenario.WORLDS).
-SHIPPED_WORLDS = ("warehouse_small", "warehouse_large", "test_scene")
+SHIPPED_WORLDS = ("warehouse_small", "warehouse_large", "test_scene", "gap_room", "hall")
 
 
 class MapError(ValueError):

@@ -33,6 +33,9 @@ def test_wall_gives_expected_distances():
     out = p.process(pts.astype(np.float32), (0.0, 0.0, 0.0, 0.0), Pose2D(0.0, 0.0, 0.0))
     f = out.distance_field
     assert f.frame_id == "odom" and f.width == 160 and f.height == 160
+    # outside, the field comes from a 0.05 m occupancy (field_subdivision 2): the wall's
+    # float32 points at x = 2.05 (2.0499...) fill the fine cells [2.0, 2.05), surface 2.0;
+    # inside the voxel column, the voxel field's depth
     assert f.sample(np.array([[0.5, 0.0]]))[0] == pytest.approx(1.5, abs=0.02)
     assert f.sample(np.array([[2.05, 0.0]]))[0] < 0
     # Beyond the wall's end, distance is to its corner.
@@ -52,7 +55,8 @@ def test_moving_rotated_robot_with_offset_sensor():
     pts = wall(100.03, -56.0, -46.0)  # occupies the cells [100.0, 100.1)
     out = p.process(to_sensor(pts, sensor, base), sensor, base)
     f = out.distance_field
-    assert f.sample(np.array([[101.5, -51.0]]))[0] == pytest.approx(1.4, abs=0.02)
+    # the fine cells [100.0, 100.05): surface at 100.05 (truth 100.03)
+    assert f.sample(np.array([[101.5, -51.0]]))[0] == pytest.approx(1.45, abs=0.02)
     assert f.sample(np.array([[100.05, -51.0]]))[0] < 0
     occ = occupancy_2d(out.voxels)
     ix, iy, inside = f.world_to_cell(np.array([[100.05, -51.0], [100.25, -51.0]]))
@@ -110,3 +114,21 @@ def test_bad_inputs_and_config():
         Perception(PerceptionConfig(z_min=1.0, z_max=0.5))
     with pytest.raises(ValueError):
         Perception(PerceptionConfig(min_range=20.0))
+
+
+@pytest.mark.parametrize("x_wall", [2.01, 2.03, 2.05, 2.07, 2.09])
+def test_the_finer_field_is_half_as_conservative_as_the_voxels(x_wall):
+    """A wall anywhere within a 0.1 m voxel: the voxel field puts its surface at the voxel's
+    near edge (up to 0.1 m early); the default, from a 0.05 m occupancy, at most 0.05 m
+    early, and never late (never closer to the truth than safe)."""
+    pts = wall(x_wall, -3.0, 3.0)
+    fine = Perception(PerceptionConfig()).process(
+        pts.astype(np.float32), (0.0, 0.0, 0.0, 0.0), Pose2D(0.0, 0.0, 0.0)).distance_field
+    coarse = Perception(PerceptionConfig(field_subdivision=1)).process(
+        pts.astype(np.float32), (0.0, 0.0, 0.0, 0.0), Pose2D(0.0, 0.0, 0.0)).distance_field
+    truth = x_wall - 0.55          # from the cell centre x = 0.55
+    d_fine = float(fine.sample(np.array([[0.55, 0.0]]))[0])
+    d_coarse = float(coarse.sample(np.array([[0.55, 0.0]]))[0])
+    assert truth - 0.05 - 1e-6 <= d_fine <= truth + 1e-6
+    assert truth - 0.1 - 1e-6 <= d_coarse <= truth + 1e-6
+    assert d_fine >= d_coarse - 1e-6

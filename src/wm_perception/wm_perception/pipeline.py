@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from wm_common.geometry import Pose2D
@@ -144,12 +145,16 @@ def statistical_outlier_mask(points: np.ndarray, neighbors: int = 16, std_ratio:
 
 
 def fine_signed_distance(points_odom: np.ndarray, origin: Sequence[float], resolution: float,
-                         n: int, k: int, min_points: int, max_distance: float) -> np.ndarray:
-    """(n, n) float32 distance field on the window's `resolution` lattice, computed from the
-    points' 2D occupancy on a k times finer grid (each fine cell solid to its edge, as
-    signed_distance has it) and read back at the coarse cell centres: the mean of each
-    k x k block (for k = 2 the bilinear value at the block's centre). Edges are then off by
-    at most resolution / k instead of a whole cell."""
+                         n: int, k: int, min_points: int, max_distance: float,
+                         coarse_occ: np.ndarray) -> np.ndarray:
+    """(n, n) float32 distance field on the window's `resolution` lattice: outside
+    obstacles, from the points' 2D occupancy on a k times finer grid (each fine cell solid to
+    its edge, as signed_distance has it), read back at the coarse cell centres as the mean of
+    each k x k block (for k = 2 the bilinear value at the block's centre): a surface reads
+    at most resolution / k early instead of a whole cell. Inside obstacles (`coarse_occ`,
+    the voxel columns), the depth of the voxel field, which the critics rank colliding
+    samples by. One fine EDT (outside) and one coarse (inside): the inside EDT at the fine
+    resolution would double the cost for depths nobody needs to the centimetre."""
     fr = resolution / k
     nf = n * k
     pts = np.asarray(points_odom)
@@ -158,8 +163,16 @@ def fine_signed_distance(points_odom: np.ndarray, origin: Sequence[float], resol
     ok = (ix >= 0) & (ix < nf) & (iy >= 0) & (iy < nf)
     counts = np.bincount(iy[ok] * nf + ix[ok], minlength=nf * nf)
     occ = (counts >= max(1, int(min_points))).reshape(nf, nf)
-    fine = signed_distance(occ, fr, max_distance)
-    return fine.reshape(n, k, n, k).mean(axis=(1, 3)).astype(np.float32)
+    if not occ.any():
+        return np.full((n, n), max_distance, dtype=np.float32)
+    outside = ndimage.distance_transform_edt(~occ, sampling=fr)
+    fine = np.where(occ, -0.5 * fr, outside - 0.5 * fr)
+    field = fine.reshape(n, k, n, k).mean(axis=(1, 3))
+    if coarse_occ.any():
+        depth = 0.5 * resolution - ndimage.distance_transform_edt(coarse_occ,
+                                                                  sampling=resolution)
+        field = np.where(coarse_occ, np.minimum(field, depth), field)
+    return np.clip(field, -max_distance, max_distance).astype(np.float32)
 
 
 class Perception:
@@ -290,12 +303,12 @@ class Perception:
         n_used = int(grid.values.sum())
         if self.accumulator is not None:
             grid = self.accumulator.add(grid)
+        occ = occupancy_2d(grid, cfg.min_points_per_voxel)
         if cfg.field_subdivision > 1 and self.accumulator is None:
             sdf = fine_signed_distance(kept, origin, cfg.resolution, int(self._dims[0]),
                                        int(cfg.field_subdivision), cfg.min_points_per_voxel,
-                                       cfg.max_distance)
+                                       cfg.max_distance, occ)
         else:
-            occ = occupancy_2d(grid, cfg.min_points_per_voxel)
             sdf = signed_distance(occ, cfg.resolution, cfg.max_distance)
         field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
                        frame_id=cfg.frame_id)

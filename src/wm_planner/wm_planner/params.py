@@ -143,9 +143,10 @@ PLANNER_PARAMS = [
     Param("recovery_margin", 0.05,
           "back_up and spin move only where the footprint keeps this clearance [m]",
           0.0, 0.5),
-    Param("stale_abort_time", 10.0,
+    Param("stale_abort_time", 30.0,
           "a goal aborts (stale inputs) when odometry, field or map->odom stay missing this "
-          "long [s]; the robot stops at once regardless", 0.5, 600.0),
+          "long [s] (long enough for a node restart); the robot stops at once regardless",
+          0.5, 600.0),
     # Action
     Param("navigate_timeout", 300.0, "abort a navigate_to_pose goal after this long [s]",
           1.0, 86400.0),

@@ -25,7 +25,6 @@ fields and the safety PLC. This node is the model-free software layer in front o
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Optional, Tuple
 
@@ -39,7 +38,6 @@ from sensor_msgs.msg import LaserScan, PointCloud2
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import SetBool, Trigger
 
-from wm_common.geometry import polygon_from_flat
 from wm_common.map_io import MapError
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import pose_to_pose2d, sec_to_stamp, stamp_to_sec
@@ -48,64 +46,13 @@ from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import SafetyState
 from wm_perception.pointcloud import CloudError, decode_points
-from wm_safety.collision_monitor import MonitorConfig
-from wm_safety.gate import GateConfig, GateOutput, SafetyGate
-from wm_safety.mux import NAV, TELEOP, CommandMux
+from wm_safety.configure import build_gate
+from wm_safety.gate import GateOutput, SafetyGate
+from wm_safety.mux import NAV, TELEOP
 from wm_safety.params import SAFETY_PARAMS
-from wm_safety.smoother import AxisLimits, VelocitySmoother
-from wm_safety.speed_zones import SpeedZones
-from wm_safety.zones import Margins, Zones, overhangs_from_flat
+from wm_safety.zones import Zones
 
 ABSURD_SPEED = 20.0  # |v| or |w| above this in a command is a corrupt message, not a wish
-
-
-def build_gate(p: dict, payload_kg: float = -1.0) -> Tuple[SafetyGate, dict]:
-    """The gate from parameter values (ValueError / MapError with the reason if invalid)."""
-    chassis = polygon_from_flat(p["footprint"])
-    overhangs = overhangs_from_flat(p["payload_overhangs"])
-    margins = {}
-    for key in ("stop_margins", "slowdown_margins"):
-        vals = [float(v) for v in p[key]]
-        if len(vals) != 3 or not all(math.isfinite(v) and v >= 0.0 for v in vals):
-            raise ValueError("%s must be 3 numbers >= 0 [front, rear, side]" % key)
-        margins[key] = Margins(*vals)
-    if p["z_min"] >= p["z_max"]:
-        raise ValueError("z_min must be below z_max")
-    travel = max(p["max_linear"], -p["min_linear"]) * p["time_horizon"]
-    spec = dict(chassis=chassis, overhangs=overhangs, stop=margins["stop_margins"],
-                slowdown=margins["slowdown_margins"], max_travel=travel)
-    zones = Zones.build(payload_kg=payload_kg, **spec)
-    monitor = MonitorConfig(
-        slowdown_ratio=p["slowdown_ratio"], time_horizon=p["time_horizon"],
-        time_step=p["time_step"], decel_linear=p["decel_linear"],
-        decel_angular=p["decel_angular"], reaction=p["reaction_time"],
-        approach_margin=p["approach_margin"], escape=p["escape"],
-        escape_speed=p["escape_speed"], escape_angular_speed=p["escape_angular_speed"],
-        escape_horizon=p["escape_horizon"])
-    smoother = VelocitySmoother(
-        AxisLimits(p["min_linear"], p["max_linear"], p["accel_linear"], p["decel_linear"],
-                   p["jerk_linear"]),
-        AxisLimits(-p["max_angular"], p["max_angular"], p["accel_angular"],
-                   p["decel_angular"], p["jerk_angular"]))
-    mux = CommandMux(p["nav_timeout"], p["teleop_timeout"], p["estop_hold"])
-    speed_zones = None
-    if p["speed_zones"]:
-        speed_zones = SpeedZones.load(resolve_config(p["speed_zones"]), p["max_linear"])
-    gate = SafetyGate(GateConfig(points_timeout=p["points_timeout"], max_dt=p["max_dt"],
-                                 monitor=monitor), zones, mux, smoother, speed_zones)
-    return gate, spec
-
-
-def resolve_config(path: str) -> str:
-    """An absolute path as is; a relative one in wm_bringup's config/speed_zones/."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory("wm_bringup"), "config",
-                            "speed_zones", path)
-    except Exception:  # no ament index: leave the path for read_map's clear error
-        return path
 
 
 def sensor_points_to_base(xyz: np.ndarray, extrinsic, z_min: float, z_max: float

@@ -121,7 +121,9 @@ def test_shipped_model_beats_the_baselines_on_fresh_unseen_payloads(tmp_path):
 
 
 def test_same_seed_gives_identical_weights(bags, tmp_path):
-    cfg, text = _config(tmp_path, bags, epochs=2, patience=2)
+    # 4 epochs: with 2, this data's validation loss did not beat the untrained residual (the
+    # kinematics it starts as), so the best weights were the zeros the check below refuses
+    cfg, text = _config(tmp_path, bags, epochs=4, patience=4)
     paths = [train.run(copy.deepcopy(cfg), text, str(tmp_path / ("out%d" % i)),
                        log=lambda s: None)["path"] for i in range(2)]
     weights = []
@@ -133,7 +135,7 @@ def test_same_seed_gives_identical_weights(bags, tmp_path):
         np.testing.assert_array_equal(weights[0][k], weights[1][k], err_msg=k)
     assert np.abs(weights[0]["residual.4.weight"]).max() > 0
     # A different seed does change them (the comparison above is not vacuous).
-    cfg2, text2 = _config(tmp_path, bags, name="seed1.yaml", seed=1, epochs=2, patience=2)
+    cfg2, text2 = _config(tmp_path, bags, name="seed1.yaml", seed=1, epochs=4, patience=4)
     other = train.run(cfg2, text2, str(tmp_path / "seed1"), log=lambda s: None)["path"]
     with np.load(os.path.join(other, WEIGHTS)) as z:
         assert not np.array_equal(z["residual.4.weight"], weights[0]["residual.4.weight"])
