@@ -410,7 +410,7 @@ def _encounter_spec(seed: int, sc, rng) -> EpisodeSpec:
     nose = rng.random() < float(sc["nose_to_nose_probability"])
     clearance = float(sc["clearance"])
     radius = float(sc["reachable_radius"])
-    for _ in range(300):
+    for _ in range(500):
         if nose:
             tasks = _nose_to_nose(world, rng, clearance)
         else:
@@ -433,26 +433,33 @@ def _apart(points, d: float) -> bool:
 
 
 def _crossing(world: World, rng, n: int, clearance: float) -> Optional[List[RobotTask]]:
-    """n robots whose straight ways pass one crossing point, arriving about together."""
+    """n robots whose straight ways pass one crossing point, arriving about together: robot
+    i comes from about theta0 + i * (2 pi / n) (two robots: at right angles, more or less),
+    its start 2.5-4 m before the point and its goal 2.5-4.5 m beyond, each in free space
+    and 1.6 m from the others' starts and goals (a few tries per robot)."""
     c = _free_point(world, rng, 1.0)
     if c is None:
         return None
     theta0 = float(rng.uniform(-math.pi, math.pi))
-    tasks = []
+    spread = 2.0 * math.pi / n if n > 2 else 0.5 * math.pi
+    tasks: List[RobotTask] = []
     for i in range(n):
-        th = theta0 + i * math.pi / n * (2.0 if n > 2 else 1.0) + float(rng.normal(0.0, 0.25))
-        ux, uy = math.cos(th), math.sin(th)
-        d_in, d_out = float(rng.uniform(2.5, 4.0)), float(rng.uniform(2.5, 4.5))
-        s = (c[0] - d_in * ux, c[1] - d_in * uy)
-        g = (c[0] + d_out * ux, c[1] + d_out * uy)
-        for p in (s, g):
-            if float(world.signed_distance(np.array(p))) < clearance:
-                return None
-        tasks.append(RobotTask(Pose2D(s[0], s[1], th + float(rng.normal(0.0, 0.3))),
-                               Pose2D(g[0], g[1], th), 0.0))
-    if not (_apart([t.start[:2] for t in tasks], 1.6) and _apart([t.goal[:2] for t in tasks],
-                                                                  1.6)):
-        return None
+        for _ in range(40):
+            th = theta0 + i * spread + float(rng.normal(0.0, 0.35))
+            ux, uy = math.cos(th), math.sin(th)
+            d_in, d_out = float(rng.uniform(2.5, 4.0)), float(rng.uniform(2.5, 4.5))
+            s = (c[0] - d_in * ux, c[1] - d_in * uy)
+            g = (c[0] + d_out * ux, c[1] + d_out * uy)
+            if min(float(world.signed_distance(np.array(p))) for p in (s, g)) < clearance:
+                continue
+            if tasks and not (_apart([t.start[:2] for t in tasks] + [s], 1.6)
+                              and _apart([t.goal[:2] for t in tasks] + [g], 1.6)):
+                continue
+            tasks.append(RobotTask(Pose2D(s[0], s[1], th + float(rng.normal(0.0, 0.3))),
+                                   Pose2D(g[0], g[1], th), 0.0))
+            break
+        else:
+            return None
     return tasks
 
 

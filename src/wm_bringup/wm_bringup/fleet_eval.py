@@ -27,7 +27,10 @@ GOAL_CLEARANCE = 0.8     # m from the nearest static obstacle
 GOAL_SEPARATION = 1.2    # m between any two goals (a robot parked at its last goal is no trap)
 MIN_LEG = 3.0            # m, straight line from one goal to the next
 ROUTE_RADIUS = 0.45      # m, the reachability check's route clearance
-SECONDS_PER_GOAL = 25.0  # simulated time budget per goal (a 10 m leg at 0.7 m/s is 15 s)
+# simulated time per goal: the route at this mean speed (turns, yields, other robots) plus
+# a margin, summed over a robot's goals, is the scenario's duration
+BUDGET_SPEED = 0.3       # m/s
+BUDGET_MARGIN = 15.0     # s per goal
 
 
 def fleet_scenario(seed: int, goals_total: int = 100, robots: int = 4,
@@ -45,9 +48,11 @@ def fleet_scenario(seed: int, goals_total: int = 100, robots: int = 4,
     per = int(math.ceil(goals_total / robots))
     taken: List[np.ndarray] = [np.array(s[:2]) for s in spawns]
     specs = []
+    budgets = []
     for i, spawn in enumerate(spawns):
         goals: List[Pose2D] = []
         here = np.array(spawn[:2])
+        budget = 0.0
         for _ in range(per if i < robots - 1 else goals_total - per * (robots - 1)):
             for _attempt in range(2000):
                 p = np.array([rng.uniform(xmin, xmax), rng.uniform(ymin, ymax)])
@@ -57,7 +62,8 @@ def fleet_scenario(seed: int, goals_total: int = 100, robots: int = 4,
                     continue
                 if min(float(np.hypot(*(p - q))) for q in taken) < GOAL_SEPARATION:
                     continue
-                if not planner.plan(here, p).ok:
+                plan = planner.plan(here, p)
+                if not plan.ok:
                     continue
                 break
             else:
@@ -65,8 +71,10 @@ def fleet_scenario(seed: int, goals_total: int = 100, robots: int = 4,
             goals.append(Pose2D(float(p[0]), float(p[1]), float(rng.uniform(-math.pi, math.pi))))
             taken.append(p)
             here = p
+            budget += plan.length / BUDGET_SPEED + BUDGET_MARGIN
         specs.append(RobotSpec("robot%d" % (i + 1), spawn, 0.0, goals))
-    duration = SECONDS_PER_GOAL * max(len(s.goals) for s in specs)
+        budgets.append(budget)
+    duration = float(max(budgets))
     return Scenario("fleet_%d_goals" % goals_total, world_name, specs, duration=duration,
                     seed=int(seed))
 
