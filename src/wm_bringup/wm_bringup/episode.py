@@ -127,7 +127,7 @@ SCENARIO_DEFAULTS: Dict[str, Any] = {
     "payload_max": 150.0,      # kg (the world model's range)
     "friction_min": 0.8,       # floor friction (mujoco), uniform in [min, max]
     "friction_max": 0.8,
-    "time_limit": 90.0,        # simulated s (and the goals' navigate_timeout)
+    "time_limit": 150.0,       # simulated s (and the goals' navigate_timeout)
     "gap_widths": [0.5, 0.85, 1.0, 1.2],   # gap family: one of these per seed [m]
     "robots_min": 2,           # encounter family: 2..4 robots
     "robots_max": 4,
@@ -611,6 +611,7 @@ class _Robot:
         self.arbiter: Optional[YieldArbiter] = None
         self.gate = None                  # wm_safety.gate.SafetyGate, when in the loop
         self.gate_actions: Dict[str, int] = {}
+        self.log: List[str] = []          # the controller's event lines, "t: text"
         self.distance = math.nan
         self.yields = 0
         self.outcome = None           # GoalOutcome once the goal ended
@@ -708,6 +709,8 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
             r.behaviors[out.behavior] = r.behaviors.get(out.behavior, 0) + 1
             for k in out.counters:
                 r.counters[k] = r.counters.get(k, 0) + 1
+            for _, text in out.log:
+                r.log.append("%.1f %s: %s" % (t, r.rid, text))
             if out.result is not None:
                 r.solve_ms.append(float(out.result.solve_time_ms))
                 r.plan_xy = np.asarray(out.result.trajectory)[:, :2].copy()
@@ -900,6 +903,9 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
         "solve_ms_mean": float(np.mean(solve)) if solve else None,
         "solve_ms_p99": float(np.percentile(solve, 99)) if solve else None,
     }
+    if not row["correct"]:   # the controller's own account of what went wrong
+        row["log"] = json.dumps(sorted((line for r in robots for line in r.log),
+                                       key=lambda x: float(x.split(" ", 1)[0]))[-25:])
     every = max(1, int(round(TRACE_PERIOD / CONTROL_PERIOD)))
     row["trace"] = "" if row["correct"] and row["collisions"] == 0 else json.dumps(
         {r.rid: [[round(x, 2), round(y, 2)] for x, y, _ in r.poses[::every]] for r in robots})

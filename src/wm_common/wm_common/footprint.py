@@ -65,6 +65,16 @@ def contains(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
+def grow(poly: np.ndarray, front: float, rear: float, side: float) -> np.ndarray:
+    """The polygon with every vertex pushed out: +front for x > 0, -rear for x < 0, side
+    outward in y. Exact for the rectangles robots use; a conservative stretch otherwise.
+    (The safety gate's zones and the planner's padded footprint both grow the body so.)"""
+    out = np.array(poly, dtype=np.float64, copy=True)
+    out[:, 0] += np.where(poly[:, 0] > 0, front, np.where(poly[:, 0] < 0, -rear, 0.0))
+    out[:, 1] += np.where(poly[:, 1] > 0, side, np.where(poly[:, 1] < 0, -side, 0.0))
+    return out
+
+
 class Footprint:
     """A simple polygon around base_link.
 
@@ -146,6 +156,10 @@ class Footprint:
         if along_x:
             return np.stack([s, np.full(n, centre_w), np.full(n, r)], axis=1)
         return np.stack([np.full(n, centre_w), s, np.full(n, r)], axis=1)
+
+    def padded(self, front: float, rear: float, side: float) -> "Footprint":
+        """This body grown by margins (`grow`), e.g. the safety gate's stop zone."""
+        return Footprint(grow(self.polygon, front, rear, side), self.spacing)
 
     def at(self, x: float, y: float, yaw: float) -> np.ndarray:
         """The polygon's vertices at pose (x, y, yaw) of base_link."""

@@ -212,3 +212,21 @@ def test_route_and_turn_agree_on_the_way_round_a_box():
         ctg = c.optimizer.cost_to_go(inp.field, Goal(4.0, 0.0, 0.0), route, (0.0, 0.0))
         p = c.rotate.way_point(0.0, 0.0, route, ctg)
         assert p is not None and p[1] >= -1e-9, (yaw, p)
+
+
+def test_back_up_reverses_along_the_robots_own_path():
+    """A robot that drove into a pocket along a curve backs out along that curve: the rear
+    is steered towards the trail behind it (reverse pure pursuit), not straight back."""
+    fp = Footprint.rectangle(0.7, 0.55)
+    field = BoxWorld([]).window(0.0, 0.0)
+    trail = [(-0.8, 0.45), (-0.6, 0.3), (-0.4, 0.15), (-0.2, 0.05), (0.0, 0.0)]
+    ctx = RecoveryContext(0.0, 0.0, 0.0, 0.0, 0.0, field, fp, trail=trail)
+    back = BackUp(0.6, 0.1)
+    assert back.start(ctx) is None
+    v, w = back.step(ctx)
+    # the trail lies behind and to the left (+y): the rear turns towards +y, i.e. clockwise
+    assert v == pytest.approx(-0.1) and w < 0.0
+    # no trail: straight back
+    plain = BackUp(0.6, 0.1)
+    assert plain.start(RecoveryContext(0.0, 0.0, 0.0, 0.0, 0.0, field, fp)) is None
+    assert plain.step(RecoveryContext(0.1, 0.0, 0.0, 0.0, 0.0, field, fp)) == (-0.1, 0.0)

@@ -117,10 +117,16 @@ def build_critics(p: Mapping[str, Any]):
 
 
 def build_footprint(p: Mapping[str, Any]) -> Footprint:
-    """The body polygon (`footprint`); robot_radius, the clearance routes keep, must be at
-    least its inscribed radius (else routes would lead through gaps the body cannot pass)."""
+    """The body polygon (`footprint`) grown by `footprint_padding` [front, rear, side] (the
+    gate's stop zone): what the planner keeps clear. robot_radius, the clearance routes
+    keep, must be at least its inscribed radius (else routes would lead through gaps it
+    cannot pass)."""
+    pad = [float(v) for v in p.get("footprint_padding", [0.0, 0.0, 0.0])]
+    if len(pad) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in pad):
+        raise ValueError("footprint_padding must be [front, rear, side] in [0, 1] m, got %r"
+                         % (pad,))
     try:
-        footprint = Footprint.from_flat(p.get("footprint", DEFAULT_FOOTPRINT))
+        footprint = Footprint.from_flat(p.get("footprint", DEFAULT_FOOTPRINT)).padded(*pad)
     except ValueError as e:
         raise ValueError("footprint: %s" % e) from None
     if p["robot_radius"] < footprint.inscribed_radius - 1e-9:

@@ -71,6 +71,10 @@ NO_TRANSFORM = "no_transform"
 
 # Neighbours within this distance make a stall "blocked" rather than "no progress" [m].
 BLOCKING_NEIGHBOUR = 2.0
+# The robot's own recent path, for the back_up recovery: a point every TRAIL_STEP [m],
+# TRAIL_LENGTH [m] of it.
+TRAIL_STEP = 0.05
+TRAIL_LENGTH = 3.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class Controller:
         self.goal: Optional[Target] = None
         self.detour: Optional[Target] = None
         self._robot_map: Optional[Tuple[float, float]] = None   # the robot, map frame
+        self.trail: List[Tuple[float, float]] = []   # its own recent path (odom)
         self._reset_goal_state(0.0)
 
     # ------------------------------------------------------------------ building
@@ -318,6 +323,7 @@ class Controller:
             return self._stop(now, ABORTED, outcome=timeout)
         self.stale_since = None
         s = inp.state
+        self._remember(s.x, s.y)
         target = self.detour if self.detour is not None else self.goal
         goal_odom = self._in_odom(target, inp.map_to_odom)
         if goal_odom is None:
@@ -417,6 +423,16 @@ class Controller:
         return out
 
     # ------------------------------------------------------------------ helpers
+    def _remember(self, x: float, y: float) -> None:
+        """The robot's own recent path (odom), a point every TRAIL_STEP, TRAIL_LENGTH long:
+        the back_up recovery reverses along it."""
+        if self.trail and math.hypot(x - self.trail[-1][0], y - self.trail[-1][1]) \
+                < TRAIL_STEP:
+            return
+        self.trail.append((float(x), float(y)))
+        if len(self.trail) > int(TRAIL_LENGTH / TRAIL_STEP):
+            del self.trail[0]
+
     def _recovery_done(self, now: float) -> None:
         self.recovery = None
         self.recovery_ended = now
@@ -447,7 +463,7 @@ class Controller:
         if self.rotate is not None:
             err = self.rotate.heading_error(s.x, s.y, s.yaw, route, ctg=ctg)
         return RecoveryContext(inp.now, s.x, s.y, s.yaw, s.v, inp.field, self.footprint,
-                               heading_error=err)
+                               heading_error=err, trail=tuple(self.trail))
 
     def _next_recovery(self, inp: CycleInput, route, ctg, out: CycleOutput) -> bool:
         """Start the next recovery that can run here (True), or end the goal when they are

@@ -73,6 +73,10 @@ PLANNER_PARAMS = [
     Param("footprint", list(DEFAULT_FOOTPRINT),
           "the body as a polygon in base_link, flat [x1, y1, x2, y2, ...] (Nav2's footprint; "
           "payload overhang included): the collision critic's shape", any_length=True),
+    Param("footprint_padding", [0.10, 0.10, 0.03],
+          "[front, rear, side] margins the planner keeps around the footprint as if they were "
+          "body [m]: the collision monitor's stop_margins, so the MPC never plans into the "
+          "gate's stop zone (where the gate would halt it)"),
     Param("robot_radius", 0.32,
           "clearance the route and the navigation function keep from obstacles [m], at least "
           "the footprint's inscribed radius: a gap narrower than twice this has no way "
@@ -136,7 +140,8 @@ PLANNER_PARAMS = [
           "wait; wm_planner.recoveries); []: abort at the first progress failure"),
     Param("recovery_rounds", 1, "times the list is gone through before the goal aborts",
           0, 20),
-    Param("backup_distance", 0.3, "back_up: distance [m]", 0.05, 2.0),
+    Param("backup_distance", 0.6,
+          "back_up: distance backed out, along the robot's own recent path [m]", 0.05, 3.0),
     Param("backup_speed", 0.1, "back_up: speed [m/s]", 0.02, 0.5),
     Param("spin_angle", 1.57, "spin: angle [rad]", 0.1, 6.3),
     Param("wait_time", 5.0, "wait: duration [s]", 0.5, 120.0),
@@ -176,7 +181,7 @@ PLANNER_PARAMS += critic_params()
 LIVE_PARAMS = frozenset([
     "num_samples", "temperature", "noise_sigma_v", "noise_sigma_w", "iterations",
     "time_budget_ms", "v_max", "v_min", "w_max", "a_max", "alpha_max", "robot_radius",
-    "footprint", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
+    "footprint", "footprint_padding", "xy_goal_tolerance", "yaw_goal_tolerance", "critics",
     "navigate_timeout", "sampled_trajectories_shown", "sensor_range", "payload_mass",
     "rotate_to_heading", "rotate_enter_angle", "rotate_exit_angle", "rotate_speed",
     "route_switch_margin", "progress_checker.required_movement_radius",

@@ -11,15 +11,17 @@ room for the footprint polygon, with `margin` to spare, so a recovery never driv
 the robot can see. Each is bounded in time.
 
 * reroute: where the route ahead squeezes through a narrow passage (clearance less than
-  robot_radius + 0.1 m within 1.5 m ahead), declare that passage impassable for this goal
+  robot_radius + 0.15 m within 1.5 m ahead), declare that passage impassable for this goal
   and replan: the way round, or "no way" when there is none. A gap the MPC cannot thread
   (misaligned, tighter than it looked) costs one progress timeout, not the goal. Skipped
   where nothing ahead is narrow. Takes no time.
 * clear_and_replan: forget the obstacles the route's live layer remembers and replan now
   (a pallet that has been taken away, another robot that has left), and drop the MPC's warm
   start. Takes no time.
-* back_up: straight back `backup_distance` at `backup_speed`, while the footprint's way back
-  is clear.
+* back_up: back out the way the robot came, `backup_distance` at `backup_speed`: in reverse
+  along its own recent path (its body has just fitted through there; a pocket it drove into
+  is left the way it was entered), straight back where it has none; while the footprint's
+  way back is clear.
 * spin: turn on the spot by `spin_angle` towards the way to the goal (the other way when
   that side has no room), while the circle the corners sweep is clear.
 * wait: stand still for `wait_time` (another robot may pass, a person may step aside).
@@ -51,6 +53,8 @@ class RecoveryContext:
     field: Optional[Grid2D]
     footprint: Footprint
     heading_error: Optional[float] = None   # signed angle to the way to the goal [rad]
+    # the robot's own recent path, oldest first (odom): a way it knows it fitted through
+    trail: Sequence[Tuple[float, float]] = ()
 
 
 def footprint_clearance(field: Optional[Grid2D], footprint: Footprint, x: float, y: float,
@@ -116,35 +120,66 @@ class Reroute(Recovery):
 
 
 class BackUp(Recovery):
+    """Back out the way the robot came: in reverse along its own recent path (the trail,
+    which its body has just fitted through), steering the rear towards the trail point
+    `probe_ahead` behind it; straight back where there is no trail. Stops after `distance`
+    or where the footprint would come closer than `margin` to what the field shows."""
+
     name = "back_up"
 
-    def __init__(self, distance: float = 0.3, speed: float = 0.1, probe: float = 0.05, **kw):
+    def __init__(self, distance: float = 0.6, speed: float = 0.1, probe: float = 0.05,
+                 w_max: float = 0.5, **kw):
         super().__init__(**kw)
         if not (distance > 0.0 and speed > 0.0):
             raise ValueError("back_up: distance and speed must be positive")
         self.distance, self.speed, self.probe = float(distance), float(speed), float(probe)
+        self.w_max = float(w_max)
         self.origin = (0.0, 0.0)
+        self.travelled = 0.0
+        self.last = (0.0, 0.0)
+        self.path: list = []
 
-    def _clear_behind(self, ctx, d: float) -> bool:
-        bx = ctx.x - d * math.cos(ctx.yaw)
-        by = ctx.y - d * math.sin(ctx.yaw)
-        return footprint_clearance(ctx.field, ctx.footprint, bx, by, ctx.yaw) >= self.margin
+    def _clear_after(self, ctx, v: float, w: float, t: float) -> bool:
+        """The footprint `t` seconds along (v, w) from here keeps the margin."""
+        yaw = ctx.yaw + w * t
+        x = ctx.x + v * t * math.cos(0.5 * (ctx.yaw + yaw))
+        y = ctx.y + v * t * math.sin(0.5 * (ctx.yaw + yaw))
+        return footprint_clearance(ctx.field, ctx.footprint, x, y, yaw) >= self.margin
+
+    def _command(self, ctx) -> Tuple[float, float]:
+        """Reverse pure pursuit of the trail (w steers the rear towards its target)."""
+        while self.path and math.hypot(self.path[-1][0] - ctx.x,
+                                       self.path[-1][1] - ctx.y) < 0.25:
+            self.path.pop()
+        if not self.path:
+            return -self.speed, 0.0
+        tx, ty = self.path[-1]
+        rear = ctx.yaw + math.pi
+        alpha = float(wrap_angle(math.atan2(ty - ctx.y, tx - ctx.x) - rear))
+        if abs(alpha) > 0.5 * math.pi:    # the trail is ahead of the rear: straight back
+            return -self.speed, 0.0
+        return -self.speed, max(-self.w_max, min(self.w_max, 1.5 * alpha))
 
     def start(self, ctx):
         super().start(ctx)
-        self.origin = (ctx.x, ctx.y)
-        if not self._clear_behind(ctx, min(self.distance, 0.1)):
+        self.origin = self.last = (ctx.x, ctx.y)
+        self.travelled = 0.0
+        self.path = [p for p in ctx.trail if math.hypot(p[0] - ctx.x, p[1] - ctx.y) > 0.05]
+        v, w = self._command(ctx)
+        if not self._clear_after(ctx, v, w, 0.1 / self.speed):
             return "no room behind the robot"
         return None
 
     def step(self, ctx):
-        travelled = math.hypot(ctx.x - self.origin[0], ctx.y - self.origin[1])
-        if travelled >= self.distance or self.timed_out(ctx):
+        self.travelled += math.hypot(ctx.x - self.last[0], ctx.y - self.last[1])
+        self.last = (ctx.x, ctx.y)
+        if self.travelled >= self.distance or self.timed_out(ctx):
             return None
-        # one cycle at backup_speed plus the braking distance must stay clear
-        if not self._clear_behind(ctx, self.probe + self.speed * 0.2):
+        v, w = self._command(ctx)
+        # one cycle at this command plus the braking distance must stay clear
+        if not self._clear_after(ctx, v, w, (self.probe + self.speed * 0.2) / self.speed):
             return None
-        return -self.speed, 0.0
+        return v, w
 
 
 class Spin(Recovery):
@@ -210,7 +245,7 @@ def build_recoveries(names: Sequence[str], p: Dict, clear: Callable[[], None],
         elif name == "clear_and_replan":
             out.append(ClearAndReplan(clear, margin=margin))
         elif name == "back_up":
-            d, s = p.get("backup_distance", 0.3), p.get("backup_speed", 0.1)
+            d, s = p.get("backup_distance", 0.6), p.get("backup_speed", 0.1)
             out.append(BackUp(d, s, margin=margin, time_allowance=2.0 * d / s + 1.0))
         elif name == "spin":
             a, s = p.get("spin_angle", 1.57), min(p.get("rotate_speed", 0.6),

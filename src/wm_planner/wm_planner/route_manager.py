@@ -94,7 +94,7 @@ class RouteManager:
             self.planner.clear_forbidden()
 
     def avoid_narrowest(self, robot_map: Sequence[float], within: float = 1.5,
-                        narrow: float = 0.1, radius: float = 0.3
+                        narrow: float = 0.15, radius: float = 0.3
                         ) -> Optional[Tuple[float, float]]:
         """The reroute recovery: the narrowest point of the route within `within` metres
         ahead of the robot, if its clearance is less than robot_radius + `narrow` (a

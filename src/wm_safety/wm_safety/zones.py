@@ -20,6 +20,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from wm_common.footprint import grow
+
 
 def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """(..., 2) points -> (...) bool: inside the polygon (even-odd rule, vectorised)."""
@@ -54,15 +56,6 @@ def polygon_distance(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     outside, 0 inside."""
     d = edge_distances(xy, poly)[0].min(axis=-1)
     return np.where(points_in_polygon(xy, poly), 0.0, d)
-
-
-def grow(poly: np.ndarray, front: float, rear: float, side: float) -> np.ndarray:
-    """The polygon with every vertex pushed out: +front for x > 0, -rear for x < 0, side
-    outward in y. Exact for the rectangles robots use; a conservative stretch otherwise."""
-    out = poly.copy()
-    out[:, 0] += np.where(poly[:, 0] > 0, front, np.where(poly[:, 0] < 0, -rear, 0.0))
-    out[:, 1] += np.where(poly[:, 1] > 0, side, np.where(poly[:, 1] < 0, -side, 0.0))
-    return out
 
 
 @dataclass(frozen=True)
