@@ -34,9 +34,11 @@ What is real and what stands in:
   2D scan; the gate's output drives the robot.
 * The fleet: each robot shares its predicted path (as wm_fleet does through Redis) and the
   others' paths reach its fleet critic, with one control period of delay; each runs the
-  fleet client's deadlock rule (wm_fleet.deadlock.YieldArbiter: who yields, the passing
-  place on its own side, release once the other has passed) on the same shared entries,
-  with passing places where the world leaves a metre of room all round (passing_places).
+  fleet client's deadlock rule (wm_fleet.deadlock.YieldArbiter) on the same shared entries,
+  with the fleet client's default of no passing places (a facility configures them for its
+  one-lane aisles; places derived from open floor sent a yielding robot down the other's
+  way: in 4 of 4 failed encounters of 30, all of which arrived without yields). The
+  planner's keep_right critic, fleet critic and recoveries resolve the encounters.
 
 Scenario families (`family`, everything else decided by the seed alone, never by the
 planner configuration, so configurations and motion models are compared on the same
@@ -94,7 +96,7 @@ from wm_sim.lidar import LidarSpec
 from wm_sim.mujoco_engine import MujocoEngine
 from wm_sim.scenario import load_world
 from wm_sim.world import (Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps,
-                          passing_places, robot_box)
+                          robot_box)
 
 REPO = Path(__file__).resolve().parents[3]   # the source tree (symlink install: resolved)
 WORLD_MODEL = "worldmodel-1.0.0"
@@ -593,16 +595,6 @@ def run_episode(seed: int, overrides: Optional[Mapping[str, Any]] = None, label:
     return row
 
 
-_PLACES_CACHE: Dict[str, Tuple[Tuple[float, float], ...]] = {}
-
-
-def world_passing_places(world_name: str) -> Tuple[Tuple[float, float], ...]:
-    """wm_sim.world.passing_places of a named world, once per process."""
-    if world_name not in _PLACES_CACHE:
-        _PLACES_CACHE[world_name] = passing_places(static_world(world_name)[0])
-    return _PLACES_CACHE[world_name]
-
-
 class _Robot:
     """One robot of an episode: its task, its controller, what it did."""
 
@@ -657,9 +649,8 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
         for r in robots:
             r.gate = build_gate(gp, payload_kg=r.task.payload_kg)[0]
     if len(robots) > 1:
-        places = world_passing_places(spec.world)
         for r in robots:
-            r.arbiter = YieldArbiter(r.rid, DeadlockConfig(), places)
+            r.arbiter = YieldArbiter(r.rid, DeadlockConfig(), ())
     engine = make_engine(str(sc["engine"]), world, {r.rid: r.task.start for r in robots},
                          {r.rid: r.task.payload_kg for r in robots}, spec.friction, seed)
     truth = TruthField(world)

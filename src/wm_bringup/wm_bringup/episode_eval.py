@@ -52,8 +52,8 @@ FAMILIES: Dict[str, Tuple[int, Dict[str, Any], Dict[str, Any]]] = {
                  {"v_max": 1.0, "a_max": 1.5}),
 }
 # Seeds: family k uses start + k * SEED_STRIDE + i; the default start was never used while
-# the controller was developed (development used seeds below 10000).
-DEFAULT_SEED_START = 200000
+# the controller was developed (development used seeds below 10000 and 200000-799999).
+DEFAULT_SEED_START = 1000000
 SEED_STRIDE = 100000
 
 
@@ -295,7 +295,7 @@ def report(rows: Sequence[Mapping[str, Any]], v_max: float, pictures: Mapping[Tu
                 pr["wm_slower"], pr["only_wm"], pr["only_kin"]))
         out.append("")
     out.append("Seeds: family k (in the order above) uses %d + k x %d + i; none of them was "
-               "used while the controller was developed (that used seeds below 10000)."
-               % (seed_start, SEED_STRIDE))
+               "used while the controller was developed (that used seeds below 10000 and "
+               "200000-799999)." % (seed_start, SEED_STRIDE))
     return "\n".join(out) + "\n"
 

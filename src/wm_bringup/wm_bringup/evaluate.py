@@ -322,7 +322,7 @@ EPISODES_INTRO = (
 FLEET_INTRO = (
     "Four robots in warehouse_large, every node a real process over Fast DDS (simulator on "
     "MuJoCo owning /clock; per robot perception, planner with the shipped world model, "
-    "safety gate, fleet client through a real redis-server, passing places from the layout), "
+    "safety gate, fleet client through a real redis-server; no passing places configured), "
     "each robot driven through its seeded goals by navigate_to_pose; an aborted goal counts "
     "as not reached and the robot goes on to the next.\n")
 

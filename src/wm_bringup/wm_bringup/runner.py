@@ -27,7 +27,6 @@ import numpy as np
 import yaml
 
 from wm_bringup.redis_server import RedisServer
-from wm_sim.world import passing_places
 from wm_common.footprint import (DEFAULT_FOOTPRINT, Footprint, contains,
                                  point_polygon_distance)
 
@@ -495,10 +494,6 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     context_started = False
     params = {k: dict(v) for k, v in (node_params or {}).items()}
     params.setdefault("planner", {}).update(planner_params or {})
-    # where robots step aside for each other (the fleet's deadlock rule), unless given: the
-    # open spots of the layout, as a facility would configure them
-    params.setdefault("fleet_client", {}).setdefault("passing_places", ";".join(
-        "%g,%g" % p for p in passing_places(scenario.load_world())))
 
     def args_for(exe: str) -> List[str]:
         return [a for k, v in sorted(params.get(exe, {}).items())

@@ -61,3 +61,18 @@ def polygon_from_flat(flat: Sequence[float]) -> np.ndarray:
         raise ValueError("a polygon needs at least 3 finite (x, y) vertices, got %r"
                          % (list(flat),))
     return a.reshape(-1, 2)
+
+
+def densify(route: np.ndarray, spacing: float) -> np.ndarray:
+    """(M, 2) points along a polyline, no further apart than `spacing`, vertices kept."""
+    route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
+    if route.shape[0] < 2:
+        return route.copy()
+    d = np.diff(route, axis=0)
+    lens = np.hypot(d[:, 0], d[:, 1])
+    counts = np.maximum(np.ceil(lens / spacing).astype(np.int64), 1)
+    seg = np.repeat(np.arange(len(lens)), counts)
+    start = np.repeat(np.cumsum(counts) - counts, counts)
+    t = (np.arange(int(counts.sum())) - start) / counts[seg]
+    pts = route[seg] + d[seg] * t[:, None]
+    return np.vstack([pts, route[-1:]])

@@ -133,3 +133,24 @@ def test_registry_and_make_critics():
 def test_disabled_critic_scores_zero():
     data = make_data(const([0.8, 0.0], [-0.2, 0.0]))
     np.testing.assert_array_equal(GoalCritic(enabled=False).score(data), 0.0)
+
+
+def test_a_body_already_in_contact_may_move_out_but_not_deeper():
+    """The padded footprint 0.02 m into a wall ahead (x = 0.5): every sample 'collides' by
+    the plain rule, the stop included, and the robot could never leave. Samples that get it
+    out (backing away) are not collisions; driving on into the wall, and standing, are."""
+    from wm_common.footprint import Footprint
+    from wm_planner.critics import ObstacleCritic
+
+    world = BoxWorld([(0.5, 0.9, -3.0, 3.0)])
+    esdf = world.window(0.0, 0.0)
+    fp = Footprint.rectangle(1.04, 0.55)                 # front at 0.52: 0.02 m into it
+    state = RobotState(0.0, 0.0, 0.0, 0.0, 0.0)
+    controls = np.array([[[v, 0.0]] * 10 for v in (-0.2, 0.0, 0.2)], dtype=np.float64)
+    traj = rollout(state, controls, 0.1)
+    data = CriticData(state=state, goal=Goal(3.0, 0.0, 0.0), controls=controls,
+                      trajectories=traj, dt=0.1, limits=RobotLimits(), robot_radius=0.3,
+                      esdf=esdf, footprint=fp)
+    critic = ObstacleCritic(weight=1.0, inflation_radius=0.08)
+    critic.score(data)
+    assert data.in_collision.tolist() == [False, True, True]   # back out / stand / drive in

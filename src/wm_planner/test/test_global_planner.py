@@ -9,7 +9,8 @@ import pytest
 
 from wm_common.geometry import Pose2D, inverse, transform_points
 from wm_common.grid import Grid2D
-from wm_planner.global_planner import GlobalPlanner, ReplanPolicy, densify
+from wm_common.geometry import densify
+from wm_planner.global_planner import GlobalPlanner, ReplanPolicy
 from wm_common.map_io import OccupancyMap, read_map
 
 REPO = Path(__file__).resolve().parents[3]

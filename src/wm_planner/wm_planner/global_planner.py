@@ -48,7 +48,7 @@ from scipy.ndimage import distance_transform_edt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from wm_common.geometry import Pose2D, inverse, transform_points
+from wm_common.geometry import Pose2D, densify, inverse, transform_points
 from wm_common.grid import Grid2D
 
 from wm_common.map_io import OccupancyMap
@@ -506,21 +506,6 @@ class GlobalPlanner:
         hit = (inside & self._static_traversable[iy, ix] & ~self._traversable[iy, ix]
                & ~self._forbidden[iy, ix])
         return bool(hit.any())
-
-
-def densify(route: np.ndarray, spacing: float) -> np.ndarray:
-    """(M, 2) points along a polyline, no further apart than `spacing`, vertices kept."""
-    route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
-    if route.shape[0] < 2:
-        return route.copy()
-    d = np.diff(route, axis=0)
-    lens = np.hypot(d[:, 0], d[:, 1])
-    counts = np.maximum(np.ceil(lens / spacing).astype(np.int64), 1)
-    seg = np.repeat(np.arange(len(lens)), counts)
-    start = np.repeat(np.cumsum(counts) - counts, counts)
-    t = (np.arange(int(counts.sum())) - start) / counts[seg]
-    pts = route[seg] + d[seg] * t[:, None]
-    return np.vstack([pts, route[-1:]])
 
 
 class ReplanPolicy:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from wm_common.geometry import densify
 from wm_common.grid import Grid2D
 
 _SQRT2 = math.sqrt(2.0)
@@ -121,17 +122,9 @@ def route_seeds(esdf: Grid2D, route: np.ndarray, free: np.ndarray,
     route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
     if route.shape[0] < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    step = 0.5 * esdf.resolution
-    d = np.diff(route, axis=0)
-    lens = np.hypot(d[:, 0], d[:, 1])
-    counts = np.maximum(np.ceil(lens / step).astype(np.int64), 1)
-    seg = np.repeat(np.arange(len(lens)), counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    t = (np.arange(int(counts.sum())) - first) / counts[seg]
-    pts = np.vstack([route[seg] + d[seg] * t[:, None], route[-1:]])
-    arc = np.concatenate([np.cumsum(np.concatenate([[0.0], lens]))[seg] + t * lens[seg],
-                          [float(lens.sum())]])
-    remaining = float(lens.sum()) - arc
+    pts = densify(route, 0.5 * esdf.resolution)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
+    remaining = float(arc[-1]) - arc
     ix, iy, inside = esdf.world_to_cell(pts)
     if from_xy is not None:
         k = int(np.argmin(np.hypot(pts[:, 0] - from_xy[0], pts[:, 1] - from_xy[1])))

@@ -34,7 +34,9 @@ import numpy as np
 from wm_common.geometry import Pose2D, inverse, transform_points
 from wm_common.map_io import OccupancyMap
 
-from .global_planner import GlobalPlanner, ReplanPolicy, RoutePlan, densify
+from wm_common.geometry import densify
+
+from .global_planner import GlobalPlanner, ReplanPolicy, RoutePlan
 
 # A blank map (no static map) covers the robot and the goal with this much around them [m].
 BLANK_MARGIN = 6.0

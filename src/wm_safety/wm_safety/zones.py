@@ -20,22 +20,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from wm_common.footprint import grow
-
-
-def points_in_polygon(xy: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """(..., 2) points -> (...) bool: inside the polygon (even-odd rule, vectorised)."""
-    x, y = xy[..., 0], xy[..., 1]
-    inside = np.zeros(x.shape, dtype=bool)
-    px, py = poly[:, 0], poly[:, 1]
-    qx, qy = np.roll(px, 1), np.roll(py, 1)
-    for x1, y1, x2, y2 in zip(px, py, qx, qy):
-        if y1 == y2:
-            continue  # horizontal edges never cross a horizontal ray
-        crosses = (y1 > y) != (y2 > y)
-        x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (x < x_at)
-    return inside
+from wm_common.footprint import contains as points_in_polygon, grow
 
 
 def edge_distances(xy: np.ndarray, poly: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

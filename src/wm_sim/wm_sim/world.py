@@ -221,19 +221,6 @@ def _walls(xmin: float, ymin: float, xmax: float, ymax: float, t: float = 0.2,
     ]
 
 
-def passing_places(world: World, clearance: float = 1.0, spacing: float = 1.5
-                   ) -> Tuple[Tuple[float, float], ...]:
-    """Where a robot can step aside for another in `world` (the fleet client's
-    passing_places, derived from the layout instead of configured): the points of a
-    `spacing` lattice with `clearance` metres free all round."""
-    xmin, ymin, xmax, ymax = world.bounds
-    xs = np.arange(xmin + spacing / 2, xmax, spacing)
-    ys = np.arange(ymin + spacing / 2, ymax, spacing)
-    pts = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    ok = world.signed_distance(pts) >= clearance
-    return tuple((round(float(x), 3), round(float(y), 3)) for x, y in pts[ok])
-
-
 def room(width: float, height: float, name: str = "room") -> World:
     """An empty room: four walls around (0, 0)-(width, height)."""
     return World(_walls(0.0, 0.0, width, height), (0.0, 0.0, width, height), name=name)

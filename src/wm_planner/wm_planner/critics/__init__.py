@@ -14,6 +14,7 @@ from .control_effort import ControlEffortCritic
 from .fleet import FleetCritic
 from .goal import GoalCritic
 from .goal_angle import GoalAngleCritic
+from .keep_right import KeepRightCritic
 from .obstacle import ObstacleCritic
 from .path_angle import PathAngleCritic
 from .path_follow import PathFollowCritic
@@ -36,7 +37,7 @@ def register_critic(cls: Type[Critic]) -> Type[Critic]:
 
 for _cls in (GoalCritic, GoalAngleCritic, PathAngleCritic, ObstacleCritic,
              ControlEffortCritic, SmoothnessCritic, PreferForwardCritic,
-             PredictedOccupancyCritic, FleetCritic, PathFollowCritic):
+             PredictedOccupancyCritic, FleetCritic, PathFollowCritic, KeepRightCritic):
     register_critic(_cls)
 
 # The default composition, every critic with its class defaults. predicted_occupancy costs
@@ -64,7 +65,8 @@ def make_critics(config: Optional[Mapping[str, Optional[Mapping[str, Any]]]] = N
 
 
 __all__ = ["Critic", "CRITIC_REGISTRY", "DEFAULT_CRITICS", "ControlEffortCritic",
-           "FleetCritic", "GoalAngleCritic", "GoalCritic", "ObstacleCritic", "PathAngleCritic",
+           "FleetCritic", "GoalAngleCritic", "GoalCritic", "KeepRightCritic", "ObstacleCritic",
+           "PathAngleCritic",
            "PathFollowCritic",
            "PredictedOccupancyCritic", "PreferForwardCritic",
            "SmoothnessCritic", "make_critics", "register_critic", "time_weights"]

@@ -13,7 +13,9 @@ class ObstacleCritic(Critic):
     (data.polygon, Nav2's `footprint`; CriticData.polygon_clearance), or with a body given
     as circles, min over them of (esdf at the circle centre - its radius) (one circle of
     robot_radius by default).
-    * clearance < 0 at any future point: the sample collides. It costs the constant
+    * clearance < 0 at any future point: the sample collides (unless the body already
+      reads in contact where it stands and the sample gets it out: never deeper, less
+      escape_tolerance, and clearer at the end). It costs the constant
       `collision_cost` (added unweighted, so tuning `weight` never weakens the hard
       constraint) and is flagged in data.in_collision.
     * clearance < inflation_radius: soft cost ((inflation_radius - clearance)
@@ -29,7 +31,7 @@ class ObstacleCritic(Critic):
 
     name = "obstacle"
     PARAMS = dict(Critic.PARAMS, weight=2.0, collision_cost=10000.0, inflation_radius=0.3,
-                  power=2.0)
+                  power=2.0, escape_tolerance=0.01)
 
     def validate(self) -> None:
         if self.inflation_radius <= 0.0 or self.power <= 0.0 or self.collision_cost < 0.0:
@@ -51,6 +53,18 @@ class ObstacleCritic(Critic):
             return np.where(inside[..., 0], d[..., 0] - radii[0], np.inf)
         return np.where(inside, d - radii, np.inf).min(axis=-1)
 
+    def _current_clearance(self, data) -> float:
+        """The clearance of the body where it stands (trajectory index 0)."""
+        pose = data.trajectories[0, 0, :]
+        if data.polygon is not None:
+            pts = data.polygon.boundary_at(pose)
+            return float(np.min(data.esdf.sample(pts)))
+        c = data.footprint_circles
+        cs, sn = np.cos(pose[2]), np.sin(pose[2])
+        centres = np.stack([pose[0] + cs * c[:, 0] - sn * c[:, 1],
+                            pose[1] + sn * c[:, 0] + cs * c[:, 1]], axis=1)
+        return float(np.min(data.esdf.sample(centres) - c[:, 2]))
+
     def _soft(self, clearance: np.ndarray) -> np.ndarray:
         pen = np.maximum(self.inflation_radius - clearance, 0.0) / self.inflation_radius
         return (pen ** self.power).sum(axis=1)
@@ -67,6 +81,15 @@ class ObstacleCritic(Critic):
             return np.zeros(k)
         clearance = self._clearance(data)
         collided = (clearance < 0.0).any(axis=1)
+        # A robot whose (padded) body already reads in contact (it was pushed, the field
+        # moved under it) may still take a sample that gets it out: never deeper than where
+        # it stands (less escape_tolerance) and clearer at the end. Otherwise every sample,
+        # the stop included, collides and the robot can never leave.
+        c0 = self._current_clearance(data)
+        if c0 < 0.0:
+            tol = self.escape_tolerance
+            escaping = (clearance.min(axis=1) >= c0 - tol) & (clearance[:, -1] > c0 + tol)
+            collided &= ~escaping
         # NaN distances propagate into the cost on purpose: the optimizer reports 'failed'
         # rather than trusting a corrupt distance field.
         data.in_collision = collided

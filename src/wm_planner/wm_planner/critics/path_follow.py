@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..global_planner import densify
+from wm_common.geometry import densify
 from .base import Critic, time_weights
 
 
