@@ -12,11 +12,13 @@ shipped world model, recoveries idle (the progress checker is satisfied):
   * controller.step: the whole cycle (goal check, route, progress checker, the cost-to-go
     the turn on the spot and the plan share, the turn's decision, the plan, the limiter).
 The ratio of controller.step to route + plan is the controller's own cost (issue: within 5 %).
+The three are timed interleaved, call by call, so a busy machine loads them alike.
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import List, Optional
 
 try:
@@ -33,7 +35,7 @@ from wm_common.grid import Grid2D
 from wm_planner.controller import Controller, CycleInput
 from wm_planner.models import Goal, RobotState
 
-from benchlib import main as bench_main, row, time_calls
+from benchlib import main as bench_main, row
 
 START = Pose2D(1.2, 2.0, 0.3)
 GOAL = Pose2D(16.0, 12.0, 0.0)
@@ -68,12 +70,21 @@ def _cases(model_name: str, artifact: str, n: int, field: Grid2D, static_map) ->
         r, _ = c.routes.update(clock["t"], START, (GOAL.x, GOAL.y), field, IDENTITY)
         c.optimizer.plan(state, goal, _fresh(field), route=r)
 
-    rows = [row("controller.step/%s" % model_name, time_calls(step, n, warmup=3)),
-            row("route + plan/%s" % model_name, time_calls(route_plan, n, warmup=3))]
     route, _ = c.routes.update(clock["t"], START, (GOAL.x, GOAL.y), field, IDENTITY)
-    rows.append(row("plan/%s" % model_name, time_calls(
-        lambda: c.optimizer.plan(state, goal, _fresh(field), route=route), n, warmup=3)))
-    return rows
+
+    def plan():
+        c.optimizer.plan(state, goal, _fresh(field), route=route)
+
+    # interleaved, call by call: on a shared machine the three see the same background load
+    cases = (("controller.step", step), ("route + plan", route_plan), ("plan", plan))
+    times: dict = {name: [] for name, _ in cases}
+    for i in range(n + 3):
+        for name, fn in cases:
+            t0 = time.perf_counter()
+            fn()
+            if i >= 3:                      # warm-up calls untimed
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return [row("%s/%s" % (name, model_name), times[name]) for name, _ in cases]
 
 
 def run(repeats: Optional[int] = None) -> List[dict]:

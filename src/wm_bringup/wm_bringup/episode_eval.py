@@ -41,11 +41,11 @@ MODELS = {"world_model": {"world_model_artifact": WORLD_MODEL},
 
 # family -> (episodes by default, scenario options, planner overrides)
 FAMILIES: Dict[str, Tuple[int, Dict[str, Any], Dict[str, Any]]] = {
-    "single_small": (350, {"family": "single", "world": "warehouse_small"}, {}),
+    "single_small": (400, {"family": "single", "world": "warehouse_small"}, {}),
     "single_large": (250, {"family": "single", "world": "warehouse_large"}, {}),
     "gap": (100, {"family": "gap", "perception": "lidar"}, {}),
-    "encounter_small": (150, {"family": "encounter", "world": "warehouse_small"}, {}),
-    "encounter_large": (100, {"family": "encounter", "world": "warehouse_large"}, {}),
+    "encounter_small": (120, {"family": "encounter", "world": "warehouse_small"}, {}),
+    "encounter_large": (80, {"family": "encounter", "world": "warehouse_large"}, {}),
     "dynamics": (100, {"family": "single", "world": "warehouse_small", "engine": "mujoco",
                        "payload_min": 100.0, "payload_max": 150.0, "friction_min": 0.4,
                        "friction_max": 0.7, "max_obstacles": 2},

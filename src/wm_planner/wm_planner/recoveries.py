@@ -140,11 +140,14 @@ class BackUp(Recovery):
         self.path: list = []
 
     def _clear_after(self, ctx, v: float, w: float, t: float) -> bool:
-        """The footprint `t` seconds along (v, w) from here keeps the margin."""
+        """The footprint `t` seconds along (v, w) from here keeps the margin, or, where the
+        robot stands closer than that already (backed into a squeeze), gets no closer."""
         yaw = ctx.yaw + w * t
         x = ctx.x + v * t * math.cos(0.5 * (ctx.yaw + yaw))
         y = ctx.y + v * t * math.sin(0.5 * (ctx.yaw + yaw))
-        return footprint_clearance(ctx.field, ctx.footprint, x, y, yaw) >= self.margin
+        here = footprint_clearance(ctx.field, ctx.footprint, ctx.x, ctx.y, ctx.yaw)
+        need = min(self.margin, here - 0.005)
+        return footprint_clearance(ctx.field, ctx.footprint, x, y, yaw) >= need
 
     def _command(self, ctx) -> Tuple[float, float]:
         """Reverse pure pursuit of the trail (w steers the rear towards its target)."""
