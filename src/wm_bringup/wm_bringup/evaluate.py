@@ -17,7 +17,9 @@ Three parts (`--parts`, all by default), numbers from this machine (not a Jetson
    table).
 
 The seed range of part 1 is `--seed-start` (default: one never used while the controller
-was developed); `--scale` shrinks every family for a quick look.
+was developed); `--scale` shrinks every family for a quick look. A run of some parts keeps
+the other parts' sections (and headline lines) of the existing report, each with the date
+of the run that wrote it.
 """
 from __future__ import annotations
 
@@ -201,6 +203,31 @@ def run_episodes(args, out: Path, stop) -> Tuple[list, dict]:
     return rows, pictures
 
 
+PARTS = ("episodes", "fleet", "scenarios")
+# how each part's section and headline lines begin in the report
+_SECTION = {"## 1. ": "episodes", "## 2. ": "fleet", "## 3. ": "scenarios"}
+_HEADLINE = {"- In process, ": "episodes", "- Full stack over DDS": "fleet"}
+
+
+def read_report(text: str):
+    """(part -> section, part -> headline lines) of an EVALUATION.md this module wrote."""
+    sections, headline, part, buf = {}, {}, None, []
+    for line in text.splitlines():
+        starts = [p for k, p in _SECTION.items() if line.startswith(k)]
+        if starts:
+            if part is not None:
+                sections[part] = "\n".join(buf).rstrip("\n") + "\n"
+            part, buf = starts[0], []
+        if part is not None:
+            buf.append(line)
+        for k, p in _HEADLINE.items():
+            if part is None and line.startswith(k):
+                headline.setdefault(p, []).append(line)
+    if part is not None:
+        sections[part] = "\n".join(buf).rstrip("\n") + "\n"
+    return sections, headline
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("scenarios", nargs="*", help="scenario YAML files (default: all shipped)")
@@ -222,47 +249,48 @@ def main(argv=None) -> int:
     ap.add_argument("--fleet-seed", type=int, default=2026)
     args = ap.parse_args(argv)
     parts = [x for x in args.parts.split(",") if x]
-    if set(parts) - {"episodes", "fleet", "scenarios"}:
-        ap.error("unknown part(s) %s" % (set(parts) - {"episodes", "fleet", "scenarios"}))
+    if set(parts) - set(PARTS):
+        ap.error("unknown part(s) %s" % (set(parts) - set(PARTS)))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.monotonic()
     v_max = float(robot_planner_params().get("v_max", 0.7))
-    sections = []
-    headline = []
+    sections = {}    # part -> its section
+    headline = {}    # part -> its headline lines
 
     if "episodes" in parts:
         t0 = time.monotonic()
         rows, pictures = run_episodes(args, out / "episodes", stop)
-        sections.append("## 1. Seeded episodes in process (%d episodes, %.0f min)\n\n%s\n%s"
-                        % (len(rows), (time.monotonic() - t0) / 60.0, EPISODES_INTRO,
-                           episode_eval.report(rows, v_max, pictures, args.seed_start)))
+        sections["episodes"] = (
+            "## 1. Seeded episodes in process (%d episodes, %.0f min)\n\n%s\n%s" % (
+                len(rows), (time.monotonic() - t0) / 60.0, EPISODES_INTRO,
+                episode_eval.report(rows, v_max, pictures, args.seed_start)))
         for m in episode_eval.MODELS:
             rs = [r for r in rows if episode_eval.split(str(r["config"]))[1] == m]
             if rs:
                 st = episode_eval.group_stats(rs, v_max)
-                headline.append("- In process, %s: **%d of %d** episodes as they should "
-                                "(%.1f %%, 95 %% Wilson interval %.1f-%.1f %%), %d with a "
-                                "chassis contact." % (
-                                    m, st["correct"], st["episodes"], 100 * st["success"],
-                                    100 * st["ci"][0], 100 * st["ci"][1],
-                                    st["contact_episodes"]))
+                headline.setdefault("episodes", []).append(
+                    "- In process, %s: **%d of %d** episodes as they should (%.1f %%, 95 %% "
+                    "Wilson interval %.1f-%.1f %%), %d with a chassis contact." % (
+                        m, st["correct"], st["episodes"], 100 * st["success"],
+                        100 * st["ci"][0], 100 * st["ci"][1], st["contact_episodes"]))
 
     if "fleet" in parts and not stop.is_set():
         t0 = time.monotonic()
         progress(0, 1, "fleet: %d goals, 4 robots over DDS" % args.fleet_goals, t0)
         s = fleet_eval.run(out / "fleet", args.fleet_seed, args.fleet_goals, stop=stop)
         sm = fleet_eval.summary(s)
-        sections.append("## 2. The full stack over DDS: 4 robots, %d goals (%.0f min)\n\n%s\n%s"
-                        % (sm["planned"], (time.monotonic() - t0) / 60.0, FLEET_INTRO,
-                           fleet_eval.report(s, "world_model", str(out / "fleet" /
-                                                                   "paths.png"))))
-        headline.append("- Full stack over DDS, 4 robots sharing the fleet: **%d of %d** goals "
-                        "(%.1f %%, 95 %% Wilson interval %.1f-%.1f %%), %d contacts." % (
-                            sm["reached"], sm["planned"], 100 * (sm["success"] or 0.0),
-                            100 * sm["ci"][0], 100 * sm["ci"][1], sm["kpis"]["contacts"]))
+        sections["fleet"] = (
+            "## 2. The full stack over DDS: 4 robots, %d goals (%.0f min)\n\n%s\n%s" % (
+                sm["planned"], (time.monotonic() - t0) / 60.0, FLEET_INTRO,
+                fleet_eval.report(s, "world_model", str(out / "fleet" / "paths.png"))))
+        headline["fleet"] = [
+            "- Full stack over DDS, 4 robots sharing the fleet: **%d of %d** goals (%.1f %%, "
+            "95 %% Wilson interval %.1f-%.1f %%), %d contacts." % (
+                sm["reached"], sm["planned"], 100 * (sm["success"] or 0.0),
+                100 * sm["ci"][0], 100 * sm["ci"][1], sm["kpis"]["contacts"])]
 
     if "scenarios" in parts and not stop.is_set():
         files = [Path(f) for f in args.scenarios] or sorted(
@@ -294,16 +322,30 @@ def main(argv=None) -> int:
                    out / "scenarios" / "histograms.png")
         (out / "scenarios" / "suite.json").write_text(json.dumps(by_model, indent=2,
                                                                  default=str))
-        sections.append("## 3. Named scenarios through the full stack (%.0f min)\n\n%s" % (
+        sections["scenarios"] = ("## 3. Named scenarios through the full stack (%.0f min)\n\n%s" % (
             (time.monotonic() - t0) / 60.0, scenarios_section(by_model, args.engine)))
 
-    Path(args.report).write_text(
+    report = Path(args.report)
+    today = datetime.date.today().isoformat()
+    kept_sections, kept_headline = read_report(report.read_text() if report.exists() else "")
+    for part in PARTS:
+        if part in sections:
+            sections[part] = sections[part].replace("\n\n", "\n\n*Run %s.*\n\n" % today, 1)
+        elif part in kept_sections:
+            sections[part] = kept_sections[part]
+            headline[part] = kept_headline.get(part, [])
+    lines = [x for part in PARTS for x in headline.get(part, [])]
+    report.write_text(
         "# Evaluation\n\nWritten by `make eval` (`python -m wm_bringup.evaluate`); do not "
-        "edit by hand.\n\n- Date: %s\n- Machine: %s, Python %s (shared 2-core development "
-        "machine; **not a Jetson**); wall time %.0f min\n\n## Headline\n\n%s\n\n%s" % (
-            datetime.date.today().isoformat(), platform.processor() or platform.machine(),
-            platform.python_version(), (time.monotonic() - t_all) / 60.0,
-            "\n".join(headline) or "(parts not run)", "\n".join(sections)))
+        "edit by hand.\n\n- Date: %s (%s)\n- Machine: %s, Python %s (shared 2-core "
+        "development machine; **not a Jetson**); wall time %.0f min\n\n## Headline\n\n%s"
+        "\n\n%s" % (
+            today, "parts run: " + ", ".join(parts) + (
+                "; the others kept from earlier runs" if set(sections) - set(parts) else ""),
+            platform.processor() or platform.machine(), platform.python_version(),
+            (time.monotonic() - t_all) / 60.0,
+            "\n".join(lines) or "(parts not run)",
+            "\n".join(sections[part] for part in PARTS if part in sections)))
     print("wrote %s" % args.report)
     return 0 if not stop.is_set() else 130
 

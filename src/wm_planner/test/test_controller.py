@@ -183,7 +183,7 @@ def test_back_up_and_spin_move_only_where_the_footprint_has_room():
     wall_behind = BoxWorld([(-0.65, -0.42, -2.0, 2.0)]).window(0.0, 0.0)   # 0.05 m behind
     ctx = RecoveryContext(0.0, 0.0, 0.0, 0.0, 0.0, wall_behind, fp, heading_error=-1.0)
     assert BackUp(0.3, 0.1).start(ctx) == "no room behind the robot"
-    assert Spin(1.57, 0.6).start(ctx) == "the corners' circle is not clear"
+    assert Spin(1.57, 0.6).start(ctx) == "no room to turn either way"
     open_field = BoxWorld([]).window(0.0, 0.0)
     ctx = RecoveryContext(0.0, 0.0, 0.0, 0.0, 0.0, open_field, fp, heading_error=-1.0)
     spin = Spin(1.57, 0.6)

@@ -95,3 +95,36 @@ def test_final_approach_turns_to_a_goal_beside_the_robot_not_one_ahead_or_behind
     assert rot.command(0.0, 0.0, 0.0, 0.0, end, field, (-0.3, 0.02), 0.08) is None
     # far away is the route's business, not the final approach's
     assert rot.command(0.0, 0.0, 0.0, 0.0, None, field, (0.0, 3.0), 0.08) is None
+
+
+def test_a_wedged_rectangle_turns_where_its_polygon_clears_and_only_that_way():
+    """A post 0.43 m off the centre, 56 degrees left of the heading: inside the circle the
+    corners sweep (0.445 m) but 8.5 cm clear of the 0.7 x 0.55 m body. Turning right 1.3 rad
+    keeps the polygon 6.7 cm clear, so it turns (without the footprint it could only creep);
+    turning left the front-left corner hits the post at once, and the long way round hits
+    it with the rear-left corner, so it does not turn left (it creeps, as before)."""
+    fp = Footprint.rectangle(0.7, 0.55)
+    post = BoxWorld([(0.24, 0.30, 0.36, 0.42)], xmin=-2.0, ymin=-2.0, size=(200, 200),
+                    res=0.02).window(0.0, 0.0, 4.0)
+    for err, turns in ((-1.3, True), (1.3, False)):
+        route = np.array([[0.1 * i * math.cos(err), 0.1 * i * math.sin(err)]
+                          for i in range(30)])
+        circle_only = RotateToHeading(fp.circumscribed_radius)
+        cmd = circle_only.command(0.0, 0.0, 0.0, 0.0, route, post)
+        assert circle_only.blocked and cmd is not None and cmd[1] == 0.0
+        rot = RotateToHeading(fp.circumscribed_radius, footprint=fp)
+        cmd = rot.command(0.0, 0.0, 0.0, 0.0, route, post)
+        if turns:
+            assert cmd == (0.0, -0.6) and not rot.blocked
+        else:
+            assert rot.blocked and cmd is not None and cmd[1] == 0.0
+
+
+def test_a_turn_in_progress_keeps_its_side():
+    """The side is chosen when the turn starts and kept while it runs (no flip-flop as the
+    way's direction passes behind the robot)."""
+    rot = shim()
+    field = BoxWorld([]).window(0.0, 0.0)
+    behind_left = np.array([[-0.1 * i, 0.01 * i] for i in range(30)])
+    v, w = rot.command(0.0, 0.0, 0.0, 0.0, behind_left, field)
+    assert w > 0.0 and rot.turn_sign == 1.0

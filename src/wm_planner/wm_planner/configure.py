@@ -154,10 +154,12 @@ def build_rotate(p: Mapping[str, Any]):
     """The turn on the spot towards the route (None when rotate_to_heading is off)."""
     if not p.get("rotate_to_heading", True):
         return None
-    return RotateToHeading(build_footprint(p).circumscribed_radius,
+    footprint = build_footprint(p)
+    return RotateToHeading(footprint.circumscribed_radius,
                            enter_angle=p["rotate_enter_angle"],
                            exit_angle=p["rotate_exit_angle"],
-                           angular_speed=min(p["rotate_speed"], p["w_max"]))
+                           angular_speed=min(p["rotate_speed"], p["w_max"]),
+                           footprint=footprint, polygon_margin=p["recovery_margin"])
 
 
 SOLVERS = ("mppi", "nmpc", "hybrid")

@@ -20,7 +20,8 @@ shorter way (route_switch_margin), the turn on the spot enters and exits at diff
 Progress and recoveries, as Nav2's controller server and behaviour tree: when the robot has
 not moved `required_movement_radius` within `movement_time_allowance` (or the route has
 found no way for that long), the next recovery of `recovery_behaviors` runs (bounded, in the
-field's free space, through the limiter); when they are used up the goal aborts with a
+field's free space, through the limiter; reroute, where listed, is tried first at every
+failure, since each run closes one more squeeze); when they are used up the goal aborts with a
 reason: no_way (the route finds no way: a gap narrower than the body), blocked (the way is
 blocked by obstacles or robots), no_progress, timeout (navigate_timeout), stale_inputs.
 Commands always leave through the command limiter (finite, limits, a_max from the previous).
@@ -241,6 +242,7 @@ class Controller:
         self.recovery: Optional[Recovery] = None
         self.recoveries_used = 0
         self.recovery_index = 0
+        self.reroutes_used = 0
         self.stale_since: Optional[float] = None
         self._route_failure = ""       # the last route failure logged
         self.collisions_seen = 0       # cycles since the last progress whose plan collided
@@ -469,6 +471,16 @@ class Controller:
         """Start the next recovery that can run here (True), or end the goal when they are
         used up (out.outcome set)."""
         budget = len(self.recoveries) * int(self.p["recovery_rounds"])
+        # reroute first at every progress failure, not only at its turn in the list: each
+        # time it runs it closes one more squeeze (a gap the body did not get through),
+        # so a box that leaves two narrow gaps costs two progress timeouts, not the goal;
+        # it takes no time, and at most `budget` of them run per goal
+        reroute = next((r for r in self.recoveries if r.name == "reroute"), None)
+        if (reroute is not None and self.reroutes_used < budget
+                and self.recoveries[self.recovery_index % len(self.recoveries)] is not reroute
+                and reroute.start(self._recovery_ctx(inp, route, ctg)) is None):
+            self.reroutes_used += 1
+            return self._started(reroute, out, "again")
         while self.recovery_index < budget:
             rec = self.recoveries[self.recovery_index % len(self.recoveries)]
             self.recovery_index += 1
@@ -476,22 +488,26 @@ class Controller:
             if why is not None:
                 out.log.append(("info", "recovery %s skipped: %s" % (rec.name, why)))
                 continue
-            self.recovery = rec
-            self.recoveries_used += 1
-            self.last_recovery = rec.name
-            self.collisions_seen = 0
-            out.recoveries = self.recoveries_used
-            out.counters.append("recoveries")
-            out.counters.append("recovery_" + rec.name)
-            out.log.append(("warn", "no progress for %.0f s: recovery %s (%d of %d)" % (
-                self.p["progress_checker.movement_time_allowance"], rec.name,
-                self.recovery_index, budget)))
-            return True
+            if rec is reroute:
+                self.reroutes_used += 1
+            return self._started(rec, out, "%d of %d" % (self.recovery_index, budget))
         out.outcome = self._abort_outcome(inp)
         out.log.append(("error", "goal aborted (%s): %s" % (out.outcome.code,
                                                            out.outcome.message)))
         out.counters.append("aborted_" + out.outcome.code)
         return False
+
+    def _started(self, rec: Recovery, out: CycleOutput, which: str) -> bool:
+        self.recovery = rec
+        self.recoveries_used += 1
+        self.last_recovery = rec.name
+        self.collisions_seen = 0
+        out.recoveries = self.recoveries_used
+        out.counters.append("recoveries")
+        out.counters.append("recovery_" + rec.name)
+        out.log.append(("warn", "no progress for %.0f s: recovery %s (%s)" % (
+            self.p["progress_checker.movement_time_allowance"], rec.name, which)))
+        return True
 
     def _abort_outcome(self, inp: CycleInput) -> GoalOutcome:
         used = "after %d recoveries" % self.recoveries_used

@@ -146,7 +146,8 @@ PLANNER_PARAMS = [
     Param("spin_angle", 1.57, "spin: angle [rad]", 0.1, 6.3),
     Param("wait_time", 5.0, "wait: duration [s]", 0.5, 120.0),
     Param("recovery_margin", 0.05,
-          "back_up and spin move only where the footprint keeps this clearance [m]",
+          "back_up, spin and a turn on the spot where the corners' circle is not clear move "
+          "only where the footprint keeps this clearance [m]",
           0.0, 0.5),
     Param("stale_abort_time", 30.0,
           "a goal aborts (stale inputs) when odometry, field or map->odom stay missing this "

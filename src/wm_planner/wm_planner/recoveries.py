@@ -14,7 +14,9 @@ the robot can see. Each is bounded in time.
   robot_radius + 0.15 m within 1.5 m ahead), declare that passage impassable for this goal
   and replan: the way round, or "no way" when there is none. A gap the MPC cannot thread
   (misaligned, tighter than it looked) costs one progress timeout, not the goal. Skipped
-  where nothing ahead is narrow. Takes no time.
+  where nothing ahead is narrow. Takes no time. The controller tries it first at every
+  progress failure, not only at its turn in the list (one more squeeze closed each time;
+  a box leaving two narrow gaps takes two).
 * clear_and_replan: forget the obstacles the route's live layer remembers and replan now
   (a pallet that has been taken away, another robot that has left), and drop the MPC's warm
   start. Takes no time.
@@ -23,7 +25,8 @@ the robot can see. Each is bounded in time.
   is left the way it was entered), straight back where it has none; while the footprint's
   way back is clear.
 * spin: turn on the spot by `spin_angle` towards the way to the goal (the other way when
-  that side has no room), while the circle the corners sweep is clear.
+  that side has no room), while the circle the corners sweep is clear or, wedged where it
+  is not, while the footprint polygon keeps `margin` over the next 0.3 rad of the turn.
 * wait: stand still for `wait_time` (another robot may pass, a person may step aside).
 
 Plain Python (no rclpy); Python 3.8 compatible.
@@ -40,6 +43,8 @@ from wm_common.footprint import Footprint
 from wm_common.geometry import wrap_angle
 from wm_common.grid import Grid2D
 
+from .clearance import footprint_clearance, turn_clearance
+
 
 @dataclass
 class RecoveryContext:
@@ -55,16 +60,6 @@ class RecoveryContext:
     heading_error: Optional[float] = None   # signed angle to the way to the goal [rad]
     # the robot's own recent path, oldest first (odom): a way it knows it fitted through
     trail: Sequence[Tuple[float, float]] = ()
-
-
-def footprint_clearance(field: Optional[Grid2D], footprint: Footprint, x: float, y: float,
-                        yaw: float) -> float:
-    """The smallest distance-field value on the footprint's boundary at (x, y, yaw); +inf
-    with no field (then nothing is known to be in the way; the safety gate still is)."""
-    if field is None:
-        return math.inf
-    pts = footprint.boundary_at(np.array([x, y, yaw]))
-    return float(np.min(field.sample(pts)))
 
 
 class Recovery:
@@ -185,6 +180,10 @@ class BackUp(Recovery):
         return v, w
 
 
+# how far ahead a turn's footprint must be clear, beyond the corners' circle [rad]
+PROBE_ANGLE = 0.3
+
+
 class Spin(Recovery):
     name = "spin"
 
@@ -197,17 +196,26 @@ class Spin(Recovery):
         self.last_yaw = 0.0
         self.sign = 1.0
 
-    def _room(self, ctx) -> bool:
+    def _room(self, ctx, sign: float) -> bool:
+        """The circle the corners sweep is clear, or the footprint polygon keeps `margin`
+        while it turns the next PROBE_ANGLE towards `sign`."""
         if ctx.field is None:
             return True
         d = float(ctx.field.sample(np.array([ctx.x, ctx.y]))[()])
-        return d >= ctx.footprint.circumscribed_radius + self.margin
+        if d >= ctx.footprint.circumscribed_radius + self.margin:
+            return True
+        return turn_clearance(ctx.field, ctx.footprint, ctx.x, ctx.y, ctx.yaw,
+                              sign * PROBE_ANGLE) >= self.margin
 
     def start(self, ctx):
         super().start(ctx)
-        if not self._room(ctx):
-            return "the corners' circle is not clear"
-        self.sign = 1.0 if ctx.heading_error is None or ctx.heading_error >= 0.0 else -1.0
+        first = 1.0 if ctx.heading_error is None or ctx.heading_error >= 0.0 else -1.0
+        for sign in (first, -first):     # towards the way, else the side with room
+            if self._room(ctx, sign):
+                self.sign = sign
+                break
+        else:
+            return "no room to turn either way"
         self.turned = 0.0
         self.last_yaw = ctx.yaw
         return None
@@ -215,7 +223,7 @@ class Spin(Recovery):
     def step(self, ctx):
         self.turned += abs(float(wrap_angle(ctx.yaw - self.last_yaw)))
         self.last_yaw = ctx.yaw
-        if self.turned >= self.angle or self.timed_out(ctx) or not self._room(ctx):
+        if self.turned >= self.angle or self.timed_out(ctx) or not self._room(ctx, self.sign):
             return None
         return 0.0, self.sign * self.speed
 

@@ -18,8 +18,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
+from .clearance import turn_clearance
 from .navigation_function import descent_point, unreachable_level
 
 
@@ -43,16 +45,20 @@ def lookahead_point(route: np.ndarray, x: float, y: float,
 class RotateToHeading:
     """Hysteresis: starts turning when the route's direction is more than `enter_angle` off
     the robot's heading while the robot (nearly) stands, stops within `exit_angle`, and never
-    turns where the swept circle plus `margin` is not clear. Where it is not clear (a robot
-    that backed into a shelf corner), it first creeps straight, forward or back, whichever
-    gains clearance, until the turn is clear; with no such way the MPC keeps control.
+    turns where the swept circle plus `margin` is not clear, unless the footprint polygon
+    itself (`footprint`, when given) keeps `polygon_margin` over the whole turn, the short
+    way or else the long way round (a rectangle wedged by a shelf corner often turns where
+    its corners' circle is not clear). Where neither is clear (a robot that backed into a
+    shelf corner), it first creeps straight, forward or back, whichever gains clearance,
+    until the turn is clear; with no such way the MPC keeps control.
     """
 
     def __init__(self, swept_radius: float, *, enter_angle: float = 1.2,
                  exit_angle: float = 0.3, angular_speed: float = 0.6,
                  lookahead: float = 0.8, margin: float = 0.0, standing_speed: float = 0.1,
                  min_route_distance: float = 0.4, creep_speed: float = 0.08,
-                 creep_probe: float = 0.15, final_approach: float = 1.0):
+                 creep_probe: float = 0.15, final_approach: float = 1.0,
+                 footprint: Optional[Footprint] = None, polygon_margin: float = 0.05):
         if not 0.0 < exit_angle < enter_angle <= math.pi:
             raise ValueError("rotate angles need 0 < exit_angle < enter_angle <= pi")
         self.swept_radius = float(swept_radius)
@@ -63,7 +69,10 @@ class RotateToHeading:
         self.min_route_distance = float(min_route_distance)
         self.creep_speed, self.creep_probe = float(creep_speed), float(creep_probe)
         self.final_approach = float(final_approach)
+        self.footprint = footprint
+        self.polygon_margin = float(polygon_margin)
         self.active = False
+        self.turn_sign = 0.0   # the side a turn in progress goes round (+1 left, -1 right)
         self.blocked = False   # wanted to turn, but the swept circle was not clear
         self.creeping = False  # ... and is creeping straight to where it is
 
@@ -108,6 +117,22 @@ class RotateToHeading:
     def clear(self, x: float, y: float, field: Grid2D) -> bool:
         return _clearance(field, x, y) >= self.swept_radius + self.margin
 
+    def polygon_turn(self, x: float, y: float, yaw: float, err: float,
+                     field: Grid2D) -> Optional[float]:
+        """The direction (+1 / -1) of a whole turn to `err` in which the footprint polygon
+        keeps polygon_margin: the short way, else the long way round (a rectangle wedged by
+        a shelf corner on one side); once turning, the side it chose. None without a
+        footprint or when neither way is clear."""
+        if self.footprint is None:
+            return None
+        ways = [err, err - math.copysign(2.0 * math.pi, err)]
+        if self.turn_sign:
+            ways = [a for a in ways if a * self.turn_sign > 0.0]
+        for a in ways:
+            if turn_clearance(field, self.footprint, x, y, yaw, a) >= self.polygon_margin:
+                return math.copysign(1.0, a)
+        return None
+
     def creep(self, x: float, y: float, yaw: float, field: Grid2D) -> Optional[float]:
         """The straight speed (forward or back) that gains clearance, None when neither does."""
         here = _clearance(field, x, y)
@@ -136,7 +161,14 @@ class RotateToHeading:
         if self.active and abs(err) <= self.exit_angle:
             self.active = False
             return None
+        if not self.active:
+            self.turn_sign = 0.0
         self.active = True
+        sign = math.copysign(1.0, err) if self.clear(x, y, field) and not self.turn_sign \
+            else self.polygon_turn(x, y, yaw, err, field)
+        if sign is not None:
+            self.turn_sign = sign
+            return 0.0, sign * self.angular_speed
         if not self.clear(x, y, field):
             self.blocked = True
             v_creep = self.creep(x, y, yaw, field)
@@ -145,7 +177,8 @@ class RotateToHeading:
                 return None
             self.creeping = True
             return v_creep, 0.0
-        return 0.0, math.copysign(self.angular_speed, err)
+        self.turn_sign = math.copysign(1.0, err)
+        return 0.0, self.turn_sign * self.angular_speed
 
 
 def _clearance(field: Grid2D, x: float, y: float) -> float:
