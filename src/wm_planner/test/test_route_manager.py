@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from planner_world import BoxWorld
 from wm_common.geometry import Pose2D
 from wm_common.map_io import OccupancyMap
 from wm_planner.route_manager import RouteManager
@@ -51,3 +52,22 @@ def test_external_path_wins_while_fresh():
         rm.set_external(13.0, "base_link", [[0.0, 0.0]])
     with pytest.raises(ValueError):
         rm.set_external(13.0, "odom", [[np.nan, 0.0]])
+
+
+def test_a_route_that_ended_short_of_the_goal_gives_way_to_one_that_reaches_it():
+    """A robot stood on the goal when the route was planned: the goal was snapped to the
+    nearest free cell and the route ended there. Once that robot has gone, the periodic
+    replan reaches the goal itself, whatever the switch margin (the robot once stood at the
+    snapped end 0.45 m from its goal until the goal aborted)."""
+    rm = RouteManager(0.3, replan_period=1.0, without_map=False, switch_margin=1.0)
+    rm.set_map(room_with_wall())
+    ident = Pose2D(0.0, 0.0, 0.0)
+    parked = BoxWorld([(5.85, 6.15, -0.15, 0.15)]).window(3.0, 0.0)
+    route, what = rm.update(0.0, Pose2D(0, 0, 0), (6.0, 0.0), parked, ident)
+    assert what.startswith("planned") and route is not None
+    short = float(np.hypot(*(route[-1] - [6.0, 0.0])))
+    assert short > 0.2                                    # snapped out of the robot
+    gone = BoxWorld([]).window(3.0, 0.0)
+    route, what = rm.update(1.1, Pose2D(0, 0, 0), (6.0, 0.0), gone, ident)
+    assert what == "planned: period"
+    np.testing.assert_allclose(route[-1], [6.0, 0.0], atol=0.11)

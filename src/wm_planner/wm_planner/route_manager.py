@@ -194,8 +194,13 @@ class RouteManager:
                 self.failed_since = None
                 self.last_failure = ""
                 keep = False
+                # hysteresis between ways to the same end only: a route that ended short of
+                # the goal (snapped out of an obstacle that stood on it, a robot since gone)
+                # gives way to one that reaches it
                 if reason == "period" and self.route_map is not None \
-                        and self.switch_margin > 0.0:
+                        and self.switch_margin > 0.0 \
+                        and float(np.hypot(*(self.route_map[-1] - plan.route[-1]))) \
+                        <= self.planning_resolution:
                     old = self.planner.path_cost(self.route_map, from_xy=robot_map)
                     new = self.planner.path_cost(plan.route)
                     keep = not (new < old - self.switch_margin)
