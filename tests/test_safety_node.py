@@ -202,7 +202,8 @@ def test_estop_is_immediate_latches_and_needs_resume(gate, rclpy_node):
 
 def test_malformed_input_is_rejected_and_counted_and_the_node_lives(gate):
     node, p, pubs, out, states, diags = gate
-    for _ in range(5):
+
+    def publish_bad():
         pubs["points"].publish(cloud_msg(node, corrupt=True))
         bad = Twist()
         bad.linear.x = float("nan")
@@ -210,6 +211,9 @@ def test_malformed_input_is_rejected_and_counted_and_the_node_lives(gate):
         absurd = Twist()
         absurd.linear.x = 1e9
         pubs["nav"].publish(absurd)
+
+    for _ in range(5):
+        publish_bad()
         time.sleep(0.05)
     assert all(math.isfinite(m.linear.x) and math.isfinite(m.angular.z) for m in out)
     assert all(m.linear.x == 0.0 for m in out)  # never a bad command passed on
@@ -224,6 +228,11 @@ def test_malformed_input_is_rejected_and_counted_and_the_node_lives(gate):
                             for k in kv):
                         return True
         return False
-    assert wait_for(counted, 5.0), [st.values for d in diags[-2:] for st in d.status]
+    # a keep-last queue may drop part of a burst on a busy machine (once only 1 of the 10
+    # bad commands was counted): keep sending them, at the diagnostics' pace, until counted
+    assert wait_for(lambda: publish_bad() or counted(), 10.0, period=0.2), \
+        [st.values for d in diags[-2:] for st in d.status]
+    assert all(math.isfinite(m.linear.x) and math.isfinite(m.angular.z) for m in out)
+    assert all(m.linear.x == 0.0 for m in out)
     drive(node, pubs, 1.5)  # and it still drives afterwards
     assert p.poll() is None and abs(out[-1].linear.x - 0.5) < 1e-6
