@@ -52,8 +52,8 @@ FAMILIES: Dict[str, Tuple[int, Dict[str, Any], Dict[str, Any]]] = {
                  {"v_max": 1.0, "a_max": 1.5}),
 }
 # Seeds: family k uses start + k * SEED_STRIDE + i; the default start was never used while
-# the controller was developed (development used seeds below 10000, 200000-799999, and the
-# first evaluation's 1000000-1599999, whose failures were studied and fixed).
+# the controller was developed (DEVELOPMENT_SEEDS; 1000000-1599999 were the first
+# evaluation's, whose failures were studied and fixed).
 DEFAULT_SEED_START = 2000000
 DEVELOPMENT_SEEDS = "below 10000, 200000-799999 and 1000000-1599999"
 SEED_STRIDE = 100000

@@ -18,6 +18,11 @@ from wm_common.grid import Grid2D
 TURN_STEP = 0.05
 
 
+def point_clearance(field: Grid2D, x: float, y: float) -> float:
+    """The distance field's value at (x, y): the centre of the circle a turn sweeps."""
+    return float(field.sample(np.array([x, y]))[()])
+
+
 def footprint_clearance(field: Optional[Grid2D], footprint: Footprint, x: float, y: float,
                         yaw: float) -> float:
     """The smallest distance-field value on the footprint's boundary at (x, y, yaw); +inf

@@ -37,13 +37,11 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-import numpy as np
-
 from wm_common.footprint import Footprint
 from wm_common.geometry import wrap_angle
 from wm_common.grid import Grid2D
 
-from .clearance import footprint_clearance, turn_clearance
+from .clearance import footprint_clearance, point_clearance, turn_clearance
 
 
 @dataclass
@@ -201,8 +199,8 @@ class Spin(Recovery):
         while it turns the next PROBE_ANGLE towards `sign`."""
         if ctx.field is None:
             return True
-        d = float(ctx.field.sample(np.array([ctx.x, ctx.y]))[()])
-        if d >= ctx.footprint.circumscribed_radius + self.margin:
+        if point_clearance(ctx.field, ctx.x, ctx.y) >= ctx.footprint.circumscribed_radius \
+                + self.margin:
             return True
         return turn_clearance(ctx.field, ctx.footprint, ctx.x, ctx.y, ctx.yaw,
                               sign * PROBE_ANGLE) >= self.margin

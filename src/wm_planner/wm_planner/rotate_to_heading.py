@@ -21,7 +21,7 @@ import numpy as np
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
-from .clearance import turn_clearance
+from .clearance import point_clearance, turn_clearance
 from .navigation_function import descent_point, unreachable_level
 
 
@@ -115,7 +115,7 @@ class RotateToHeading:
         return err if abs(err) <= math.pi - self.enter_angle else None
 
     def clear(self, x: float, y: float, field: Grid2D) -> bool:
-        return _clearance(field, x, y) >= self.swept_radius + self.margin
+        return point_clearance(field, x, y) >= self.swept_radius + self.margin
 
     def polygon_turn(self, x: float, y: float, yaw: float, err: float,
                      field: Grid2D) -> Optional[float]:
@@ -135,10 +135,10 @@ class RotateToHeading:
 
     def creep(self, x: float, y: float, yaw: float, field: Grid2D) -> Optional[float]:
         """The straight speed (forward or back) that gains clearance, None when neither does."""
-        here = _clearance(field, x, y)
+        here = point_clearance(field, x, y)
         best = None
         for sign in (1.0, -1.0):
-            d = _clearance(field, x + sign * self.creep_probe * math.cos(yaw),
+            d = point_clearance(field, x + sign * self.creep_probe * math.cos(yaw),
                            y + sign * self.creep_probe * math.sin(yaw))
             if d > here + 0.02 and (best is None or d > best[0]):
                 best = (d, sign)
@@ -164,22 +164,19 @@ class RotateToHeading:
         if not self.active:
             self.turn_sign = 0.0
         self.active = True
-        sign = math.copysign(1.0, err) if self.clear(x, y, field) and not self.turn_sign \
+        clear = self.clear(x, y, field)
+        sign = math.copysign(1.0, err) if clear and not self.turn_sign \
             else self.polygon_turn(x, y, yaw, err, field)
+        if sign is None and clear:
+            sign = math.copysign(1.0, err)
         if sign is not None:
             self.turn_sign = sign
             return 0.0, sign * self.angular_speed
-        if not self.clear(x, y, field):
-            self.blocked = True
-            v_creep = self.creep(x, y, yaw, field)
-            if v_creep is None:
-                self.active = False
-                return None
-            self.creeping = True
-            return v_creep, 0.0
-        self.turn_sign = math.copysign(1.0, err)
-        return 0.0, self.turn_sign * self.angular_speed
+        self.blocked = True
+        v_creep = self.creep(x, y, yaw, field)
+        if v_creep is None:
+            self.active = False
+            return None
+        self.creeping = True
+        return v_creep, 0.0
 
-
-def _clearance(field: Grid2D, x: float, y: float) -> float:
-    return float(field.sample(np.array([x, y]))[()])
