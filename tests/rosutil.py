@@ -120,3 +120,18 @@ def corrupt_artifact(tmp_path: Path) -> Path:
     data[len(data) // 2] ^= 0x01
     (bad / "weights.npz").write_bytes(bytes(data))
     return bad
+
+
+def start_sim_robot(procs, ns: str = "/robot1", world: str = "test_scene"):
+    """The simulator with one robot (named like `ns`), its perception and its planner, on
+    simulated time: (sim, perception, planner) processes."""
+    sim = procs.start("wm_sim", "simulator", "--params-file", str(CONFIG / "sim.yaml"),
+                      "-p", "world:=" + world, "-p", "robots:=[%s]" % ns.strip("/"),
+                      name="simulator")
+    # the simulator owns /clock (lockstep): the robot's nodes run on simulated time
+    per = procs.start("wm_perception", "perception", "--params-file",
+                      str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                      "-p", "use_sim_time:=true", name="perception")
+    pla = procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
+                      "-r", "__ns:=" + ns, "-p", "use_sim_time:=true", name="planner")
+    return sim, per, pla

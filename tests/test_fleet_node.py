@@ -1,7 +1,9 @@
 """Two fleet_client nodes over real DDS sharing through a real redis-server: each sees the
 other's pose and intended path in map, in RViz markers too; Redis killed and restarted mid-run
-(link down -> conservative speed limit -> back by itself); garbage from another client is
-counted, never fatal; a robot that leaves disappears at once."""
+(link down -> conservative speed limit, as Nav2's SpeedLimit -> back by itself); garbage from
+another client is counted, never fatal; a robot that leaves disappears at once; a parked robot
+keeps sharing without new localization poses (AMCL is silent while it stands), and stops once
+odometry has carried it too far without one."""
 from __future__ import annotations
 
 import contextlib
@@ -14,12 +16,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry, Path
 from rosutil import CONFIG, wait_for
-from std_msgs.msg import Float32
 from visualization_msgs.msg import MarkerArray
 
 from wm_bringup.redis_server import RedisServer
 from wm_common.geometry import Pose2D
-from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
+from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp, stamp_to_sec
+from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_fleet import schema
 from wm_msgs.msg import FleetSnapshot, PlanStatus
@@ -47,6 +49,7 @@ class FakeRobot:
 
     def __init__(self, node, rid, pose=None, v=0.5):
         self.node, self.rid, self.pose, self.v = node, rid, pose or ROBOTS[rid], v
+        self.localized = True   # False: the localizer is silent (AMCL while parked)
         ns = "/" + rid
         self.status = node.create_publisher(PlanStatus, ns + "/plan_status", STATUS_QOS)
         self.odom = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
@@ -63,10 +66,11 @@ class FakeRobot:
         o.twist.twist.linear.x = self.v
         self.odom.publish(o)
         self.status.publish(PlanStatus(status=PlanStatus.STATUS_OK))  # driving to a goal
-        loc = PoseWithCovarianceStamped()
-        loc.header.stamp, loc.header.frame_id = stamp, "map"
-        loc.pose.pose = pose2d_to_pose(self.pose)
-        self.loc.publish(loc)
+        if self.localized:
+            loc = PoseWithCovarianceStamped()
+            loc.header.stamp, loc.header.frame_id = stamp, "map"
+            loc.pose.pose = pose2d_to_pose(self.pose)
+            self.loc.publish(loc)
         path = Path()
         path.header.stamp, path.header.frame_id = stamp, "odom"
         for k in range(1, 11):
@@ -105,7 +109,7 @@ def test_two_robots_share_poses_and_paths_and_survive_redis_faults(fleet, rclpy_
     server, nodes, robots = fleet
     snaps = rclpy_node.collect(FleetSnapshot, "/r1/fleet/neighbours", STATUS_QOS)
     markers = rclpy_node.collect(MarkerArray, "/r1/fleet/markers", STATUS_QOS)
-    limits = rclpy_node.collect(Float32, "/r1/speed_limit", STATUS_QOS)
+    limits = rclpy_node.collect(SpeedLimit, "/r1/speed_limit", STATUS_QOS)
     diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
     assert wait_for(lambda: all(p.poll() is None for p in nodes.values()), 5.0)
     # both nodes up (each imports rclpy and connects: a few seconds on 2 busy cores)
@@ -120,19 +124,20 @@ def test_two_robots_share_poses_and_paths_and_survive_redis_faults(fleet, rclpy_
     assert r2.predicted_trajectory[0].pose.position.x < 5.0   # it drives toward r1
     assert len(r2.footprint.points) == 4
     assert any(m.ns == "fleet" for m in markers[-1].markers)
-    assert limits[-1].data == 0.0                               # link up: no limit
+    assert limits[-1].speed_limit == 0.0                        # link up: no limit
+    assert not limits[-1].percentage and limits[-1].header.stamp.sec > 0
 
     # Redis killed: the link goes down, a conservative limit goes to the safety gate
     server.stop()
     run(robots, 1.5)
-    assert limits[-1].data == pytest.approx(0.3)
+    assert limits[-1].speed_limit == pytest.approx(0.3) and not limits[-1].percentage
     assert snaps[-1].robots == []
     assert all(p.poll() is None for p in nodes.values())
     # ... and back on the same address: sharing resumes without a restart
     server = RedisServer(port=server.port, password=server.password).start()
     fleet_server = server
     try:
-        assert wait_for(lambda: (run(robots, 0.3) or True) and limits[-1].data == 0.0
+        assert wait_for(lambda: (run(robots, 0.3) or True) and limits[-1].speed_limit == 0.0
                         and snaps[-1].robots, 15.0)
         # garbage under a robot key from another client: counted, not fatal
         admin = redis.Redis.from_url(server.url)
@@ -193,3 +198,50 @@ def test_face_to_face_deadlock_one_robot_yields_to_its_passing_place(procs, rclp
         assert yields["r2"][-1].header.frame_id == ""   # released
     finally:
         server.stop()
+
+
+def sharing_state(diags, rid):
+    """The latest `sharing` value of robot `rid`'s fleet client in /diagnostics."""
+    for d in reversed(diags):
+        for st in d.status:
+            if st.name.startswith("/%s/fleet_client" % rid):
+                kv = {k.key: k.value for k in st.values}
+                if "sharing" in kv:
+                    return kv["sharing"]
+    return None
+
+
+def test_a_parked_robot_keeps_sharing_without_new_localization_poses(fleet, rclpy_node,
+                                                                     procs):
+    """AMCL publishes a pose only after the robot moved (update_min_d 0.25 m): parked, r1
+    hears none, yet it stays localised while its odometry says it stands. It was dropped
+    after localization_timeout (5 s) before; 8 s without a pose it is still shared. Once
+    odometry carries it 1.2 m without a pose (localization_max_travel 1.0) it is not."""
+    server, nodes, robots = fleet
+    snaps = rclpy_node.collect(FleetSnapshot, "/r2/fleet/neighbours", STATUS_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    r1 = robots["r1"]
+    r1.v = 0.0
+
+    def r1_seen():
+        return bool(snaps) and [r.robot_id for r in snaps[-1].robots] == ["r1"]
+    assert wait_for(lambda: (run(robots, 0.3) or True) and r1_seen(), 20.0), (
+        [procs.log(p)[-500:] for p in nodes.values()])
+    r1.localized = False                      # parked: AMCL goes quiet, odometry does not
+    quiet = r1.node.get_clock().now().nanoseconds * 1e-9
+    run(robots, 8.0)
+    # a snapshot read by r2 now holds r1 only if r1 wrote within the TTL (0.5 s) before,
+    # and the entry carries the odometry stamp it was made from: made 8 s into the silence
+    assert wait_for(lambda: (run(robots, 0.3) or True) and r1_seen()
+                    and stamp_to_sec(snaps[-1].robots[0].header.stamp) > quiet + 7.5, 5.0), \
+        sharing_state(diags, "r1")
+    assert wait_for(lambda: sharing_state(diags, "r1") == "on", 3.0)
+    # odometry carries it 1.2 m with no pose: the localizer missed four updates, not shared
+    r1.pose = Pose2D(r1.pose.x + 1.2, r1.pose.y, r1.pose.yaw)
+    assert wait_for(lambda: (run(robots, 0.3) or True) and "travelled 1.20 m" in (
+        sharing_state(diags, "r1") or ""), 10.0), sharing_state(diags, "r1")
+    assert wait_for(lambda: (run(robots, 0.3) or True) and snaps[-1].robots == [], 5.0)
+    # ... until the localizer speaks again
+    r1.localized = True
+    assert wait_for(lambda: (run(robots, 0.3) or True) and r1_seen(), 10.0)
+    assert abs(snaps[-1].robots[0].pose.position.x - 3.2) < 1e-6

@@ -9,6 +9,7 @@ from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 from rosutil import CONFIG, call, corrupt_artifact, wait_for
 from std_srvs.srv import Trigger
+from wm_common.ros.nav2 import ManageLifecycleNodes
 
 NODES = ["perception", "planner", "collision_monitor"]
 PKG = {"perception": "wm_perception", "planner": "wm_planner",
@@ -55,6 +56,21 @@ def test_brings_the_robot_up_in_order_and_down_in_reverse(procs, rclpy_node):
                timeout=90.0)
     assert res.success and "all nodes active" in res.message, res.message
     assert set(states(node, ns).values()) == {State.PRIMARY_STATE_ACTIVE}
+
+    # Nav2's interface (nav2_lifecycle_manager's types where nav2_msgs is installed)
+    cmd = ManageLifecycleNodes.Request
+    assert call(node, Trigger, ns + "/lifecycle_manager/is_active", Trigger.Request()).success
+    res = call(node, ManageLifecycleNodes, ns + "/lifecycle_manager/manage_nodes",
+               cmd(command=cmd.PAUSE), timeout=90.0)
+    assert res.success
+    assert set(states(node, ns).values()) == {State.PRIMARY_STATE_INACTIVE}
+    assert not call(node, Trigger, ns + "/lifecycle_manager/is_active",
+                    Trigger.Request()).success
+    res = call(node, ManageLifecycleNodes, ns + "/lifecycle_manager/manage_nodes",
+               cmd(command=cmd.RESUME), timeout=90.0)
+    assert res.success
+    assert set(states(node, ns).values()) == {State.PRIMARY_STATE_ACTIVE}
+    assert call(node, Trigger, ns + "/lifecycle_manager/is_active", Trigger.Request()).success
 
     # SIGINT (what launch and systemd send): the manager brings the nodes down, then exits 0
     assert procs.stop(manager, timeout=30.0) == 0, procs.log(manager)

@@ -253,13 +253,13 @@ def test_imports_in_env():
         print(json.dumps(dict(rmw=os.environ.get('RMW_IMPLEMENTATION'),
                               no_transform=PlanStatus.STATUS_NO_TRANSFORM,
                               fleet=FleetSnapshot().robots == [],
-                              planner_failed=NavigateToPose.Result.PLANNER_FAILED)))
+                              no_valid_path=NavigateToPose.Result.NO_VALID_PATH)))
     """
     proc = _start(code, _domain_env())
     rc, out, err = _finish(proc, timeout=45)
     assert rc == 0, err[-3000:]
     got = _last_json(out)
-    assert got == dict(rmw="rmw_fastrtps_cpp", no_transform=5, fleet=True, planner_failed=9006)
+    assert got == dict(rmw="rmw_fastrtps_cpp", no_transform=5, fleet=True, no_valid_path=208)
 
 
 @pytest.mark.parametrize("package,exe", [

@@ -2,7 +2,8 @@
 smoothed, stops for points in the stop zone, lets a slow creep back out of it (escape,
 counted), stops continuously when the planner goes silent, e-stops at once and stays stopped
 until resume, pauses by service, and survives malformed clouds and commands (rejected,
-counted, node alive)."""
+counted, node alive); Nav2's SpeedLimit (percentage or m/s) limits navigation; a parked robot
+keeps its speed zone without new localization poses."""
 from __future__ import annotations
 
 import math
@@ -11,15 +12,20 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from nav_msgs.msg import Odometry
 from rosutil import CONFIG, wait_for
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
+from wm_common.geometry import Pose2D
 from wm_common.point_layouts import OUSTER, pack_points
+from wm_common.ros.convert import pose2d_to_pose
+from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.qos import CMD_VEL_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import SafetyState
+from wm_safety.speed_zones import write_mask
 
 NS = "/gate"
 
@@ -236,3 +242,110 @@ def test_malformed_input_is_rejected_and_counted_and_the_node_lives(gate):
     assert all(m.linear.x == 0.0 for m in out)
     drive(node, pubs, 1.5)  # and it still drives afterwards
     assert p.poll() is None and abs(out[-1].linear.x - 0.5) < 1e-6
+
+
+def rejected(diags, reason):
+    """The collision monitor's latest count of `reason` rejections in /diagnostics."""
+    for d in reversed(diags):
+        for st in d.status:
+            if "collision_monitor" in st.name:
+                kv = {k.key: k.value for k in st.values}
+                return int(kv.get("rejected." + reason, 0))
+    return 0
+
+
+def test_nav2_speed_limit_as_percentage_or_absolute_limits_navigation(gate):
+    """What Nav2's speed filter and the fleet client send: a percentage of max_linear
+    (0.8 m/s in robot.yaml) or m/s; 0 lifts it; NaN or 150 % is rejected, counted, and the
+    limit in force stays."""
+    node, p, pubs, out, states, diags = gate
+    limit_pub = node.create_publisher(SpeedLimit, NS + "/speed_limit", STATUS_QOS)
+    assert wait_for(lambda: limit_pub.get_subscription_count() > 0, 10.0)
+
+    def send(value, percentage):
+        msg = SpeedLimit()
+        msg.header.stamp = node.get_clock().now().to_msg()
+        msg.percentage, msg.speed_limit = percentage, float(value)
+        limit_pub.publish(msg)
+
+    drive(node, pubs, 1.0)
+    assert out[-1].linear.x == pytest.approx(0.5)
+    send(25.0, True)                                    # 25 % of 0.8 m/s
+    drive(node, pubs, 1.5)
+    assert states[-1].speed_limit == pytest.approx(0.2)
+    assert out[-1].linear.x == pytest.approx(0.2)
+    send(0.3, False)
+    drive(node, pubs, 1.5)
+    assert states[-1].speed_limit == pytest.approx(0.3) and out[-1].linear.x == \
+        pytest.approx(0.3)
+    send(math.nan, False)
+    send(150.0, True)
+    send(-1.0, False)
+    assert wait_for(lambda: drive(node, pubs, 0.3) or rejected(
+        diags, "speed_limit_invalid") >= 3, 10.0)
+    assert states[-1].speed_limit == pytest.approx(0.3)
+    send(0.0, True)                                     # no limit
+    drive(node, pubs, 1.5)
+    assert math.isinf(states[-1].speed_limit) and out[-1].linear.x == pytest.approx(0.5)
+    steps_ok(states[-60:])
+    assert p.poll() is None
+
+
+def test_a_parked_robot_keeps_its_speed_zone_without_new_localization_poses(
+        procs, rclpy_node, tmp_path):
+    """Speed zones: 50 % of max_linear where the robot parks, 25 % (the slowest) elsewhere.
+    Localised once, then no pose (AMCL is silent while the robot stands): the 50 % zone
+    holds past the old 2 s localization_timeout, for 5 s, while odometry says the robot
+    stands; once odometry has carried it 1.2 m without a pose, the slowest limit applies."""
+    node = rclpy_node.node
+    mask = tmp_path / "zones.yaml"
+    write_mask(str(mask), "zones.pgm", 10.0, 10.0, 0.1,
+               [(0.0, 0.0, 5.0, 10.0, 50), (5.0, 0.0, 10.0, 10.0, 25)])
+    ns = "/zoned"
+    # odom_timeout 2 s: odometry freshness is not what this test is about (a loaded machine
+    # may delay a sample); the pose's age and the travel since it are
+    p = procs.start("wm_safety", "collision_monitor", "--params-file",
+                    str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                    "-p", "speed_zones:=" + str(mask), "-p", "use_tf:=topic",
+                    "-p", "odom_timeout:=2.0", name="zoned_gate")
+    pubs = {"points": node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS),
+            "nav": node.create_publisher(Twist, ns + "/cmd_vel_nav", CMD_VEL_QOS)}
+    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+    loc_pub = node.create_publisher(PoseWithCovarianceStamped, ns + "/localization_pose",
+                                    STATUS_QOS)
+    states = rclpy_node.collect(SafetyState, ns + "/safety_state", STATUS_QOS)
+    assert wait_for(lambda: loc_pub.get_subscription_count() > 0
+                    and pubs["nav"].get_subscription_count() > 0, 20.0), procs.log(p)
+    odom_pose = [Pose2D(0.0, 0.0, 0.0)]   # odom->base; map->odom is (2, 5, 0)
+    sent = []                             # odometry stamps sent
+
+    def step(seconds, localize=False):
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            o = Odometry()
+            o.header.stamp, o.header.frame_id = node.get_clock().now().to_msg(), "odom"
+            o.pose.pose = pose2d_to_pose(odom_pose[0])
+            odom_pub.publish(o)
+            sent.append(o.header.stamp)
+            if localize and len(sent) > 10:
+                # stamped like odometry sent 0.25 s ago: the gate has it by now
+                loc = PoseWithCovarianceStamped()
+                loc.header.stamp, loc.header.frame_id = sent[-6], "map"
+                x = odom_pose[0].x
+                loc.pose.pose = pose2d_to_pose(Pose2D(2.0 + x, 5.0, 0.0))
+                loc_pub.publish(loc)
+            drive(node, pubs, 0.05, v=0.6)
+
+    def limit():
+        return states[-1].speed_limit if states else None
+    step(1.0)
+    assert limit() == pytest.approx(0.2), procs.log(p)[-2000:]   # not localised: slowest
+    assert wait_for(lambda: step(0.2, localize=True) or limit() == pytest.approx(0.4), 10.0)
+    n = len(states)
+    step(5.0)                                   # parked, no pose
+    held = [s.speed_limit for s in states[n:] if s.source == "nav"]
+    assert held and all(v == pytest.approx(0.4) for v in held), sorted(set(held))
+    odom_pose[0] = Pose2D(1.2, 0.0, 0.0)        # carried 1.2 m (still in the 50 % zone)
+    assert wait_for(lambda: step(0.2) or limit() == pytest.approx(0.2), 5.0)
+    assert wait_for(lambda: step(0.2, localize=True) or limit() == pytest.approx(0.4), 10.0)
+    assert p.poll() is None

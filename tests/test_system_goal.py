@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import time
 
+from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient
-from rosutil import CONFIG, wait_for
+from rosutil import start_sim_robot, wait_for
 
 from wm_common.ros.convert import pose2d_to_pose, pose_to_pose2d
 from wm_common.ros.qos import CMD_VEL_QOS, SENSOR_QOS
-from wm_msgs.action import NavigateToPose
+from wm_common.ros.nav2 import NavigateToPose
 from wm_sim.evaluation import clearance
 from wm_sim.world import test_scene
 
@@ -23,14 +24,7 @@ def test_robot_reaches_goal_behind_obstacle(procs, rclpy_node):
     world = test_scene()
     start, goal = world.spawns["robot_0"], world.goals["robot_0"]
     ns = "/robot1"
-    sim = procs.start("wm_sim", "simulator", "--params-file", str(CONFIG / "sim.yaml"),
-                      "-p", "world:=test_scene", "-p", "robots:=[robot1]", name="simulator")
-    # the simulator owns /clock (lockstep): the robot's nodes run on simulated time
-    per = procs.start("wm_perception", "perception", "--params-file",
-                      str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
-                      "-p", "use_sim_time:=true", name="perception")
-    pla = procs.start("wm_planner", "planner", "--params-file", str(CONFIG / "robot.yaml"),
-                      "-r", "__ns:=" + ns, "-p", "use_sim_time:=true", name="planner")
+    sim, per, pla = start_sim_robot(procs, ns)
     node = rclpy_node.node
     truth = rclpy_node.collect(Odometry, ns + "/ground_truth", SENSOR_QOS)
     cmds = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
@@ -51,8 +45,9 @@ def test_robot_reaches_goal_behind_obstacle(procs, rclpy_node):
     logs = "\n".join("--- %s\n%s" % (n, procs.log(p)[-3000:])
                      for n, p in (("sim", sim), ("perception", per), ("planner", pla)))
     assert ok, "goal not finished in 90 s\n" + logs
-    result = res_fut.result().result
-    assert result.error_code == NavigateToPose.Result.NONE, result.error_msg + "\n" + logs
+    response = res_fut.result()
+    assert response.status == GoalStatus.STATUS_SUCCEEDED, (
+        getattr(response.result, "error_msg", "") + "\n" + logs)
     elapsed = time.monotonic() - t0
 
     poses = [pose_to_pose2d(m.pose.pose) for m in list(truth)]

@@ -5,6 +5,12 @@ autostart:=false).
     ros2 run wm_bringup lifecycle_manager --ros-args -r __ns:=/robot1 \\
         -p node_names:="[perception, planner, collision_monitor, fleet_client]"
 
+* Nav2's interface (nav2_msgs where installed, else wm_msgs' stand-in, see
+  wm_common.ros.nav2): `~/manage_nodes` (ManageLifecycleNodes: STARTUP and RESUME bring
+  everything up, PAUSE deactivates, RESET and SHUTDOWN bring everything down to unconfigured:
+  unlike Nav2's SHUTDOWN nothing is finalized, so a later STARTUP works) and `~/is_active`
+  (std_srvs/Trigger: success while every node is up), so nav2_simple_commander's
+  lifecycleStartup/lifecycleShutdown and Nav2's tools drive it like Nav2's manager.
 * At start (autostart true) and on `~/startup` (std_srvs/Trigger): configure all, then
   activate all, in node_names order (wm_bringup.lifecycle_sequence). A failed transition
   is answered with the node's own reason: its last error line on /rosout during the
@@ -38,6 +44,7 @@ from std_srvs.srv import Trigger
 
 from wm_bringup.lifecycle_sequence import LifecycleSequence
 from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.nav2 import ManageLifecycleNodes
 from wm_bringup.params import MANAGER_PARAMS
 from wm_common.ros.params import declare_params
 
@@ -174,6 +181,8 @@ class LifecycleManager(Node):
         self.failure = ""
         self.create_service(Trigger, "~/startup", self._on_startup)
         self.create_service(Trigger, "~/shutdown", self._on_shutdown)
+        self.create_service(ManageLifecycleNodes, "~/manage_nodes", self._on_manage_nodes)
+        self.create_service(Trigger, "~/is_active", self._on_is_active)
         self._check_stop = threading.Event()
         self.check_thread = threading.Thread(target=self._check_loop, daemon=True)
         self.check_thread.start()
@@ -208,12 +217,13 @@ class LifecycleManager(Node):
             self.get_logger().error("startup failed: %s" % reason)
         return ok, reason
 
-    def shutdown(self) -> Tuple[bool, List[str]]:
+    def shutdown(self, to: str = "unconfigured") -> Tuple[bool, List[str]]:
         with self._busy:
             self.up = False
-            ok, problems = self.sequence.shutdown()
+            ok, problems = self.sequence.shutdown(to)
+        what = "nodes paused" if to == "inactive" else "nodes brought down"
         self.diag.set_level(DiagnosticStatus.WARN if ok else DiagnosticStatus.ERROR,
-                            "nodes brought down" + ("" if ok else ": " + "; ".join(problems)))
+                            what + ("" if ok else ": " + "; ".join(problems)))
         for problem in problems:
             self.get_logger().warning("shutdown: %s" % problem)
         return ok, problems
@@ -228,6 +238,26 @@ class LifecycleManager(Node):
         ok, problems = self.shutdown()
         response.success = ok
         response.message = "; ".join(problems) if problems else "all nodes unconfigured"
+        return response
+
+    def _on_manage_nodes(self, request, response):
+        """Nav2's ManageLifecycleNodes commands."""
+        cmd = ManageLifecycleNodes.Request
+        if request.command in (cmd.STARTUP, cmd.RESUME):
+            response.success = self.startup()[0]
+        elif request.command == cmd.PAUSE:
+            response.success = self.shutdown("inactive")[0]
+        elif request.command in (cmd.RESET, cmd.SHUTDOWN):
+            response.success = self.shutdown()[0]
+        else:
+            self.diag.reject("manage_nodes_command", "unknown command %d" % request.command)
+            response.success = False
+        return response
+
+    def _on_is_active(self, request, response):
+        response.success = self.up
+        response.message = ("all nodes active: " + ", ".join(self.nodes) if self.up else
+                            "not active" + (": " + self.failure if self.failure else ""))
         return response
 
     def _check_loop(self) -> None:

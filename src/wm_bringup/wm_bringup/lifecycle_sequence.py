@@ -53,15 +53,20 @@ class LifecycleSequence:
         self.log("all %d nodes active: %s" % (len(self.nodes), ", ".join(self.nodes)))
         return True, ""
 
-    def shutdown(self) -> Tuple[bool, List[str]]:
-        """Bring every node down to unconfigured, in reverse order; (all ok, problems)."""
+    def shutdown(self, to: str = "unconfigured") -> Tuple[bool, List[str]]:
+        """Bring every node down to `to` ("unconfigured", or "inactive": a pause), in
+        reverse order; (all ok, problems)."""
+        if to not in ("unconfigured", "inactive"):
+            raise ValueError("shutdown to unconfigured or inactive, not %r" % to)
+        steps = (("deactivate", "active"),) if to == "inactive" else \
+            (("deactivate", "active"), ("cleanup", "inactive"))
         problems = []
         for node in reversed(self.nodes):
             state = self.transport.state(node)
             if state is None:
                 problems.append("%s: not answering (already gone?)" % node)
                 continue
-            for name, when in (("deactivate", "active"), ("cleanup", "inactive")):
+            for name, when in steps:
                 if state != when:
                     continue
                 self.log("%s: %s" % (node, name))

@@ -170,7 +170,7 @@ class Monitor:
         from std_msgs.msg import String
 
         from wm_common.ros.qos import SENSOR_QOS
-        from wm_msgs.action import NavigateToPose
+        from wm_common.ros.nav2 import NavigateToPose
 
         self.NavigateToPose = NavigateToPose
         self.scenario = scenario
@@ -253,10 +253,14 @@ class Monitor:
             handle.cancel_goal_async()
             rec.update(status="timeout", t_end=self.sim_t)
             return rec
-        res = res_fut.result().result
+        from action_msgs.msg import GoalStatus
+        response = res_fut.result()
+        res = response.result
         end = self.last_pose(r)
-        rec.update(status="reached" if res.error_code == 0 else "failed",
-                   error_code=int(res.error_code), error_msg=res.error_msg, t_end=self.sim_t)
+        # Humble's nav2_msgs results are empty: the status says whether it arrived
+        rec.update(status="reached" if response.status == GoalStatus.STATUS_SUCCEEDED
+                   else "failed", error_code=int(getattr(res, "error_code", -1)),
+                   error_msg=getattr(res, "error_msg", ""), t_end=self.sim_t)
         if end is not None:
             rec["final"] = [end[1], end[2]]
             rec["error_cm"] = 100.0 * math.hypot(end[1] - goal_pose.x, end[2] - goal_pose.y)

@@ -1,12 +1,15 @@
 """fleet_client: shares this robot's state and intended path through Redis and hands the
 neighbours' to the planner (a thin rclpy adapter around client.py).
 
-In: odom (nav_msgs/Odometry), localization_pose (PoseWithCovarianceStamped, map: map->odom),
-local_plan (nav_msgs/Path in odom, one stamp per pose: the planner's predicted trajectory).
+In: odom (nav_msgs/Odometry), map->odom from tf2 where it is installed, else from
+localization_pose (PoseWithCovarianceStamped in map; wm_common.ros.localization: a parked
+robot stays localised), local_plan (nav_msgs/Path in odom, one stamp per pose: the planner's
+predicted trajectory).
 Out: fleet/neighbours (wm_msgs/FleetSnapshot in map: the planner's fleet critic),
 fleet/markers (visualization_msgs/MarkerArray: the fleet in RViz), speed_limit
-(std_msgs/Float32 m/s to the safety gate: `stale_speed_limit` while the fleet link is down,
-0 = none), /diagnostics (link state, counters, rejected entries by reason).
+(nav2_msgs/SpeedLimit, or wm_msgs' stand-in, absolute m/s to the safety gate:
+`stale_speed_limit` while the fleet link is down, 0 = none), /diagnostics (link state,
+map->odom state, counters, rejected entries by reason).
 
 Each cycle (at `rate`): write this robot's entry, read the neighbours within `radius`. When
 Redis does not answer the robot keeps driving on its own sensing, slower; the client retries
@@ -20,16 +23,17 @@ import time
 from typing import List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import Point, Point32, PoseStamped, PoseWithCovarianceStamped
+from geometry_msgs.msg import Point, Point32, PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.logging import LoggingSeverity
-from std_msgs.msg import Float32
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.geometry import Pose2D, compose, inverse, polygon_from_flat
+from wm_common.geometry import Pose2D, compose, polygon_from_flat
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import pose2d_to_pose, pose_to_pose2d, sec_to_stamp, stamp_to_sec
 from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.localization import MapToOdom, resolve_use_tf
+from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
@@ -100,12 +104,16 @@ class FleetNode(lifecycle.ManagedNode):
                 self.fleet = FleetClient(client, p["fleet"], self.robot_id, ttl=p["ttl"],
                                          frame=p["map_frame"], max_age=p["max_age"],
                                          time_tolerance=p["time_tolerance"])
+            use_tf = resolve_use_tf(p["use_tf"])
         except (ValueError, OSError) as e:
             self.get_logger().error("configure failed: %s" % e)
             return lifecycle.FAILURE
         self.diag = DiagnosticsReporter(self, "fleet client")
-        self.odom = StampedBuffer(maxlen=200)
-        self.map_to_odom = None
+        self.odom = StampedBuffer(maxlen=200)   # (Pose2D in odom, (v, w))
+        self.localization = MapToOdom(
+            self, p["map_frame"], p["odom_frame"], use_tf, self.diag,
+            max_travel=p["localization_max_travel"], max_turn=p["localization_max_turn"],
+            odom_timeout=p["odom_timeout"])
         self.plan: List = []
         self.link_was_up = None
         self.arbiter = YieldArbiter(self.robot_id, self.deadlock, self.places)
@@ -114,27 +122,26 @@ class FleetNode(lifecycle.ManagedNode):
         self.subs = [
             self.create_subscription(PlanStatus, "plan_status", self._on_status, STATUS_QOS),
             self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
-            self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
-                                     self._on_localization, STATUS_QOS),
             self.create_subscription(Path, "local_plan", self._on_plan, STATUS_QOS),
         ]
         self.snap_pub = self.create_lifecycle_publisher(FleetSnapshot, "fleet/neighbours",
                                                         STATUS_QOS)
         self.marker_pub = self.create_lifecycle_publisher(MarkerArray, "fleet/markers",
                                                           STATUS_QOS)
-        self.limit_pub = self.create_lifecycle_publisher(Float32, "speed_limit", STATUS_QOS)
+        self.limit_pub = self.create_lifecycle_publisher(SpeedLimit, "speed_limit", STATUS_QOS)
         self.yield_pub = self.create_lifecycle_publisher(PoseStamped, "fleet/yield_goal",
                                                          STATUS_QOS)
         self.timer = self.create_timer(1.0 / p["rate"], self._cycle)
         self.get_logger().info(
-            "configured: %s as %r in fleet %r, TTL %.1f s, radius %.0f m" % (
-                where or "fleet sharing OFF (no redis_url, no WM_REDIS_URL)", self.robot_id,
-                p["fleet"], p["ttl"], p["radius"]))
+            "configured: %s as %r in fleet %r, TTL %.1f s, radius %.0f m, map->odom from %s"
+            % (where or "fleet sharing OFF (no redis_url, no WM_REDIS_URL)", self.robot_id,
+               p["fleet"], p["ttl"], p["radius"], self.localization.source))
         return lifecycle.SUCCESS
 
     def on_cleanup(self, state):
         for s in self.subs:
             self.destroy_subscription(s)
+        self.localization.destroy()
         self.destroy_timer(self.timer)
         return lifecycle.SUCCESS
 
@@ -148,6 +155,9 @@ class FleetNode(lifecycle.ManagedNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_odom(self, msg: Odometry) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
+            return self.diag.reject("odom_frame", "odom in frame %r, expected %r" % (
+                msg.header.frame_id, self.p["odom_frame"]))
         try:
             pose = pose_to_pose2d(msg.pose.pose)
         except ValueError as e:
@@ -155,19 +165,9 @@ class FleetNode(lifecycle.ManagedNode):
         v, w = msg.twist.twist.linear.x, msg.twist.twist.angular.z
         if not (math.isfinite(v) and math.isfinite(w)) or max(abs(v), abs(w)) > 20.0:
             return self.diag.reject("odom_invalid", "twist not finite or absurd")
-        self.odom.push(stamp_to_sec(msg.header.stamp), (pose, (float(v), float(w))))
-
-    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
-        if msg.header.frame_id != self.p["map_frame"]:
-            return self.diag.reject("localization_frame", msg.header.frame_id)
-        try:
-            map_base = pose_to_pose2d(msg.pose.pose)
-        except ValueError as e:
-            return self.diag.reject("localization_invalid", str(e))
         t = stamp_to_sec(msg.header.stamp)
-        odom = self.odom.nearest(t, 0.1)
-        if odom is not None:  # map->odom = map->base * (odom->base)^-1 at the same stamp
-            self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+        if self.odom.push(t, (pose, (float(v), float(w)))):
+            self.localization.on_odom(t, pose)
 
     def _on_status(self, msg: PlanStatus) -> None:
         # planning toward a goal (including stale-input and failed cycles: still wanted)
@@ -192,13 +192,13 @@ class FleetNode(lifecycle.ManagedNode):
         if self.odom.latest is None:
             self.diag.set_value("sharing", "waiting for odometry")
             return None
-        if self.map_to_odom is None or now - self.map_to_odom[0] > \
-                self.p["localization_timeout"]:
-            self.diag.set_value("sharing", "not localised: nothing shared")
+        m2o = self.localization.lookup(now)
+        why = self.localization.reason if m2o is None else self.localization.odom_stale(now)
+        if why:
+            self.diag.set_value("sharing", "not localised (%s): nothing shared" % why)
             return None
         self.diag.set_value("sharing", "on")
         t, (pose_o, vel) = self.odom.latest
-        m2o = self.map_to_odom[1]
         pose = compose(m2o, pose_o)
         traj = []
         for tp, x, y in self.plan:
@@ -227,13 +227,23 @@ class FleetNode(lifecycle.ManagedNode):
                 limit = self.p["stale_speed_limit"]
             if self.fleet.up or self.fleet.down_since is not None:  # once tried
                 self._report_link()
-        self.limit_pub.publish(Float32(data=float(limit)))
+        self.limit_pub.publish(self._speed_limit(now, limit))
         snap = FleetSnapshot()
         snap.header.stamp = sec_to_stamp(now)
         snap.header.frame_id = self.p["map_frame"]
         snap.robots = [entry_to_msg(e) for e in neighbours]
         self.snap_pub.publish(snap)
         self.marker_pub.publish(self._markers(neighbours, snap.header.stamp))
+
+    @staticmethod
+    def _speed_limit(now: float, limit: float) -> SpeedLimit:
+        """Nav2's SpeedLimit in absolute form (m/s; 0 = none), as Nav2's speed filter sends
+        it to the controller server."""
+        msg = SpeedLimit()
+        msg.header.stamp = sec_to_stamp(now)
+        msg.percentage = False
+        msg.speed_limit = float(limit)
+        return msg
 
     # ---------------------------------------------------------------- deadlocks
     def _deadlocks(self, now: float, own: schema.RobotEntry, neighbours) -> None:

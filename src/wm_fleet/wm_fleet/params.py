@@ -1,6 +1,7 @@
 """The fleet client node's parameters: one source of truth for the node, the YAML check and the
 README table."""
 from wm_common.footprint import DEFAULT_FOOTPRINT
+from wm_common.localization import localization_params
 from wm_common.params import Param
 
 FLEET_PARAMS = [
@@ -27,8 +28,10 @@ FLEET_PARAMS = [
     Param("max_age", 2.0, "entries written longer ago (wall clock) are refused [s]", 0.1, 60.0),
     Param("time_tolerance", 1.0,
           "clock disagreement tolerated between robots (chrony-synced) [s]", 0.01, 10.0),
-    Param("localization_timeout", 5.0, "older localization: not localised, nothing shared [s]",
-          0.1, 60.0),
+    *localization_params("nothing shared"),
+    Param("odom_timeout", 1.0,
+          "without odometry this recent the robot's map pose is unknown: nothing shared "
+          "(readers judge the age of what is: max_age, time_tolerance) [s]", 0.05, 10.0),
     Param("priority", 0, "this robot's task priority (higher wins a conflict)", 0, 255),
     Param("footprint", list(DEFAULT_FOOTPRINT),
           "footprint polygon in base_link incl. payload, flat [x1, y1, ...] [m]",

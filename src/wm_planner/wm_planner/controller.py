@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from wm_common.footprint import Footprint
-from wm_common.geometry import Pose2D, compose, inverse
+from wm_common.geometry import Pose2D, compose, inverse, wrap_angle
 from wm_common.grid import Grid2D
 from wm_common.map_io import OccupancyMap
 
@@ -260,10 +260,29 @@ class Controller:
         if self.routes is not None:
             self.routes.new_goal()
 
+    def follow_path(self, xy, frame: str, end: Pose2D, now: float) -> bool:
+        """Nav2's FollowPath: the path (N, 2) in `frame` is the route until the goal ends, its
+        end pose the goal. The same end again (a navigator replanning every second) only
+        replaces the route: the progress checker, the recoveries and the warm start go on.
+        Returns whether that was a new goal. Raises ValueError for a path that cannot be
+        followed."""
+        if self.routes is None:
+            raise ValueError("following a path needs global_route true")
+        goal = self.goal
+        same = (goal is not None and self.detour is None and goal.frame == frame and
+                math.hypot(goal.pose.x - end.x, goal.pose.y - end.y) <= 0.05 and
+                abs(wrap_angle(goal.pose.yaw - end.yaw)) <= 0.05)
+        if not same:
+            self.set_goal(end, frame, now)
+        self.routes.set_external(now, frame, xy, hold=True)
+        return not same
+
     def cancel(self) -> None:
         self.goal = None
         self.detour = None
         self.recovery = None
+        if self.routes is not None:
+            self.routes.release_external()
 
     def set_detour(self, pose: Optional[Pose2D], frame: str = "map") -> None:
         """A fleet yield: drive to this passing place and wait there (None releases it)."""
@@ -295,9 +314,7 @@ class Controller:
         return out
 
     def _finish(self, code: str, message: str) -> GoalOutcome:
-        self.goal = None
-        self.detour = None
-        self.recovery = None
+        self.cancel()
         return GoalOutcome(code, message)
 
     def _check_timeout(self, now: float) -> Optional[GoalOutcome]:

@@ -1,6 +1,7 @@
 """The planner node's parameters (names, defaults, ranges, descriptions): one source of truth
 for the node, the YAML check and the README table."""
 from wm_common.footprint import DEFAULT_FOOTPRINT
+from wm_common.localization import localization_params
 from wm_common.params import Param
 from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS
 
@@ -12,15 +13,11 @@ PLANNER_PARAMS = [
     Param("base_frame", "base_link", "robot body frame (TwistStamped frame_id)"),
     Param("cmd_vel_stamped", False,
           "publish geometry_msgs/TwistStamped (Jazzy-era diff_drive_controller) instead of Twist"),
-    Param("use_tf", "auto",
-          "map->odom source: 'auto' (tf2 if importable, else the localization pose topic), "
-          "'tf' or 'topic'"),
     # Staleness: the robot stops when any input is older than this on the node's clock.
     Param("odom_timeout", 0.5, "max age of odometry before stopping [s]", 0.05, 10.0),
     Param("field_timeout", 0.6, "max age of the perception distance field before stopping [s]",
           0.05, 10.0),
-    Param("localization_timeout", 5.0,
-          "max age of map->odom before map-frame goals are refused [s]", 0.1, 600.0),
+    *localization_params("map-frame goals wait for localization"),
     Param("watchdog_rate", 20.0,
           "rate of the staleness watchdog, which also steps controlled stops and publishes "
           "zero while stopped [Hz]", 1.0, 200.0),

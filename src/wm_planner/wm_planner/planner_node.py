@@ -2,7 +2,7 @@
 
 In: odom (nav_msgs/Odometry), distance_field (wm_msgs/DistanceField, from perception),
 goal_pose (geometry_msgs/PoseStamped), localization_pose (PoseWithCovarianceStamped, for
-map->odom when tf2 is not available), the navigate_to_pose action, and perception's learned
+map->odom when tf2 is not available), and perception's learned
 forecasts predicted_occupancy_05s / _10s (nav_msgs/OccupancyGrid, percent) when the
 predicted_occupancy critic is composed, and payload (std_msgs/Float32 kg, latched) for the world
 model.
@@ -11,6 +11,12 @@ model prediction that is non-finite or out of bounds is counted (world_model_fal
 that cycle plans on kinematics.
 Out: cmd_vel (Twist or TwistStamped), local_plan (nav_msgs/Path), plan_status
 (wm_msgs/PlanStatus), markers (visualization_msgs/MarkerArray), /diagnostics.
+Actions, Nav2's types where nav2_msgs is installed (else wm_msgs' stand-ins, the same fields;
+wm_common.ros.nav2): navigate_to_pose (NavigateToPose: drive to a pose on our route),
+follow_path (FollowPath: the MPC as a controller server, the path as the route until the goal
+ends; a new path to the same end replaces the route without a restart, as bt_navigator
+replans), compute_path_to_pose (ComputePathToPose: our route as a planner server). Results
+carry Nav2's error codes where the installed type has them (Jazzy on; Humble's are empty).
 
 A control cycle runs on a timer at `control_rate` and, with `plan_on_field`, as soon as a new
 distance field arrives (so the latency from cloud to command is one perception + one planning
@@ -34,7 +40,7 @@ from typing import Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import (Point, PoseStamped, PoseWithCovarianceStamped, Twist,
+from geometry_msgs.msg import (Point, PoseStamped, Twist,
                                TwistStamped)
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -43,18 +49,19 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import LoggingSeverity
 from std_msgs.msg import Float32
 from rclpy.task import Future
-from rclpy.time import Time
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.geometry import (Pose2D, compose, inverse, yaw_from_quaternion)
+from wm_common.geometry import (Pose2D, compose, inverse)
 from wm_common.ros import lifecycle
+from wm_common.ros.localization import MapToOdom, resolve_use_tf
 from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_to_pose2d,
                                    stamp_to_sec, trajectory_to_path)
 from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.nav2 import (CODES, PACKAGE, ComputePathToPose, FollowPath, NavigateToPose,
+                                set_error)
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, FIELD_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
-from wm_msgs.action import NavigateToPose
 from wm_msgs.msg import DistanceField, FleetSnapshot, PlanStatus
 from wm_msgs.srv import SwapWorldModel
 from wm_planner import controller as ctl
@@ -68,17 +75,24 @@ from wm_planner.configure import build_motion_model
 from wm_planner.model_swap import ModelSwap, probe
 from wm_common.map_io import MapError, OccupancyMap, read_map
 
-try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
-    import tf2_ros  # noqa: F401
-    HAVE_TF2 = True
-except ImportError:  # pragma: no cover - depends on the install
-    HAVE_TF2 = False
+PREEMPTED, DEACTIVATED = "preempted", "deactivated"   # goal ends the node decides
 
-ERR = NavigateToPose.Result
-# How a goal ended (wm_planner.controller) -> the action's error code
-OUTCOME_CODES = {ctl.REACHED: ERR.NONE, ctl.NO_WAY: ERR.NO_WAY, ctl.BLOCKED: ERR.BLOCKED,
-                 ctl.NO_PROGRESS: ERR.NO_PROGRESS, ctl.TIMEOUT: ERR.TIMEOUT,
-                 ctl.STALE_INPUTS: ERR.STALE_INPUTS, ctl.CANCELED: ERR.CANCELED}
+NAV, FOLLOW, ROUTE = (CODES["NavigateToPose"], CODES["FollowPath"],
+                      CODES["ComputePathToPose"])
+# How a goal ended (wm_planner.controller, or the node) -> Nav2's error code, for
+# navigate_to_pose and for follow_path (a navigator reports the failing part's code)
+OUTCOME_CODES = {
+    ctl.REACHED: (NAV["NONE"], FOLLOW["NONE"]),
+    ctl.CANCELED: (NAV["NONE"], FOLLOW["NONE"]),
+    ctl.TIMEOUT: (NAV["TIMEOUT"], FOLLOW["TIMEOUT"]),
+    ctl.NO_WAY: (ROUTE["NO_VALID_PATH"], FOLLOW["INVALID_PATH"]),
+    ctl.BLOCKED: (FOLLOW["NO_VALID_CONTROL"], FOLLOW["NO_VALID_CONTROL"]),
+    ctl.NO_PROGRESS: (FOLLOW["FAILED_TO_MAKE_PROGRESS"], FOLLOW["FAILED_TO_MAKE_PROGRESS"]),
+    # Nav2's controller server: "costmap timed out waiting for update"
+    ctl.STALE_INPUTS: (FOLLOW["CONTROLLER_TIMED_OUT"], FOLLOW["CONTROLLER_TIMED_OUT"]),
+    PREEMPTED: (NAV["UNKNOWN"], FOLLOW["UNKNOWN"]),
+    DEACTIVATED: (NAV["UNKNOWN"], FOLLOW["UNKNOWN"]),
+}
 # A cycle's status (wm_planner.controller) -> PlanStatus.status
 STATUS_CODES = {ctl.IDLE: PlanStatus.STATUS_IDLE, ctl.OK: PlanStatus.STATUS_OK,
                 ctl.GOAL_REACHED: PlanStatus.STATUS_GOAL_REACHED,
@@ -92,25 +106,33 @@ PREDICTION_TOPICS = ("predicted_occupancy_05s", "predicted_occupancy_10s")
 
 
 class NavGoal:
-    """The goal being pursued: from the action (with a handle) or from goal_pose (without)."""
+    """The goal being pursued: from navigate_to_pose or follow_path (with a handle) or from
+    goal_pose (without)."""
 
-    def __init__(self, pose: Pose2D, frame_id: str, handle=None):
+    def __init__(self, pose: Pose2D, frame_id: str, handle=None, action: str = "navigate"):
         self.pose = pose
         self.frame_id = frame_id
         self.handle = handle
+        self.action = action   # "navigate" (NavigateToPose) or "follow" (FollowPath)
         self.done = Future()  # completed by the control cycle, awaited by the action
-        self.error_code = ERR.NONE
+        self.outcome = ""     # a wm_planner.controller outcome, PREEMPTED or DEACTIVATED
         self.error_msg = ""
         self.distance_remaining = float("nan")
         self.current_pose = None  # PoseStamped, for feedback
+        self.speed = 0.0
         self.started = None  # node-clock time of acceptance (sim time under use_sim_time)
         self.recoveries = 0
         self.last_feedback = -1e9
 
-    def finish(self, code: int, msg: str = "") -> None:
+    def finish(self, outcome: str, msg: str = "") -> None:
         if not self.done.done():
-            self.error_code, self.error_msg = code, msg
-            self.done.set_result(code)
+            self.outcome, self.error_msg = outcome, msg
+            self.done.set_result(outcome)
+
+    @property
+    def error_code(self) -> int:
+        """Nav2's code for how it ended."""
+        return OUTCOME_CODES[self.outcome][0 if self.action == "navigate" else 1]
 
 
 class PlannerNode(lifecycle.ManagedNode):
@@ -126,7 +148,6 @@ class PlannerNode(lifecycle.ManagedNode):
     def _reset_state(self):
         self.odom = StampedBuffer(maxlen=200)  # (Pose2D in odom, (v, w))
         self.last_field_t = None
-        self.map_to_odom = None  # (t, Pose2D)
         self.fleet = None  # (receive time, FleetSnapshot)
         self.goal: Optional[NavGoal] = None
         self.last_cmd_t = None
@@ -145,12 +166,10 @@ class PlannerNode(lifecycle.ManagedNode):
             # RuntimeError: wm_world_model.artifact.ArtifactError (checksum, schema, signature)
             self.get_logger().error("configure failed: %s" % e)
             return lifecycle.FAILURE
-        if p["use_tf"] not in ("auto", "tf", "topic"):
-            self.get_logger().error("configure failed: use_tf must be auto, tf or topic")
-            return lifecycle.FAILURE
-        self.use_tf = p["use_tf"] == "tf" or (p["use_tf"] == "auto" and HAVE_TF2)
-        if self.use_tf and not HAVE_TF2:
-            self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
+        try:
+            use_tf = resolve_use_tf(p["use_tf"])
+        except ValueError as e:
+            self.get_logger().error("configure failed: %s" % e)
             return lifecycle.FAILURE
         self._reset_state()
         cmd_type = TwistStamped if p["cmd_vel_stamped"] else Twist
@@ -205,23 +224,28 @@ class PlannerNode(lifecycle.ManagedNode):
             self._subs += [self.create_subscription(
                 OccupancyGrid, topic, partial(self._on_prediction, topic), STATUS_QOS)
                 for topic in PREDICTION_TOPICS]
-        if self.use_tf:
-            self.tf_buffer = tf2_ros.Buffer()
-            self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
-        else:
-            self._subs.append(self.create_subscription(
-                PoseWithCovarianceStamped, "localization_pose", self._on_localization,
-                STATUS_QOS))
+        # map->odom: tf2 (AMCL, slam_toolbox, the simulator) or localization_pose + odometry
+        self.localization = MapToOdom(
+            self, p["map_frame"], p["odom_frame"], use_tf, self.diag,
+            max_travel=p["localization_max_travel"], max_turn=p["localization_max_turn"],
+            odom_timeout=p["odom_timeout"])
         self.watchdog = self.create_timer(1.0 / p["watchdog_rate"], self._on_watchdog)
         self.loop_timer = self.create_timer(1.0 / p["control_rate"], self._on_loop_timer)
-        self.action_server = ActionServer(
-            self, NavigateToPose, "navigate_to_pose", execute_callback=self._execute,
-            goal_callback=self._on_action_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
-            handle_accepted_callback=self._on_action_accepted)
+        accept_cancel = lambda _: CancelResponse.ACCEPT  # noqa: E731
+        self.action_servers = [
+            ActionServer(self, NavigateToPose, "navigate_to_pose", execute_callback=self._execute,
+                         goal_callback=self._on_action_goal, cancel_callback=accept_cancel,
+                         handle_accepted_callback=self._on_action_accepted),
+            ActionServer(self, FollowPath, "follow_path", execute_callback=self._execute,
+                         goal_callback=self._on_follow_goal, cancel_callback=accept_cancel,
+                         handle_accepted_callback=self._on_follow_accepted),
+            ActionServer(self, ComputePathToPose, "compute_path_to_pose",
+                         execute_callback=self._compute_path,
+                         goal_callback=self._on_path_goal, cancel_callback=accept_cancel)]
         self.get_logger().info(
-            "configured: K=%d H=%d dt=%.2f, map->odom from %s, cmd_vel as %s" % (
-                p["num_samples"], p["horizon"], p["dt"], "tf2" if self.use_tf else
-                "localization_pose", cmd_type.__name__))
+            "configured: K=%d H=%d dt=%.2f, map->odom from %s, cmd_vel as %s, actions as %s" % (
+                p["num_samples"], p["horizon"], p["dt"], self.localization.source,
+                cmd_type.__name__, PACKAGE))
         self.configured = True
         return lifecycle.SUCCESS
 
@@ -235,7 +259,7 @@ class PlannerNode(lifecycle.ManagedNode):
         # would outlive it); the base's own cmd_vel timeout is the last resort anyway.
         self._publish_raw(0.0, 0.0)
         if self.goal is not None:
-            self.goal.finish(ERR.UNKNOWN, "planner deactivated")
+            self.goal.finish(DEACTIVATED, "planner deactivated")
             self.goal = None
             self.controller.cancel()
         return super().on_deactivate(state)
@@ -243,9 +267,11 @@ class PlannerNode(lifecycle.ManagedNode):
     def on_cleanup(self, state):
         for s in self._subs:
             self.destroy_subscription(s)
+        self.localization.destroy()
         self.destroy_timer(self.watchdog)
         self.destroy_timer(self.loop_timer)
-        self.action_server.destroy()
+        for server in self.action_servers:
+            server.destroy()
         self.destroy_service(self.swap_srv)
         self.configured = False
         self.diag.destroy()
@@ -279,21 +305,7 @@ class PlannerNode(lifecycle.ManagedNode):
         if not self.odom.push(t, (pose, (float(v), float(w)))):
             return self._reject("odom_out_of_order", "stamp %.3f older than %.3f" % (
                 t, self.odom.latest_stamp))
-
-    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
-        if msg.header.frame_id != self.p["map_frame"]:
-            return self._reject("localization_frame", "pose in %r, expected %r" % (
-                msg.header.frame_id, self.p["map_frame"]))
-        try:
-            map_base = pose_to_pose2d(msg.pose.pose)
-        except ValueError as e:
-            return self._reject("localization_invalid", str(e))
-        t = stamp_to_sec(msg.header.stamp)
-        odom = self.odom.nearest(t, 0.1)
-        if odom is None:
-            return self._reject("localization_no_odom", "no odometry near stamp %.3f" % t)
-        # map->odom = map->base * (odom->base)^-1, at the localization's stamp
-        self.map_to_odom = (t, compose(map_base, inverse(odom[1][0])))
+        self.localization.on_odom(t, pose)
 
     def _on_map(self, msg: OccupancyGrid) -> None:
         if msg.header.frame_id != self.p["map_frame"]:
@@ -404,18 +416,7 @@ class PlannerNode(lifecycle.ManagedNode):
         return out or None
 
     def _map_to_odom(self, now: float) -> Optional[Pose2D]:
-        if self.use_tf:
-            try:
-                tf = self.tf_buffer.lookup_transform(self.p["map_frame"], self.p["odom_frame"],
-                                                     Time())
-            except Exception:  # tf2 raises several lookup exceptions; all mean 'unknown'
-                return None
-            q = tf.transform.rotation
-            return Pose2D(tf.transform.translation.x, tf.transform.translation.y,
-                          yaw_from_quaternion(q.x, q.y, q.z, q.w))
-        if self.map_to_odom is None or now - self.map_to_odom[0] > self.p["localization_timeout"]:
-            return None
-        return self.map_to_odom[1]
+        return self.localization.lookup(now)
 
     def _goal_from_pose(self, msg: PoseStamped) -> NavGoal:
         frame = msg.header.frame_id or self.p["map_frame"]
@@ -435,7 +436,7 @@ class PlannerNode(lifecycle.ManagedNode):
 
     def _set_goal(self, goal: NavGoal) -> None:
         if self.goal is not None and self.goal is not goal:
-            self.goal.finish(ERR.CANCELED, "preempted by a new goal")
+            self.goal.finish(PREEMPTED, "preempted by a new goal")
         self.goal = goal
         self.controller.set_goal(goal.pose, goal.frame_id, self._now())
 
@@ -493,6 +494,7 @@ class PlannerNode(lifecycle.ManagedNode):
                                       if m2o is not None and
                                       self.goal.frame_id == self.p["map_frame"]
                                       else (pose, self.p["odom_frame"]))
+            self.goal.speed = v
         solver = self.p["solver"]
         inp = CycleInput(now, RobotState(pose.x, pose.y, pose.yaw, v, w), field, m2o,
                          neighbours=() if solver == "nmpc" else
@@ -565,13 +567,12 @@ class PlannerNode(lifecycle.ManagedNode):
             self.diag.set_level(DiagnosticStatus.OK, "tracking goal" if out.behavior !=
                                 "rotate_to_heading" else "turning on the spot towards the way")
         if out.outcome is not None and goal is not None:
-            code = OUTCOME_CODES[out.outcome.code]
             if out.outcome.reached:
                 self.get_logger().info("goal reached")
             else:
                 self.diag.set_level(DiagnosticStatus.WARN, "goal aborted: %s"
                                     % out.outcome.message)
-            goal.finish(code, out.outcome.message)
+            goal.finish(out.outcome.code, out.outcome.message)
             if self.goal is goal:
                 self.goal = None
 
@@ -749,13 +750,17 @@ class PlannerNode(lifecycle.ManagedNode):
         m.points = pts
         return MarkerArray(markers=[m])
 
-    # ---------------------------------------------------------------- action
+    # ---------------------------------------------------------------- actions
     def _on_action_goal(self, request) -> int:
         try:
             self._goal_from_pose(request.pose)
         except ValueError as e:
             self._reject("goal_invalid", str(e))
             return GoalResponse.REJECT
+        if request.behavior_tree:
+            self.get_logger().warning("navigate_to_pose: behavior_tree %r ignored (this "
+                                      "navigator has no behaviour tree)" % request.behavior_tree,
+                                      throttle_duration_sec=10.0)
         return GoalResponse.ACCEPT if self.active else GoalResponse.REJECT
 
     def _on_action_accepted(self, handle) -> None:
@@ -767,33 +772,87 @@ class PlannerNode(lifecycle.ManagedNode):
             goal.pose.x, goal.pose.y, goal.frame_id))
         handle.execute()
 
+    def _follow_target(self, path: Path):
+        """(xy (N, 2), frame, end Pose2D) of a FollowPath path; ValueError if unusable."""
+        if not path.poses:
+            raise ValueError("the path is empty")
+        frame = path.header.frame_id or path.poses[-1].header.frame_id or self.p["map_frame"]
+        if frame not in (self.p["map_frame"], self.p["odom_frame"]):
+            raise ValueError("path frame %r is neither %r nor %r" % (
+                frame, self.p["map_frame"], self.p["odom_frame"]))
+        xy = np.array([[ps.pose.position.x, ps.pose.position.y] for ps in path.poses])
+        if not np.all(np.isfinite(xy)):
+            raise ValueError("the path has non-finite positions")
+        last = path.poses[-1].pose
+        q = last.orientation
+        if math.isfinite(q.w) and (q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w) > 0.5:
+            end = pose_to_pose2d(last)
+        elif xy.shape[0] >= 2:   # no orientation given: arrive facing along the last leg
+            d = xy[-1] - xy[-2]
+            end = Pose2D(xy[-1, 0], xy[-1, 1], math.atan2(d[1], d[0]))
+        else:
+            end = Pose2D(xy[-1, 0], xy[-1, 1], 0.0)
+        return xy, frame, end
+
+    def _on_follow_goal(self, request) -> int:
+        if self.routes is None:
+            self._reject("follow_path", "following a path needs global_route true")
+            return GoalResponse.REJECT
+        try:
+            self._follow_target(request.path)
+        except ValueError as e:
+            self._reject("follow_path", str(e))
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT if self.active else GoalResponse.REJECT
+
+    def _on_follow_accepted(self, handle) -> None:
+        xy, frame, end = self._follow_target(handle.request.path)
+        now = self._now()
+        old = self.goal
+        new = self.controller.follow_path(xy, frame, end, now)
+        goal = NavGoal(end, frame, handle, action="follow")
+        goal.started = now if new or old is None else old.started
+        if old is not None:
+            if not new:   # the same end: a navigator's replan, the robot goes on
+                goal.distance_remaining, goal.recoveries = (old.distance_remaining,
+                                                            old.recoveries)
+                goal.current_pose, goal.speed = old.current_pose, old.speed
+            old.finish(PREEMPTED, "preempted by a new goal")
+        self.goal = goal
+        if new:
+            self.get_logger().info("follow_path: %d poses to (%.2f, %.2f) in %s" % (
+                xy.shape[0], end.x, end.y, frame))
+        handle.execute()
+
     async def _execute(self, handle):
         # A coroutine: it waits for the control cycle to finish the goal without holding an
         # executor thread, so the node runs on a single-threaded executor (rclpy's
         # multi-threaded one delayed callbacks by up to a second in our measurements).
         goal = self.goal if self.goal is not None and self.goal.handle is handle else None
-        result = NavigateToPose.Result()
+        action = FollowPath if hasattr(handle.request, "path") else NavigateToPose
+        result = action.Result()
         if goal is None:
             handle.abort()
-            result.error_code, result.error_msg = ERR.UNKNOWN, "preempted before start"
+            set_error(result, CODES[action.__name__]["UNKNOWN"], "preempted before start")
             return result
         await goal.done
-        result.error_code, result.error_msg = goal.error_code, goal.error_msg
-        if goal.error_code == ERR.NONE:
+        set_error(result, goal.error_code, goal.error_msg)
+        if goal.outcome == ctl.REACHED:
             handle.succeed()
-        elif goal.error_code == ERR.CANCELED and handle.is_cancel_requested:
+        elif goal.outcome == ctl.CANCELED and handle.is_cancel_requested:
             handle.canceled()
         else:
             handle.abort()
         return result
 
     def _supervise_action(self, now: float) -> None:
-        """Cancel, timeout and feedback of the navigate_to_pose goal (from the watchdog)."""
+        """Cancel, timeout and feedback of the navigate_to_pose or follow_path goal (from the
+        watchdog)."""
         goal = self.goal
         if goal is None or goal.handle is None:
             return
         if goal.handle.is_cancel_requested:
-            goal.finish(ERR.CANCELED, "canceled")
+            goal.finish(ctl.CANCELED, "canceled")
             self.goal = None
             self.controller.cancel()
             self._publish_stop()
@@ -805,6 +864,13 @@ class PlannerNode(lifecycle.ManagedNode):
                 pass
 
     def _feedback(self, goal: NavGoal):
+        d = goal.distance_remaining
+        if goal.action == "follow":
+            fb = FollowPath.Feedback()
+            if hasattr(fb, "distance_to_goal"):   # Humble's fields (newer: tracking_feedback)
+                fb.distance_to_goal = float(d) if math.isfinite(d) else 0.0
+                fb.speed = float(goal.speed)
+            return fb
         fb = NavigateToPose.Feedback()
         if goal.current_pose is not None:
             fb.current_pose.header.frame_id = goal.current_pose[1]
@@ -812,12 +878,79 @@ class PlannerNode(lifecycle.ManagedNode):
             fb.current_pose.pose = pose2d_to_pose(goal.current_pose[0])
         elapsed = self._now() - goal.started
         fb.navigation_time = Duration(seconds=elapsed).to_msg()
-        d = goal.distance_remaining
         fb.distance_remaining = float(d) if math.isfinite(d) else 0.0
         fb.number_of_recoveries = int(goal.recoveries)
         if math.isfinite(d) and self.p["v_max"] > 0:
             fb.estimated_time_remaining = Duration(seconds=d / self.p["v_max"]).to_msg()
         return fb
+
+    def _on_path_goal(self, request) -> int:
+        return GoalResponse.ACCEPT if self.active else GoalResponse.REJECT
+
+    def _compute_path(self, handle):
+        """ComputePathToPose: our route as a planner server (the map, the live layer and
+        the footprint the robot's own route uses; the robot's route is not changed)."""
+        req = handle.request
+        result = ComputePathToPose.Result()
+        t0 = self._now()
+
+        def fail(name: str, why: str):
+            set_error(result, ROUTE[name], why)
+            self.diag.count("compute_path_failures")
+            self.get_logger().warning("compute_path_to_pose: %s" % why,
+                                      throttle_duration_sec=2.0)
+            handle.abort()
+            return result
+
+        if self.routes is None:
+            return fail("INVALID_PLANNER", "global_route is false: no planner")
+        m2o = self._map_to_odom(self._now())
+        try:
+            goal = self._to_map(req.goal, m2o)
+            if req.use_start:
+                start = self._to_map(req.start, m2o)
+            elif m2o is None or self.odom.latest is None:
+                return fail("TF_ERROR", "no robot pose in %s" % self.p["map_frame"])
+            else:
+                start = compose(m2o, self.odom.latest[1][0])
+        except ValueError as e:
+            return fail("TF_ERROR" if "no transform" in str(e) else "UNKNOWN", str(e))
+        plan = self.routes.plan_once((start.x, start.y), (goal.x, goal.y))
+        if not plan.ok:
+            reason = plan.reason
+            if "outside the map" in reason:
+                name = "START_OUTSIDE_MAP" if reason.startswith("start") else \
+                    "GOAL_OUTSIDE_MAP"
+            elif "inside an obstacle" in reason:
+                name = "START_OCCUPIED" if reason.startswith("start") else "GOAL_OCCUPIED"
+            elif reason == "no map":
+                name = "INVALID_PLANNER"
+            else:
+                name = "NO_VALID_PATH"
+            return fail(name, reason)
+        route = plan.route
+        yaw = np.arctan2(np.diff(route[:, 1]), np.diff(route[:, 0]))
+        yaw = np.append(yaw, goal.yaw)
+        stamp = self.get_clock().now()
+        result.path = trajectory_to_path(np.column_stack([route, yaw]), self.p["map_frame"],
+                                         stamp.nanoseconds * 1e-9, 0.0)
+        result.planning_time = Duration(seconds=max(self._now() - t0, 0.0)).to_msg()
+        set_error(result, ROUTE["NONE"], "")
+        handle.succeed()
+        return result
+
+    def _to_map(self, msg: PoseStamped, m2o: Optional[Pose2D]) -> Pose2D:
+        """A pose given in map or odom (empty: map) as a map-frame Pose2D."""
+        frame = msg.header.frame_id or self.p["map_frame"]
+        pose = pose_to_pose2d(msg.pose)
+        if frame == self.p["map_frame"]:
+            return pose
+        if frame != self.p["odom_frame"]:
+            raise ValueError("pose frame %r is neither %r nor %r" % (
+                frame, self.p["map_frame"], self.p["odom_frame"]))
+        if m2o is None:
+            raise ValueError("no transform %s->%s" % (self.p["map_frame"], frame))
+        return compose(m2o, pose)
 
     # ---------------------------------------------------------------- parameters
     def _on_set_parameters(self, params) -> SetParametersResult:

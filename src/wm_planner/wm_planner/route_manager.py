@@ -17,7 +17,10 @@ None, with the reason).
   robot moves (the MPC would follow each flip). A blocked route, a new goal or a failed one
   are always replaced.
 * An external path (e.g. Nav2's planner server on `plan`) replaces it while it is fresher than
-  `external_timeout` seconds; it may be in the map or the odom frame.
+  `external_timeout` seconds; it may be in the map or the odom frame. A held external path
+  (the FollowPath action's) stays until the goal ends (`new_goal`, `release_external`).
+* `plan_once` answers a planner-server request (ComputePathToPose) on the same map and live
+  layer without touching the robot's route.
 
 `failed_since` / `last_failure` say how long the planner has found no route and why: the
 controller aborts a goal with "no way" when clearing the obstacle memory does not help.
@@ -60,6 +63,7 @@ class RouteManager:
         self.route_map: Optional[np.ndarray] = None     # (N, 2) map frame, global planner
         self.last_plan: Optional[RoutePlan] = None
         self.external: Optional[Tuple[float, str, np.ndarray]] = None   # (t, frame, (N, 2))
+        self.external_held = False    # no timeout: FollowPath's path, until the goal ends
         self.failed_since: Optional[float] = None
         self.last_failure = ""
 
@@ -78,7 +82,9 @@ class RouteManager:
     def has_map(self) -> bool:
         return self.planner is not None and not self.blank
 
-    def set_external(self, t: float, frame: str, xy: np.ndarray) -> None:
+    def set_external(self, t: float, frame: str, xy: np.ndarray, hold: bool = False) -> None:
+        """An external route (N, 2) in `frame`; `hold`: kept without a timeout until the goal
+        ends (FollowPath), else only while fresher than external_timeout (a `plan` topic)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         if xy.shape[0] < 1 or not np.all(np.isfinite(xy)):
             raise ValueError("an external path needs at least one finite pose")
@@ -86,8 +92,15 @@ class RouteManager:
             raise ValueError("external path in %r, expected %r or %r"
                              % (frame, self.map_frame, self.odom_frame))
         self.external = (float(t), frame, xy)
+        self.external_held = bool(hold)
+
+    def release_external(self) -> None:
+        """Drop a held external path (its goal ended)."""
+        if self.external_held:
+            self.external, self.external_held = None, False
 
     def new_goal(self) -> None:
+        self.release_external()
         self.route_map = None
         self.policy.reset()
         self.failed_since = None
@@ -136,6 +149,31 @@ class RouteManager:
         self.route_map = None
         self.policy.reset()
 
+    def plan_once(self, start_map: Sequence[float], goal_map: Sequence[float]) -> RoutePlan:
+        """A route from start to goal (map frame) for a planner-server request, on the map and
+        live layer the robot's own route uses; the robot's route is left as it is. Without a
+        static map (and with `without_map`) it plans on a blank map around both, with no
+        live layer."""
+        planner = self.planner if self.has_map else None
+        if planner is None:
+            if not self.without_map:
+                return RoutePlan(np.zeros((0, 2)), "no map")
+            planner = self._blank_around(start_map, goal_map)
+        return planner.plan(start_map, goal_map)
+
+    def _blank_around(self, robot_map, goal_map) -> GlobalPlanner:
+        """A planner on a blank map covering robot and goal with BLANK_MARGIN around them."""
+        lo = np.minimum(robot_map, goal_map)
+        hi = np.maximum(robot_map, goal_map)
+        res = self.planning_resolution
+        x0 = math.floor((lo[0] - BLANK_MARGIN) / res) * res
+        y0 = math.floor((lo[1] - BLANK_MARGIN) / res) * res
+        w = int(math.ceil((hi[0] + BLANK_MARGIN - x0) / res))
+        h = int(math.ceil((hi[1] + BLANK_MARGIN - y0) / res))
+        blank = OccupancyMap(np.zeros((h, w), dtype=np.int8), res, x0, y0, self.map_frame)
+        return GlobalPlanner(blank, self.robot_radius, planning_resolution=res,
+                             inflation=self.inflation)
+
     def _blank_planner(self, robot_map, goal_map) -> None:
         """A blank map around robot and goal unless the current one covers both."""
         lo = np.minimum(robot_map, goal_map)
@@ -148,14 +186,7 @@ class RouteManager:
             if lo[0] - inner >= x0 and lo[1] - inner >= y0 and hi[0] + inner <= x1 \
                     and hi[1] + inner <= y1:
                 return
-        res = self.planning_resolution
-        x0 = math.floor((lo[0] - BLANK_MARGIN) / res) * res
-        y0 = math.floor((lo[1] - BLANK_MARGIN) / res) * res
-        w = int(math.ceil((hi[0] + BLANK_MARGIN - x0) / res))
-        h = int(math.ceil((hi[1] + BLANK_MARGIN - y0) / res))
-        blank = OccupancyMap(np.zeros((h, w), dtype=np.int8), res, x0, y0, self.map_frame)
-        self.planner = GlobalPlanner(blank, self.robot_radius, planning_resolution=res,
-                                     inflation=self.inflation)
+        self.planner = self._blank_around(robot_map, goal_map)
         self.blank = True
         self.route_map = None
         self.policy.reset()
@@ -166,7 +197,8 @@ class RouteManager:
                esdf, map_to_odom: Optional[Pose2D]) -> Tuple[Optional[np.ndarray], str]:
         """(route in odom or None, what happened: 'external', 'planned: <reason>', 'kept',
         'kept: <why>', 'failed: <reason>', or why there is no route)."""
-        if self.external is not None and now - self.external[0] <= self.external_timeout:
+        if self.external is not None and (self.external_held or
+                                          now - self.external[0] <= self.external_timeout):
             _, frame, xy = self.external
             if frame == self.odom_frame:
                 return xy, "external"

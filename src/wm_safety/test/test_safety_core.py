@@ -12,7 +12,7 @@ from wm_safety import collision_monitor as cm
 from wm_safety.gate import GateConfig, SafetyGate
 from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import AxisLimits, VelocitySmoother
-from wm_safety.speed_zones import SpeedZones, write_mask
+from wm_safety.speed_zones import SpeedZones, external_limit, write_mask
 from wm_common.geometry import polygon_from_flat
 from wm_safety.zones import (Margins, Zones, grow, overhangs_from_flat, points_in_polygon,
                              stoppable_speed, time_to_collision)
@@ -250,6 +250,20 @@ def test_gate_estop_is_immediate_and_speed_zone_limits_navigation(tmp_path):
     g.mux.estop_input(True, t + 0.1)
     out = g.update(t + 0.1)
     assert out.action == "estop" and out.cmd == (0.0, 0.0)
+
+
+def test_speed_limit_message_as_percentage_or_absolute():
+    """Nav2's SpeedLimit: a percentage of max_linear or m/s; 0 = none; nonsense refused."""
+    assert external_limit(25.0, True, 0.8) == pytest.approx(0.2)
+    assert external_limit(100.0, True, 0.8) == pytest.approx(0.8)
+    assert external_limit(0.3, False, 0.8) == pytest.approx(0.3)
+    assert external_limit(2.0, False, 0.8) == pytest.approx(2.0)   # above the base: no effect
+    assert external_limit(0.0, True, 0.8) == math.inf
+    assert external_limit(0.0, False, 0.8) == math.inf
+    for value, percentage in ((math.nan, False), (math.nan, True), (-0.1, False),
+                              (-5.0, True), (100.5, True), (math.inf, False)):
+        with pytest.raises(ValueError):
+            external_limit(value, percentage, 0.8)
 
 
 def test_unknown_payload_hides_only_the_chassis_and_sensors_merge():

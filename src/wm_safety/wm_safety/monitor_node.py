@@ -3,9 +3,12 @@
 In: points (sensor_msgs/PointCloud2, the raw LiDAR; not perception's products), optionally
 scan (sensor_msgs/LaserScan), cmd_vel_nav (Twist, the planner), cmd_vel_teleop (Twist, a
 joystick), estop (std_msgs/Bool: True engages and latches), payload (std_msgs/Float32 kg:
-the footprint grows with the overhang), localization_pose (for the speed-limit layer),
-speed_limit (std_msgs/Float32 m/s on navigation, 0 = none: the fleet client's while Redis
-is unreachable).
+the footprint grows with the overhang), speed_limit (nav2_msgs/SpeedLimit, or wm_msgs'
+stand-in: a percentage of max_linear or absolute m/s on navigation, 0 = none; the fleet
+client's while Redis is unreachable, or Nav2's speed filter). With a speed-zone layer: odom
+(nav_msgs/Odometry) and map->odom from tf2 where it is installed, else localization_pose
+(PoseWithCovarianceStamped in map), for the robot's map position (wm_common.ros.localization:
+a parked robot stays localised).
 Services: pause (std_srvs/SetBool), resume (std_srvs/Trigger: releases a latched e-stop).
 Out: cmd_vel (Twist or TwistStamped), safety_state (wm_msgs/SafetyState), safety_zones
 (safety_zones/{footprint,stop,slowdown}: geometry_msgs/PolygonStamped, for RViz), /diagnostics
@@ -30,8 +33,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import (Point32, PolygonStamped, PoseWithCovarianceStamped, Twist,
-                               TwistStamped)
+from geometry_msgs.msg import Point32, PolygonStamped, Twist, TwistStamped
+from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.logging import LoggingSeverity
 from sensor_msgs.msg import LaserScan, PointCloud2
@@ -42,6 +45,8 @@ from wm_common.map_io import MapError
 from wm_common.ros import lifecycle
 from wm_common.ros.convert import pose_to_pose2d, sec_to_stamp, stamp_to_sec
 from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.localization import MapToOdom, resolve_use_tf
+from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import SafetyState
@@ -50,6 +55,7 @@ from wm_safety.configure import build_gate
 from wm_safety.gate import GateOutput, SafetyGate
 from wm_safety.mux import NAV, TELEOP
 from wm_safety.params import SAFETY_PARAMS
+from wm_safety.speed_zones import external_limit
 from wm_safety.zones import Zones
 
 ABSURD_SPEED = 20.0  # |v| or |w| above this in a command is a corrupt message, not a wish
@@ -80,13 +86,12 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             self.extrinsic = [float(v) for v in p["sensor_extrinsic"]]
             if len(self.extrinsic) != 4 or not all(math.isfinite(v) for v in self.extrinsic):
                 raise ValueError("sensor_extrinsic must be 4 finite numbers [x, y, z, yaw]")
+            use_tf = resolve_use_tf(p["use_tf"])
         except (ValueError, MapError) as e:
             self.get_logger().error("configure failed: %s" % e)
             return lifecycle.FAILURE
         self.diag = DiagnosticsReporter(self, "collision monitor")
         self.payload_kg = -1.0
-        self.position: Optional[Tuple[float, float]] = None
-        self.position_t = -math.inf
         self.last_cloud_t = {}  # sensor -> newest stamp
         self.last_output_t = -math.inf
         self.last_action = ""
@@ -107,11 +112,18 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
                                      lambda m: self._on_command(TELEOP, m), CMD_VEL_QOS),
             self.create_subscription(Bool, "estop", self._on_estop, STATUS_QOS),
             self.create_subscription(Float32, "payload", self._on_payload, MAP_QOS),
-            self.create_subscription(PoseWithCovarianceStamped, "localization_pose",
-                                     self._on_localization, STATUS_QOS),
-            self.create_subscription(Float32, "speed_limit", self._on_speed_limit,
+            self.create_subscription(SpeedLimit, "speed_limit", self._on_speed_limit,
                                      STATUS_QOS),
         ]
+        # the robot's map position: only the speed-zone layer needs it
+        self.localization: Optional[MapToOdom] = None
+        if self.gate.speed_zones is not None:
+            self.localization = MapToOdom(
+                self, p["map_frame"], p["odom_frame"], use_tf, self.diag,
+                max_travel=p["localization_max_travel"], max_turn=p["localization_max_turn"],
+                odom_timeout=p["odom_timeout"])
+            self.subs.append(self.create_subscription(Odometry, "odom", self._on_odom,
+                                                      SENSOR_QOS))
         if p["use_scan"]:
             self.subs.append(self.create_subscription(LaserScan, "scan", self._on_scan,
                                                       SENSOR_QOS))
@@ -128,7 +140,9 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             "nav timeout %.2f s, limits v [%.2f, %.2f] m/s a %.2f m/s^2, cmd_vel as %s%s" % (
                 len(self.zone_spec["chassis"]), p["nav_timeout"], p["min_linear"],
                 p["max_linear"], p["decel_linear"], cmd_type.__name__,
-                ", speed zones " + p["speed_zones"] if p["speed_zones"] else ""))
+                ", speed zones %s (map->odom from %s)" % (
+                    p["speed_zones"], self.localization.source)
+                if self.localization is not None else ""))
         return lifecycle.SUCCESS
 
     def on_deactivate(self, state):
@@ -145,6 +159,9 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             self.destroy_service(s)
         for t in (self.timer, self.clock_check, self.zones_timer):
             self.destroy_timer(t)
+        if self.localization is not None:
+            self.localization.destroy()
+            self.localization = None
         self.gate = None
         return lifecycle.SUCCESS
 
@@ -265,26 +282,39 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self.gate.set_zones(Zones.build(payload_kg=kg, **self.zone_spec))
         self._publish_zones()
 
-    def _on_speed_limit(self, msg: Float32) -> None:
-        """A limit on navigation's |v| [m/s] (Nav2's speed_limit in absolute form); 0 or
-        less lifts it."""
+    def _on_speed_limit(self, msg: SpeedLimit) -> None:
+        """A limit on navigation's |v| (Nav2's SpeedLimit: a percentage of max_linear, or
+        m/s); 0 lifts it. An invalid one (NaN, negative, above 100 %) is rejected and the
+        limit in force stays."""
         if self.gate is None:
             return
-        v = float(msg.data)
-        if not math.isfinite(v):
-            return self._reject("speed_limit_invalid", "speed limit %r" % v)
-        self.gate.external_limit = v if v > 0.0 else math.inf
-        self.diag.set_value("external_speed_limit", "%.2f" % v if v > 0.0 else "none")
+        try:
+            limit = external_limit(msg.speed_limit, msg.percentage, self.p["max_linear"])
+        except ValueError as e:
+            return self._reject("speed_limit_invalid", str(e))
+        self.gate.external_limit = limit
+        self.diag.set_value("external_speed_limit",
+                            "%.2f m/s" % limit if math.isfinite(limit) else "none")
 
-    def _on_localization(self, msg: PoseWithCovarianceStamped) -> None:
-        if msg.header.frame_id != self.p["map_frame"]:
-            return self._reject("localization_frame", "pose in %r, expected %r" % (
-                msg.header.frame_id, self.p["map_frame"]))
+    def _on_odom(self, msg: Odometry) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
+            return self._reject("odom_frame", "odom in frame %r, expected %r" % (
+                msg.header.frame_id, self.p["odom_frame"]))
         try:
             pose = pose_to_pose2d(msg.pose.pose)
         except ValueError as e:
-            return self._reject("localization_invalid", str(e))
-        self.position, self.position_t = (pose.x, pose.y), stamp_to_sec(msg.header.stamp)
+            return self._reject("odom_invalid", str(e))
+        t = stamp_to_sec(msg.header.stamp)
+        if not self.localization.on_odom(t, pose):
+            self._reject("odom_out_of_order", "stamp %.3f older than the latest" % t)
+
+    def _position(self, now: float) -> Optional[Tuple[float, float]]:
+        """The robot in the speed zones' map frame, None when not localised (the layer's
+        slowest limit applies)."""
+        if self.localization is None:
+            return None
+        pose = self.localization.map_pose(now)
+        return None if pose is None else (pose.x, pose.y)
 
     def _on_timer(self) -> None:
         if not self.active or self.gate is None:
@@ -308,8 +338,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
 
     # ---------------------------------------------------------------- outputs
     def _output(self, now: float) -> None:
-        pos = self.position if now - self.position_t <= self.p["localization_timeout"] else None
-        out = self.gate.update(now, pos)
+        out = self.gate.update(now, self._position(now))
         # stamped with the time the smoother stepped to, so the steps can be checked
         self._publish_cmd(*out.cmd, stamp=sec_to_stamp(now))
         self.last_output_t = now

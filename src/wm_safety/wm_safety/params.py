@@ -1,11 +1,13 @@
 """The collision monitor's parameters: one source of truth for the node, the YAML check and the
 README table."""
 from wm_common.footprint import DEFAULT_FOOTPRINT
+from wm_common.localization import localization_params
 from wm_common.params import Param
 
 SAFETY_PARAMS = [
     Param("base_frame", "base_link", "frame of the zones and of TwistStamped output"),
     Param("map_frame", "map", "frame of localization_pose and the speed-zone layer"),
+    Param("odom_frame", "odom", "frame of odom (with a speed-zone layer)"),
     Param("cmd_vel_stamped", False,
           "publish geometry_msgs/TwistStamped on cmd_vel (Jazzy diff_drive_controller)"),
     Param("rate", 20.0, "rate of continuous zero while no input drives [Hz]", 1.0, 200.0),
@@ -73,7 +75,8 @@ SAFETY_PARAMS = [
     Param("speed_zones", "",
           "speed-limit layer (Nav2 speed-filter mask YAML); '' = none; a relative path is "
           "looked up in wm_bringup's config/speed_zones/"),
-    Param("localization_timeout", 2.0,
-          "older localization_pose: not localised, the layer's slowest limit applies [s]",
-          0.1, 60.0),
+    *localization_params("the layer's slowest limit applies"),
+    Param("odom_timeout", 0.5,
+          "without odometry this recent the map position is unknown: the layer's slowest "
+          "limit applies [s]", 0.05, 10.0),
 ]

@@ -69,6 +69,21 @@ class SpeedZones:
         return math.inf
 
 
+def external_limit(speed_limit: float, percentage: bool, max_linear: float) -> float:
+    """A limit on navigation's |v| [m/s] (inf = none) from Nav2's SpeedLimit message: a
+    percentage of `max_linear` (the gate's forward speed limit) or absolute m/s; 0 means no
+    limit, as in Nav2. ValueError for NaN, infinite or negative values and percentages above
+    100."""
+    v = float(speed_limit)
+    if not math.isfinite(v) or v < 0.0:
+        raise ValueError("speed limit %r %s" % (v, "%" if percentage else "m/s"))
+    if percentage and v > 100.0:
+        raise ValueError("speed limit %r %% is above 100 %%" % v)
+    if v == 0.0:
+        return math.inf
+    return v / 100.0 * max_linear if percentage else v
+
+
 def write_mask(yaml_path: str, image_name: str, width_m: float, height_m: float,
                resolution: float, zones, comment: str = "") -> None:
     """Write a speed mask with rectangular zones [(x0, y0, x1, y1, percent), ...] (map
