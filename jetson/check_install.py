@@ -31,7 +31,7 @@ ROS_PACKAGES = (
     "rclpy", "launch", "launch_ros", "ros2launch", "ament_index_python",
     "builtin_interfaces", "std_msgs", "std_srvs", "rcl_interfaces", "lifecycle_msgs",
     "action_msgs", "geometry_msgs", "nav_msgs", "sensor_msgs", "visualization_msgs",
-    "diagnostic_msgs", "tf2_ros", "rmw_fastrtps_cpp",
+    "diagnostic_msgs", "tf2_ros", "tf2_msgs", "nav2_msgs", "rmw_fastrtps_cpp",
 )
 OPTIONAL_ROS_PACKAGES = ("rosbag2_storage_mcap",)
 

@@ -355,9 +355,10 @@ def test_package_manifest_and_setup():
     assert {"ros_gz_sim", "ros_gz_bridge", "robot_state_publisher"} <= deps
     # sim.launch.py lives in wm_bringup, which depends on wm_gazebo (not the other way round)
     assert "wm_bringup" not in deps
-    bringup = {e.text for e in parse(REPO / "src" / "wm_bringup" / "package.xml")
-               .findall("exec_depend")}
-    assert "wm_gazebo" in bringup
+    # a development-tool dependency of wm_bringup (sim.launch.py): robots never install Gazebo
+    bringup = parse(REPO / "src" / "wm_bringup" / "package.xml")
+    assert "wm_gazebo" in {e.text for e in bringup.findall("test_depend")}
+    assert "wm_gazebo" not in {e.text for e in bringup.findall("exec_depend")}
     assert root.findtext("export/build_type") == "ament_python"
     assert (PKG / "resource" / "wm_gazebo").exists()
     setup_py = (PKG / "setup.py").read_text()
