@@ -3,7 +3,7 @@
 #   source scripts/env.sh
 # It activates .venv (ROS 2 Kilted from PyPI wheels), puts the venv prefix on
 # AMENT_PREFIX_PATH / CMAKE_PREFIX_PATH, sources the colcon overlay ros2_ws/install (if built)
-# and selects Fast DDS.
+# and selects Fast DDS with the project's profile (config/fastdds.xml).
 
 _wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export WM_REPO_ROOT="$_wm_root"
@@ -42,5 +42,18 @@ fi
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Large point clouds between processes need a bigger shared-memory segment than Fast DDS's
 # default (measured: 2% vs 100% delivery of 0.8 MB clouds at 10 Hz; see config/fastdds.xml).
+# Fast DDS 3.x (Kilted, this venv) reads FASTDDS_DEFAULT_PROFILES_FILE and config/fastdds.xml;
+# Fast DDS 2.x (Humble's 2.6, Jazzy's 2.14) reads only FASTRTPS_DEFAULT_PROFILES_FILE and needs
+# config/fastdds_humble.xml (2.x and 3.x name the heartbeat element differently). Each variable
+# is set only if unset. FASTRTPS_DEFAULT_PROFILES_FILE is left alone under Fast DDS 3: there
+# rmw_fastrtps loads that file too and logs a deprecation warning in every process (measured;
+# FASTDDS_DEFAULT_PROFILES_FILE wins when both are set).
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_wm_root/config/fastdds.xml}"
+for _wm_lib in "$VIRTUAL_ENV"/lib/libfastrtps.so.2*; do
+  if [ -e "$_wm_lib" ]; then
+    export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_wm_root/config/fastdds_humble.xml}"
+  fi
+  break
+done
+unset _wm_lib
 unset _wm_root

@@ -110,9 +110,12 @@ def test_dockerfile_is_consistent_with_the_repository():
     assert "check_install.py" in text and "HEALTHCHECK" in text and "healthcheck.py" in text
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0", "0:0"), users
-    # the same Fast DDS profile as the plain unit, under Humble's variable name
-    assert "FASTRTPS_DEFAULT_PROFILES_FILE=/opt/wm/config/fastdds.xml" in text
-    assert (REPO / "config" / "fastdds.xml").is_file()
+    # the same Fast DDS profile as the plain unit, under Humble's variable name, in the Fast DDS
+    # 2.x syntax (Humble's 2.6 drops config/fastdds.xml whole: heartbeat_period is 3.x's name)
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE=/opt/wm/config/fastdds_humble.xml" in text
+    assert "Environment=FASTRTPS_DEFAULT_PROFILES_FILE=/opt/wm/config/fastdds_humble.xml" in (
+        JETSON / "wm-robot.service").read_text()
+    assert (REPO / "config" / "fastdds_humble.xml").is_file()
 
 
 # --- shell scripts --------------------------------------------------------------------------------

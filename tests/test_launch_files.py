@@ -118,7 +118,9 @@ def test_bringup_installs_launch_and_config():
     installed = REPO / "ros2_ws" / "install" / "wm_bringup" / "share" / "wm_bringup"
     for path in launch_files():
         assert (installed / "launch" / path.name).exists()
-    assert (installed / "config" / "robot.yaml").exists()
+    for rel in ("robot.yaml", "wm.rviz", "fastdds.xml", "fastdds_humble.xml",
+                "diagnostics/analyzers.yaml"):
+        assert (installed / "config" / rel).exists(), rel
 
 
 def declared_arguments(path: Path):
@@ -160,3 +162,48 @@ def test_robot_launch_runs_the_lifecycle_manager_over_its_own_nodes():
     assert names is not None and set(names) == lifecycle, (names, lifecycle)
     # the safety gate comes after the planner it guards; perception before the planner
     assert names.index("perception") < names.index("planner") < names.index("collision_monitor")
+
+
+def _remaps(tree, call):
+    """The (from, to) pairs of a Node's remappings=, following a module-level list name."""
+    consts = {t.id: v for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) for v in [n.value]}
+    pairs = []
+
+    def collect(node):
+        if isinstance(node, ast.Name):
+            collect(consts[node.id])
+        elif isinstance(node, ast.BinOp):
+            collect(node.left)
+            collect(node.right)
+        elif isinstance(node, ast.List):
+            pairs.extend((e.elts[0].value, e.elts[1].value) for e in node.elts)
+    collect(kwarg(call, "remappings"))
+    return set(pairs)
+
+
+def test_rviz_launch_runs_rviz_and_the_robot_model_in_the_robots_namespace():
+    """rviz.launch.py: namespace (default robot1) and rviz_config; RViz and robot_state_publisher
+    in that namespace with TF on <ns>/tf, <ns>/tf_static (the multi-robot convention) and RViz's
+    tools on <ns>/goal_pose, <ns>/initialpose, <ns>/clicked_point; the URDF as robot_description,
+    no frame_prefix (frames stay unprefixed)."""
+    path = LAUNCH / "rviz.launch.py"
+    tree = ast.parse(path.read_text())
+    args = {c.args[0].value: c for c in calls(tree, "DeclareLaunchArgument")}
+    assert {"namespace", "rviz_config"} <= set(args)
+    assert kwarg(args["namespace"], "default_value").value == "robot1"
+    nodes = {kwarg(c, "package").value: c for c in calls(tree, "Node")}
+    assert set(nodes) == {"rviz2", "robot_state_publisher"}
+    tf = {("/tf", "tf"), ("/tf_static", "tf_static")}
+    tools = {("/goal_pose", "goal_pose"), ("/initialpose", "initialpose"),
+             ("/clicked_point", "clicked_point")}
+    for pkg, call in nodes.items():
+        ns = kwarg(call, "namespace")
+        assert isinstance(ns, ast.Name) and ns.id == "namespace", pkg
+        assert tf <= _remaps(tree, call), pkg
+    assert tools <= _remaps(tree, nodes["rviz2"])
+    rviz_args = kwarg(nodes["rviz2"], "arguments")
+    assert rviz_args.elts[0].value == "-d" and rviz_args.elts[1].id == "rviz_config"
+    rsp = ast.dump(kwarg(nodes["robot_state_publisher"], "parameters"))
+    assert "'robot_description'" in rsp and "frame_prefix" not in rsp
+    assert "'wm_robot.urdf'" in ast.dump(tree) and "'wm.rviz'" in ast.dump(tree)
