@@ -1,5 +1,5 @@
 # Entry points of the wm navigation stack. `make setup` is idempotent and fast when nothing changed.
-.PHONY: setup test demo bench eval sweep service data train finetune clean
+.PHONY: setup test demo bench eval sweep service data train finetune compat clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,14 @@ demo: setup
 
 bench: setup
 	scripts/with_env python benchmarks/run_all.py
+
+# Interoperability with upstream ROS 2 code (not part of make test): the tests in tests/compat/
+# with launch/launch_ros/ros2launch, tf2_ros, nav2_msgs and nav2_simple_commander from
+# ROS_OVERLAY, a bash file to source (a ROS 2 install's setup.bash, or a colcon overlay of the
+# upstream sources built against this environment; README: Compatibility).
+ROS_OVERLAY ?=
+compat: setup
+	ROS_OVERLAY="$(ROS_OVERLAY)" scripts/with_env bash scripts/run_compat.sh
 
 # Closed-loop scenario suite (config/scenarios/*.yaml) -> EVALUATION.md and out/eval/
 eval: setup

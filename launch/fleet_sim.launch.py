@@ -39,14 +39,16 @@ def robots_and_simulator(context):
                      "robots": ids,
                      # the gates publish TwistStamped: the base logs when each was issued
                      "cmd_vel_stamped": True}])]
-    for robot in ids:
+    for i, robot in enumerate(ids):
         actions.append(IncludeLaunchDescription(
             PythonLaunchDescriptionSource(
                 PathJoinSubstitution([FindPackageShare("wm_bringup"), "launch",
                                       "robot.launch.py"])),
             launch_arguments={"namespace": robot, "use_sim_time": "true",
                               "cmd_vel_stamped": "true", "redis_url": redis_url,
-                              "rviz": "false"}.items()))
+                              "rviz": "false",
+                              # one Prometheus endpoint per robot on this host
+                              "metrics_port": str(9469 + i)}.items()))
     return actions
 
 
@@ -76,10 +78,10 @@ def generate_launch_description():
             name="redis_server", output="screen",
             condition=IfCondition(PythonExpression(["'", redis_url, "' == 'local'"]))),
         OpaqueFunction(function=robots_and_simulator),
-        Node(
-            package="rviz2", executable="rviz2", name="rviz2", namespace="robot1",
-            arguments=["-d", PathJoinSubstitution([FindPackageShare("wm_bringup"), "config",
-                                                   "wm.rviz"])],
-            parameters=[{"use_sim_time": True}],
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([FindPackageShare("wm_bringup"), "launch",
+                                      "rviz.launch.py"])),
+            launch_arguments={"namespace": "robot1", "use_sim_time": "true"}.items(),
             condition=IfCondition(LaunchConfiguration("rviz"))),
     ])

@@ -27,9 +27,11 @@ class ProcessGroup:
         self.procs = []
 
     def start(self, package: str, exe: str, *ros_args: str, name: str = "") -> subprocess.Popen:
-        name = name or exe
+        return self.run([executable(package, exe), "--ros-args", *ros_args], name or exe)
+
+    def run(self, cmd, name: str) -> subprocess.Popen:
+        """Any command (e.g. `ros2 launch ...`) in its own session, logged to <name>.log."""
         log = open(self.logdir / ("%s.log" % name), "w")
-        cmd = [executable(package, exe), "--ros-args", *ros_args]
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
                              start_new_session=True)
         p.log_path = self.logdir / ("%s.log" % name)

@@ -207,3 +207,21 @@ def test_rviz_launch_runs_rviz_and_the_robot_model_in_the_robots_namespace():
     rsp = ast.dump(kwarg(nodes["robot_state_publisher"], "parameters"))
     assert "'robot_description'" in rsp and "frame_prefix" not in rsp
     assert "'wm_robot.urdf'" in ast.dump(tree) and "'wm.rviz'" in ast.dump(tree)
+
+
+def test_each_robot_of_a_fleet_gets_its_own_endpoints_and_tf_topics():
+    """Robots on one host must not share the monitor's Prometheus port (a second monitor's
+    configure fails with 'Address already in use' and its lifecycle manager brings the robot
+    down, seen under ros2 launch), and every node reads the robot's own TF (/<ns>/tf)."""
+    robot = (LAUNCH / "robot.launch.py").read_text()
+    fleet = (LAUNCH / "fleet_sim.launch.py").read_text()
+    assert 'DeclareLaunchArgument(\n            "metrics_port"' in robot
+    assert '"metrics_port": metrics_port' in robot
+    assert re.search(r'"metrics_port": str\(9469 \+ i\)', fleet)
+    tree = ast.parse(robot)
+    nodes = list(calls(tree, "LifecycleNode"))
+    assert len(nodes) == 5
+    for node in nodes:
+        remaps = ast.unparse(kwarg(node, "remappings"))
+        assert "TF_REMAPS" in remaps, ast.unparse(kwarg(node, "name"))
+    assert 'TF_REMAPS = [("/tf", "tf"), ("/tf_static", "tf_static")]' in robot

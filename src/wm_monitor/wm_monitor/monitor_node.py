@@ -72,7 +72,8 @@ class MonitorNode(lifecycle.ManagedNode):
                                 max_delay=p["max_delay"], max_gap=p["max_gap"],
                                 window=p["window"])
             cfg.validate()
-            if p["world_model_artifact"]:
+            # "none": what robot.launch.py's world_model:=none says (as the planner reads it)
+            if p["world_model_artifact"].strip().lower() not in ("", "none"):
                 predictor = load_world_model(p["world_model_artifact"], p["dt"],
                                              public_key_file=p["world_model_public_key"])
             else:

@@ -7,7 +7,7 @@ MONITOR_PARAMS = [
           "component of the node's namespace)"),
     Param("world_model_artifact", "worldmodel-1.0.0",
           "world-model artifact directory, or the name of one shipped with wm_world_model "
-          "(the planner's); '' = measure plain unicycle kinematics instead"),
+          "(the planner's); '' or none = measure plain unicycle kinematics instead"),
     Param("world_model_public_key", "",
           "Ed25519 public key file (PEM); when set, the artifact's signature must verify"),
     Param("dt", 0.1, "control period the world model steps [s] (the planner's dt)", 0.01, 1.0),

@@ -34,6 +34,10 @@ SIM_PARAMS = [
     Param("lidar_frame", "lidar_link", "frame_id of the published clouds"),
     Param("odom_frame", "odom", "frame_id of odometry"),
     Param("base_frame", "base_link", "child_frame_id of odometry"),
+    Param("publish_tf", True,
+          "per robot on /<robot>/tf: odom->base (odometry) and map->odom (localization); on "
+          "/<robot>/tf_static: base->lidar (lidar_mount). Needs tf2_msgs (a ROS install); "
+          "without it the topics carry the same information"),
     Param("map_frame", "map", "frame of localization, ground truth and /map"),
     Param("cmd_vel_stamped", False, "expect geometry_msgs/TwistStamped on cmd_vel"),
     Param("cmd_timeout", 0.5, "the base stops when no command arrived for this long [s]",

@@ -5,9 +5,14 @@ organized, SensorDataQoS), odom (nav_msgs/Odometry from wheel encoders: it drift
 slip), localization_pose (PoseWithCovarianceStamped in map, an AMCL stand-in), ground_truth
 (nav_msgs/Odometry in map: for evaluation and training labels only, never for the robot's
 nodes), payload (std_msgs/Float32 kg, transient local, on start and on every change), and
-cmd_vel in (Twist, or TwistStamped by parameter). Global: /map (OccupancyGrid,
-transient local), /clock (lockstep mode) and /sim/cycle (std_msgs/String, JSON per control
-cycle: simulated time, wall-clock latency from each robot's scan to its command, contacts).
+cmd_vel in (Twist, or TwistStamped by parameter). TF (REP-105, Nav2's multi-robot convention:
+namespaced tf topics, unprefixed frames) where tf2_msgs is installed and publish_tf is true:
+/<robot>/tf carries odom->base_link from the wheel odometry every physics step and map->odom
+from the localization (as AMCL does: map->base * inverse(odom->base) at each update, then
+republished every step), /<robot>/tf_static base_link->lidar_link from lidar_mount.
+Global: /map (OccupancyGrid, transient local), /clock (lockstep mode) and /sim/cycle
+(std_msgs/String, JSON per control cycle: simulated time, wall-clock latency from each robot's
+scan to its command, contacts).
 
 Lockstep (default): the simulator owns /clock. Each control cycle it simulates one period,
 publishes the scans, then waits until every robot has answered with a command (or a wall
@@ -31,12 +36,13 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Float32, String
 
-from wm_common.geometry import Pose2D
+from wm_common.geometry import Pose2D, compose, inverse
 from wm_common.point_layouts import OUSTER, pack_points
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp
+from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp, transform_stamped
 from wm_common.ros.params import declare_params
-from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
+from wm_common.ros.qos import (CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS, TF_QOS,
+                               TF_STATIC_QOS)
 from wm_sim.dynamics import DiffDriveParams
 from wm_sim.engine import KinematicEngine
 from wm_sim.lidar import LidarSpec
@@ -44,6 +50,12 @@ from wm_sim.localization import Localization
 from wm_sim.odometry import WheelOdometry
 from wm_sim.params import SIM_PARAMS
 from wm_sim.scenario import RobotSpec, Scenario, load_scenario, load_world
+
+try:  # tf2_msgs: on a full ROS 2 install; not on PyPI
+    from tf2_msgs.msg import TFMessage
+    HAVE_TF_MSGS = True
+except ImportError:  # pragma: no cover - depends on the install
+    HAVE_TF_MSGS = False
 
 # Simulated time starts here rather than at 0: a zero stamp means "unset" to many ROS tools.
 T0 = 1.0
@@ -88,6 +100,16 @@ class SimRobot:
         # What the robot carries [kg], latched: a fleet's task system knows it on a real robot;
         # the planner's world model uses it (topic `payload`).
         self.payload_pub = node.create_publisher(Float32, ns + "/payload", MAP_QOS)
+        self.map_to_odom = None   # Pose2D, from the last localization update
+        self.tf_pub = self.tf_static_pub = None
+        if p["publish_tf"] and HAVE_TF_MSGS:
+            self.tf_pub = node.create_publisher(TFMessage, ns + "/tf", TF_QOS)
+            self.tf_static_pub = node.create_publisher(TFMessage, ns + "/tf_static",
+                                                       TF_STATIC_QOS)
+            x, y, z, yaw = p["lidar_mount"]
+            self.tf_static_pub.publish(TFMessage(transforms=[transform_stamped(
+                p["base_frame"], p["lidar_frame"], Pose2D(x, y, yaw),
+                sec_to_stamp(T0), z)]))
         self.rejected = 0
         self.cmd_log = []
 
@@ -131,6 +153,9 @@ class SimulatorNode(Node):
                                 self.scenario.localization_correlation_time)
                        for i, r in enumerate(self.scenario.robots)]
         self.events = list(self.scenario.events)
+        if p["publish_tf"] and not HAVE_TF_MSGS:
+            self.get_logger().info("publish_tf: tf2_msgs is not installed, no TF published "
+                                   "(odom and localization_pose carry the same)")
         self.sim_time = T0
         self.map_pub = self.create_publisher(OccupancyGrid, "/map", MAP_QOS)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["lockstep"] else None
@@ -250,6 +275,8 @@ class SimulatorNode(Node):
             est = r.localization.update(self.sim_time, self.engine.pose(r.id))
             if est is not None:
                 self._publish_localization(r, est, stamp)
+                r.map_to_odom = compose(est.pose, inverse(r.odometry.pose))
+            self._publish_tf(r, stamp)
 
     def _apply(self, ev) -> None:
         if ev.kind == "move_obstacle":
@@ -292,6 +319,16 @@ class SimulatorNode(Node):
         tv, tw = self.engine.body_velocity(r.id)
         truth.twist.twist.linear.x, truth.twist.twist.angular.z = float(tv), float(tw)
         r.truth_pub.publish(truth)
+
+    def _publish_tf(self, r: SimRobot, stamp) -> None:
+        if r.tf_pub is None:
+            return
+        p = self.p
+        tfs = [transform_stamped(p["odom_frame"], p["base_frame"], r.odometry.pose, stamp)]
+        if r.map_to_odom is not None:
+            tfs.append(transform_stamped(p["map_frame"], p["odom_frame"], r.map_to_odom,
+                                         stamp))
+        r.tf_pub.publish(TFMessage(transforms=tfs))
 
     def _publish_localization(self, r: SimRobot, est, stamp) -> None:
         msg = PoseWithCovarianceStamped()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseStamped
+from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
 from nav_msgs.msg import Path
 
 from wm_common.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
@@ -39,6 +39,22 @@ def pose2d_to_pose(p: Pose2D, z: float = 0.0) -> Pose:
     (msg.orientation.x, msg.orientation.y,
      msg.orientation.z, msg.orientation.w) = quaternion_from_yaw(float(p.yaw))
     return msg
+
+
+def transform_stamped(parent: str, child: str, p: Pose2D, stamp, z: float = 0.0
+                      ) -> TransformStamped:
+    """geometry_msgs/TransformStamped parent->child of a planar pose (child's pose in parent)
+    raised by z, for tf2_msgs/TFMessage."""
+    t = TransformStamped()
+    t.header.stamp = stamp
+    t.header.frame_id = parent
+    t.child_frame_id = child
+    t.transform.translation.x, t.transform.translation.y = float(p.x), float(p.y)
+    t.transform.translation.z = float(z)
+    q = quaternion_from_yaw(p.yaw)
+    r = t.transform.rotation
+    r.x, r.y, r.z, r.w = (float(v) for v in q)
+    return t
 
 
 def grid_to_distance_field(grid: Grid2D, msg) -> None:
