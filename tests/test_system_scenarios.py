@@ -59,6 +59,11 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     of the block, at the fork between going round it above or below, before going the same
     way round as the other: same route, same path length within 4 %).
 
+    Paced at real time at most (max_real_time_factor 1.0, as the fault drills run): unpaced,
+    3 of 10 pairs failed here, with the code before and after issue 18 alike (time to goal
+    10.7-25.5 s; perception refused clouds for want of odometry and the planner stopped on
+    stale inputs as the simulation ran at x3); paced, 8 runs took 11.4-14.5 s.
+
     Lockstep makes the command sequence independent of machine speed; what still varies
     between runs is DDS delivery order (which odometry sample a cloud is paired with), and
     MPPI amplifies such differences (measured: two runs drifted up to 0.84 m apart at equal
@@ -68,8 +73,12 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     domain_env()
     runs, paths = [], []
     for i in range(2):
+        # at most real time: lockstep waits for the gate's command, which the gate sends on
+        # its own timer, so an unpaced simulation (x3 here) outruns perception and planner
+        # (clouds refused for want of odometry, stale-input stops) by amounts that vary
         s = run_scenario(parse_scenario(SCENE), tmp_path / str(i), engine="mujoco",
-                         wall_timeout=120.0, quiet=True, planner_params={"seed": 7})
+                         wall_timeout=120.0, quiet=True, planner_params={"seed": 7},
+                         node_params={"simulator": {"max_real_time_factor": "1.0"}})
         g = s["goals"]["robot1"][0]
         assert g["status"] == "reached", s["goals"]
         assert s["kpis"]["contacts"] == 0
