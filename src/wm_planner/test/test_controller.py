@@ -230,3 +230,31 @@ def test_back_up_reverses_along_the_robots_own_path():
     plain = BackUp(0.6, 0.1)
     assert plain.start(RecoveryContext(0.0, 0.0, 0.0, 0.0, 0.0, field, fp)) is None
     assert plain.step(RecoveryContext(0.1, 0.0, 0.0, 0.0, 0.0, field, fp)) == (-0.1, 0.0)
+
+
+def test_follow_path_drives_the_given_path_and_a_replan_to_the_same_end_goes_on():
+    """Nav2's FollowPath: the path is the route (held, no timeout) and its end the goal; a
+    navigator re-sending a path to the same end every second does not restart the goal (the
+    progress checker keeps its baseline); the goal's end releases the path."""
+    world = BoxWorld([(1.0, 1.2, -1.5, 1.5)])        # a wall across the straight line
+    c = Controller(params(world_model_artifact=""))
+    path = np.array([[0.0, 0.0], [0.4, 2.3], [1.8, 2.3], [3.0, 0.0]])   # over the wall's end
+    assert c.follow_path(path, "map", Pose2D(3.0, 0.0, 0.0), 0.0)        # a new goal
+    d = Drive(world, c, 0.0, 0.0, 0.0)
+    for _ in range(25):
+        d.step()
+    baseline = c.progress._baseline
+    assert baseline is not None
+    # the same end again, a slightly different path (a replan): not a new goal
+    assert not c.follow_path(path + [0.0, 0.05], "map", Pose2D(3.0, 0.0, 0.0), d.t)
+    assert c.progress._baseline == baseline
+    assert c.routes.external_held
+    out = d.until_outcome(40.0)
+    assert out is not None and out.outcome.code == ctl.REACHED, d.outs[-1]
+    assert {o.route_event for o in d.outs if o.route is not None} == {"external"}
+    # it went the path's way: over the wall's upper end (y > 1.5)
+    assert max(o.result.trajectory[0, 1] for o in d.outs if o.result is not None) > 1.5
+    assert c.routes.external is None and not c.routes.external_held   # released at the end
+    with pytest.raises(ValueError):
+        Controller(params(world_model_artifact="", global_route=False)).follow_path(
+            path, "map", Pose2D(3.0, 0.0, 0.0), 0.0)

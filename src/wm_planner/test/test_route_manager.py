@@ -71,3 +71,27 @@ def test_a_route_that_ended_short_of_the_goal_gives_way_to_one_that_reaches_it()
     route, what = rm.update(1.1, Pose2D(0, 0, 0), (6.0, 0.0), gone, ident)
     assert what == "planned: period"
     np.testing.assert_allclose(route[-1], [6.0, 0.0], atol=0.11)
+
+
+def test_a_held_external_path_stays_until_the_goal_ends_and_plan_once_leaves_the_route():
+    rm = RouteManager(0.3, external_timeout=2.0)
+    rm.set_map(room_with_wall())
+    m2o = Pose2D(0.0, 0.0, 0.0)
+    own, what = rm.update(0.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)
+    assert what.startswith("planned")
+    # a planner-server request: a route of its own, the robot's untouched
+    other = rm.plan_once((0.0, 3.0), (6.0, 3.0))
+    assert other.ok and np.allclose(other.route[-1], [6.0, 3.0])
+    np.testing.assert_allclose(rm.route_map, own)
+    assert not rm.plan_once((0.0, 0.0), (30.0, 0.0)).ok            # off the map: a reason
+    # FollowPath's path: no timeout
+    rm.set_external(10.0, "map", [[0.0, 0.0], [1.0, 0.0]], hold=True)
+    assert rm.update(100.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)[1] == "external"
+    rm.new_goal()                                                  # the goal ended
+    assert rm.external is None
+    assert rm.update(101.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)[1].startswith("planned")
+    # a fresh `plan` topic path is not held: a new goal keeps it, its timeout ends it
+    rm.set_external(200.0, "map", [[0.0, 0.0], [1.0, 0.0]])
+    rm.new_goal()
+    assert rm.update(201.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)[1] == "external"
+    assert rm.update(203.0, Pose2D(0, 0, 0), (6.0, 0.0), None, m2o)[1] != "external"
