@@ -113,6 +113,36 @@ def test_ros2_launch_robot_launch(tmp_path):
         procs.stop_all()
 
 
+def test_ros2_launch_two_robots_each_on_its_own_tf(tmp_path, rclpy_node):
+    """fleet_sim.launch.py robots:=2: both robots' nodes come up (one Prometheus port each)
+    and each robot's planner reads map->odom from its own /<robot>/tf."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from wm_common.net import free_port
+    procs = ProcessGroup(tmp_path)
+    arrays = rclpy_node.collect(DiagnosticArray, "/diagnostics", 50)
+
+    def planners_on_tf2():
+        got = {}
+        for msg in list(arrays):
+            for st in msg.status:
+                for kv in st.values:
+                    if kv.key == "map_to_odom":
+                        got[st.name] = kv.value
+        return all(got.get("/robot%d/planner: planner" % i) == "ok (tf2)" for i in (1, 2))
+
+    try:
+        launch = procs.run(["ros2", "launch", "wm_bringup", "fleet_sim.launch.py", "robots:=2",
+                            "world:=warehouse_small", "engine:=kinematic",
+                            "redis_port:=%d" % free_port()], "fleet_sim_2")
+        ok = wait_for(lambda: procs.log(launch).count(
+            "all %d nodes active" % len(NODES)) >= 2, 240.0, period=0.5)
+        assert ok, procs.log(launch)[-6000:]
+        assert "Address already in use" not in procs.log(launch)
+        assert wait_for(planners_on_tf2, 30.0, period=0.5)
+    finally:
+        procs.stop_all()
+
+
 def test_ros2_launch_fleet_sim_brings_every_node_up(stack):
     procs, launch = stack
     log = procs.log(launch)
