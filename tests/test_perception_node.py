@@ -140,6 +140,16 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
         if wait_for(lambda: len(fields) > n_fields, 0.2):
             break
     assert len(fields) > n_fields
+    # a cloud already in the base frame (a filter chain's output) needs no transform, tf2
+    # or not: the same wall, 2 m ahead of the base (at x = 1 in odom)
+    n_fields = len(fields)
+    for _ in range(20):
+        send(lambda s: wall_cloud(s, frame="base_link"))
+        if wait_for(lambda: len(fields) > n_fields, 0.2):
+            break
+    assert len(fields) > n_fields, (counters(), procs.log(proc))
+    grid = distance_field_to_grid(fields[-1])
+    assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
 
 
 MODEL = Path(__file__).resolve().parent.parent / "src" / "wm_perception" / "models" / "encoder_v2"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from wm_common.point_layouts import HESAI, OUSTER, VELODYNE, XYZ, pack_points
-from wm_perception.pointcloud import decode_points
+from wm_perception.pointcloud import decode_points, relative_time
 from wm_perception.tools import replay
 
 
@@ -98,7 +98,7 @@ def test_pack_for_layout_decodes_back(layout):
     np.testing.assert_array_equal(cloud.xyz, xyz)
     if layout.time_field is None:
         return
-    t = replay._relative_time(cloud.time, st * 1e-9) + (st - stamp) * 1e-9
+    t = relative_time(cloud.time, st * 1e-9) + (st - stamp) * 1e-9
     np.testing.assert_allclose(t, t_rel, atol=1e-6)
     if layout is OUSTER:
         assert st == stamp - 50_000_000     # uint32 ns: the stamp moves to the first point

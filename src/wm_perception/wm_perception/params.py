@@ -37,10 +37,12 @@ PERCEPTION_PARAMS = [
     Param("deskew", False,
           "motion-compensate each point with its time field and the odometry twist"),
     Param("time_field", "t",
-          "per-point time field for deskew (Ouster 't' ns, Velodyne 'time' s, Hesai/Livox "
-          "'timestamp')"),
+          "per-point time field for deskew when the cloud has it; else the driver layout's "
+          "own (Ouster 't' ns, Velodyne 'time' s, Hesai 'timestamp' s, Livox 'timestamp' ns: "
+          "the units come from the layout, wm_common.point_layouts)"),
     Param("time_absolute", False,
-          "the time field is absolute (Hesai, Livox) rather than relative to the stamp"),
+          "the time field is absolute even though small (absolute times after 1e6 s, as "
+          "Hesai's and Livox's, are recognised without it)"),
     Param("outlier_filter", False,
           "statistical outlier removal (costly: hundreds of ms on 131k points; for sparse or "
           "noisy sensors)"),

@@ -40,7 +40,7 @@ from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
-from wm_perception.pointcloud import CloudError, decode_points
+from wm_perception.pointcloud import CloudError, decode_points, relative_time, time_source
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
     import tf2_ros
@@ -151,6 +151,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         return self.odom.nearest(t, self.p["odom_tolerance"])
 
     def _sensor_in_base(self, msg: PointCloud2):
+        if msg.header.frame_id == self.p["base_frame"]:
+            return (0.0, 0.0, 0.0, 0.0)   # already in the base frame (a filter chain's output)
         if not self.use_tf:
             if msg.header.frame_id != self.p["sensor_frame"]:
                 return None
@@ -179,13 +181,15 @@ class PerceptionNode(lifecycle.ManagedNode):
         if extrinsic is None:
             return self._reject("unknown_frame", "no transform from %r to %r" % (
                 msg.header.frame_id, self.p["base_frame"]))
-        time_field = None
-        if self.p["deskew"] and any(f.name == self.p["time_field"] for f in msg.fields):
-            time_field = self.p["time_field"]
+        time_field = time_scale = None
+        if self.p["deskew"]:
+            # each driver's own units (wm_common.point_layouts): Livox's float64 is ns
+            time_field, time_scale = time_source(msg.fields, msg.point_step,
+                                                 self.p["time_field"])
         try:
             cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
                                   msg.row_step, msg.is_bigendian, max_points=self.p["max_points"],
-                                  time_field=time_field)
+                                  time_field=time_field, time_scale=time_scale)
         except CloudError as e:
             return self._reject(e.reason, str(e))
         if self.p["deskew"] and cloud.time is None:
@@ -207,7 +211,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         t0 = time.perf_counter()
         t_rel = None
         if cloud.time is not None:
-            t_rel = cloud.time - t if self.p["time_absolute"] else cloud.time
+            # absolute driver times (Hesai s, Livox ns) are told apart by their size
+            t_rel = cloud.time - t if self.p["time_absolute"] else relative_time(cloud.time, t)
         pose, twist = odom[1]
         out = self.perception.process(cloud.xyz, extrinsic, pose, t_rel=t_rel, twist=twist)
         self.last_cloud_t = t

@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from wm_common.point_layouts import (DATATYPE_SIZES, FLOAT_DATATYPES, FLOAT64,
-                                     INTEGER_DATATYPES, numpy_dtype)
+                                     INTEGER_DATATYPES, LAYOUTS, Layout, numpy_dtype)
 
 # Every reason decode_points can raise, so a node can pre-register its counters.
 REASONS = (
@@ -257,3 +257,48 @@ def decode_message(msg, **kwargs) -> DecodedCloud:
     except AttributeError as exc:
         raise CloudError("bad_header", "not a PointCloud2-like message (%s)" % exc) from None
     return decode_points(*args, **kwargs)
+
+
+def match_layout(fields, point_step: Optional[int] = None
+                 ) -> Tuple[Optional[Layout], Optional[str], Optional[float]]:
+    """(layout, time field, time scale to seconds) for a message's fields: the known driver
+    layout with a time field whose fields all appear with the same offsets and types (or,
+    for layouts without time, that and the same point_step), else (None, a field named
+    t/time/timestamp if any, the decoder's default scale)."""
+    have = {(f.name, int(f.offset), int(f.datatype)) for f in fields}
+    for lay in LAYOUTS.values():
+        if lay.time_field and all((f.name, f.offset, f.datatype) in have for f in lay.fields):
+            return lay, lay.time_field, lay.time_scale
+    for lay in LAYOUTS.values():
+        if not lay.time_field and point_step in (None, lay.point_step) and all(
+                (f.name, f.offset, f.datatype) in have for f in lay.fields):
+            return lay, None, None
+    names = {f.name for f in fields}
+    for name in ("t", "time", "timestamp"):
+        if name in names:
+            return None, name, None
+    return None, None, None
+
+
+def relative_time(t: Optional[np.ndarray], stamp_s: float) -> Optional[np.ndarray]:
+    """Driver time (s) -> relative to the stamp: absolute times (later than 1e6 s past the
+    epoch: Hesai's UNIX seconds, Livox's nanoseconds once scaled) have the stamp subtracted;
+    relative ones (Ouster's ns since the scan start, Velodyne's s) are kept."""
+    if t is None or t.size == 0:
+        return t
+    if float(np.nanmedian(np.abs(t))) > 1e6:
+        return t - stamp_s
+    return t
+
+
+def time_source(fields, point_step: int, preferred: str = ""
+                ) -> Tuple[Optional[str], Optional[float]]:
+    """(per-point time field, factor to seconds) of a cloud, by its driver's layout
+    (wm_common.point_layouts: Ouster uint32 ns, Velodyne float32 s, Hesai float64 s, Livox
+    float64 ns): `preferred` when the cloud has that field (scaled as its layout says, else by
+    the decoder's rule: integers are ns, floats s), else the layout's own time field; (None,
+    None) for a cloud without per-point time."""
+    _, field, scale = match_layout(fields, point_step)
+    if preferred and any(f.name == preferred for f in fields):
+        return preferred, (scale if field == preferred else None)
+    return field, scale

@@ -18,9 +18,9 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from wm_common.point_layouts import (INTEGER_DATATYPES, LAYOUTS, OUSTER, FieldSpec, Layout,
+from wm_common.point_layouts import (INTEGER_DATATYPES, OUSTER, FieldSpec, Layout,
                                      pack_points)
-from wm_perception.pointcloud import decode_points
+from wm_perception.pointcloud import decode_points, match_layout, relative_time
 
 FILE_SUFFIXES = (".pcd", ".ply")
 BAG_SUFFIXES = (".mcap", ".db3")
@@ -58,37 +58,6 @@ def write_cloud_file(path, xyz: np.ndarray) -> None:
         raise IOError("open3d could not write %s" % path)
 
 
-def match_layout(fields, point_step: Optional[int] = None
-                 ) -> Tuple[Optional[Layout], Optional[str], Optional[float]]:
-    """(layout, time field, time scale to seconds) for a message's fields: the known driver
-    layout with a time field whose fields all appear with the same offsets and types (or,
-    for layouts without time, that and the same point_step), else (None, a field named
-    t/time/timestamp if any, the decoder's default scale)."""
-    have = {(f.name, int(f.offset), int(f.datatype)) for f in fields}
-    for lay in LAYOUTS.values():
-        if lay.time_field and all((f.name, f.offset, f.datatype) in have for f in lay.fields):
-            return lay, lay.time_field, lay.time_scale
-    for lay in LAYOUTS.values():
-        if not lay.time_field and point_step in (None, lay.point_step) and all(
-                (f.name, f.offset, f.datatype) in have for f in lay.fields):
-            return lay, None, None
-    names = {f.name for f in fields}
-    for name in ("t", "time", "timestamp"):
-        if name in names:
-            return None, name, None
-    return None, None, None
-
-
-def _relative_time(t: Optional[np.ndarray], stamp_s: float) -> Optional[np.ndarray]:
-    """Driver time (s) -> relative to the stamp: absolute times (later than 1e6 s past the
-    epoch) have the stamp subtracted."""
-    if t is None or t.size == 0:
-        return t
-    if float(np.nanmedian(np.abs(t))) > 1e6:
-        return t - stamp_s
-    return t
-
-
 def decode_message(msg, max_points: int = 20_000_000) -> Tuple[np.ndarray, Optional[np.ndarray],
                                                                str]:
     """A PointCloud2-like message (rclpy or rosbags) -> (xyz, t_rel or None, layout name)."""
@@ -97,7 +66,7 @@ def decode_message(msg, max_points: int = 20_000_000) -> Tuple[np.ndarray, Optio
     cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
                           msg.row_step, msg.is_bigendian, max_points=max_points,
                           time_field=tf, time_scale=scale, allow_empty=True)
-    return cloud.xyz, _relative_time(cloud.time, stamp_s), lay.name if lay else ""
+    return cloud.xyz, relative_time(cloud.time, stamp_s), lay.name if lay else ""
 
 
 def _typestore():
