@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rosutil import CONFIG, wait_for
 from sensor_msgs.msg import PointCloud2, PointField
@@ -150,6 +150,78 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
     assert len(fields) > n_fields, (counters(), procs.log(proc))
     grid = distance_field_to_grid(fields[-1])
     assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
+
+
+def dark_cloud(stamp, value):
+    """The wall cloud's layout with every beam "no return": zeros (ouster-ros) or NaN."""
+    msg = wall_cloud(stamp)
+    n = msg.height * msg.width
+    v = np.full(n, value, dtype=np.float32)
+    msg.data = pack_points(OUSTER, {"x": v, "y": v, "z": v})
+    return msg
+
+
+def test_a_blind_lidar_gives_no_distance_field_and_says_why(procs, rclpy_node):
+    """Fresh organized clouds without a single return (all zeros, as ouster-ros publishes
+    no-returns; all NaN) are not an empty warehouse: after blind_time perception publishes no
+    distance field (the planner stops on its field_timeout), /diagnostics is ERROR "LiDAR
+    blind", and the first cloud with returns brings the field back."""
+    ns = NS + "_blind"
+    proc = procs.start("wm_perception", "perception", "--params-file",
+                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                       "-p", "blind_learn_clouds:=3", name="perception_blind")
+    node = rclpy_node.node
+    fields = rclpy_node.collect(DistanceField, ns + "/distance_field", FIELD_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    cloud_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
+    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+    assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 20.0), procs.log(proc)
+
+    def send(factory):
+        stamp = node.get_clock().now().to_msg()
+        odom_pub.publish(odom(stamp))
+        cloud_pub.publish(factory(stamp))
+        wait_for(lambda: False, 0.1)          # a 10 Hz sensor
+
+    def status():
+        for d in reversed(diags):
+            for st in d.status:
+                if ns + "/perception" in st.name:
+                    return st.level, st.message, {k.key: k.value for k in st.values}
+        return None, "", {}
+
+    for _ in range(50):                       # learn the normal share of returns
+        send(wall_cloud)
+        if len(fields) >= 5:
+            break
+    assert len(fields) >= 5, procs.log(proc)
+    def blind_clouds():
+        return int(status()[2].get("blind_clouds", "0"))
+
+    for value in (0.0, float("nan")):
+        before = blind_clouds()
+        dark = lambda s, v=value: dark_cloud(s, v)  # noqa: E731
+        for _ in range(30):                   # up to 3 s of darkness
+            send(dark)
+            if blind_clouds() > before:       # counted only while blind
+                break
+        assert wait_for(lambda b=before: blind_clouds() > b, 3.0), (status(), procs.log(proc))
+        level, message, values = status()
+        assert level == DiagnosticStatus.ERROR and "LiDAR blind" in message
+        assert values["valid_returns"] == "0.0 %"
+        n = len(fields)
+        for _ in range(10):                   # blind: no more fields
+            send(dark)
+        assert len(fields) == n, "a blind sensor produced a distance field"
+        for _ in range(30):                   # returns come back: fields again
+            send(wall_cloud)
+            if len(fields) > n:
+                break
+        assert len(fields) > n, procs.log(proc)
+        grid = distance_field_to_grid(fields[-1])
+        assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15    # the wall again
+    assert int(status()[2].get("blind_clouds", "0")) >= 20
+    assert proc.poll() is None
 
 
 MODEL = Path(__file__).resolve().parent.parent / "src" / "wm_perception" / "models" / "encoder_v2"

@@ -27,6 +27,19 @@ PERCEPTION_PARAMS = [
     Param("max_distance", 3.0, "distance field saturates here; unknown space reads this [m]",
           0.1, 50.0),
     Param("max_points", 2000000, "clouds with more points are rejected", 1, 50000000),
+    # A blind LiDAR (covered, dirty, failing; all-zero or all-NaN organized clouds) delivers
+    # fresh clouds with no returns: wm_perception.blindness. While blind no distance field
+    # is published, so the planner stops (its field_timeout), and /diagnostics says why.
+    Param("blind_min_ratio", 0.25,
+          "a cloud is dark below this fraction of the sensor's normal share of valid returns",
+          0.01, 1.0),
+    Param("blind_min_fraction", 0.02,
+          "... or below this share of valid returns whatever is normal", 0.0, 0.99),
+    Param("blind_time", 0.3, "dark clouds for this long make the sensor blind [s]", 0.0, 10.0),
+    Param("blind_learn_clouds", 10,
+          "the normal share of valid returns: the median of this many first clouds", 1, 10000),
+    Param("expected_valid_fraction", 0.0,
+          "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
     Param("max_cloud_age", 0.5, "clouds older than this on the node's clock are rejected [s]",
           0.01, 60.0),
     Param("max_future", 0.2, "clouds stamped further in the future are rejected [s]",

@@ -40,6 +40,7 @@ from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
+from wm_perception.blindness import ReturnMonitor
 from wm_perception.pointcloud import CloudError, decode_points, relative_time, time_source
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -92,6 +93,9 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.odom = StampedBuffer(maxlen=400)  # (pose in odom, body twist (vx, vy, w))
         self.last_cloud_t = None
         self.pending = None  # a cloud waiting for its odometry
+        self.returns = ReturnMonitor(p["blind_min_ratio"], p["blind_min_fraction"],
+                                     p["blind_time"], p["blind_learn_clouds"],
+                                     p["expected_valid_fraction"])
         self.n_clouds = 0
         self.grid_pub = self.create_lifecycle_publisher(VoxelGrid, "voxel_grid", STATUS_QOS)
         self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
@@ -192,6 +196,18 @@ class PerceptionNode(lifecycle.ManagedNode):
                                   time_field=time_field, time_scale=time_scale)
         except CloudError as e:
             return self._reject(e.reason, str(e))
+        blind, why = self.returns.update(t, cloud.n_valid, cloud.n_points)
+        self.diag.set_value("valid_returns", "%.1f %%" % (100.0 * self.returns.fraction))
+        if blind:
+            # never "free everywhere" from a sensor that sees nothing: no field, so the
+            # planner stops on its field_timeout, and the reason is on /diagnostics
+            self.last_cloud_t = t
+            self.pending = None
+            self.diag.count("blind_clouds")
+            self.diag.set_level(DiagnosticStatus.ERROR, "LiDAR blind: " + why)
+            self.get_logger().error("LiDAR blind: %s; no distance field until returns come "
+                                    "back" % why, throttle_duration_sec=2.0)
+            return
         if self.p["deskew"] and cloud.time is None:
             self.diag.count("not_deskewed_no_time_field")
         odom = self._odom_at(t)
