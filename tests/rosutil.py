@@ -93,13 +93,37 @@ class SpinningNode:
         self.context.try_shutdown()
 
 
-def call(node, srv_type, name: str, request, timeout: float = 20.0):
-    """Call a service of another process and return its response (asserts it answered)."""
-    client = node.create_client(srv_type, name)
+def service_client(node, srv_type, name: str):
+    """One client per (node, service), kept: a new client's first request can go unanswered
+    when the server has matched the request topic but not yet the client's reply reader
+    (wait_for_service only sees the former), so tests do not make a new one per call."""
+    clients = node.__dict__.setdefault("_test_clients", {})
+    key = (srv_type, name)
+    if key not in clients:
+        clients[key] = node.create_client(srv_type, name)
+    return clients[key]
+
+
+def call(node, srv_type, name: str, request, timeout: float = 20.0,
+         resend_after: float = 0.0):
+    """Call a service of another process and return its response (asserts it answered).
+    For a query (no side effect), `resend_after` > 0 sends the request again after that many
+    seconds without an answer (see service_client)."""
+    client = service_client(node, srv_type, name)
     assert client.wait_for_service(timeout_sec=timeout), "no service " + name
-    fut = client.call_async(request)
-    assert wait_for(fut.done, timeout), "no answer from " + name
-    return fut.result()
+    deadline = time.monotonic() + timeout
+    futs, sent = [client.call_async(request)], time.monotonic()
+    while time.monotonic() < deadline:
+        done = next((f for f in futs if f.done()), None)
+        if done is not None:
+            return done.result()
+        time.sleep(0.02)
+        if resend_after > 0 and time.monotonic() - sent > resend_after:
+            futs.append(client.call_async(request))
+            sent = time.monotonic()
+    done = next((f for f in futs if f.done()), None)
+    assert done is not None, "no answer from %s (%d requests)" % (name, len(futs))
+    return done.result()
 
 
 def wait_for(predicate, timeout: float, period: float = 0.05) -> bool:

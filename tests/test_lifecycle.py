@@ -8,7 +8,7 @@ from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosutil import CONFIG, call, corrupt_artifact, wait_for
+from rosutil import CONFIG, call, corrupt_artifact, service_client, wait_for
 
 from wm_common.ros.qos import CMD_VEL_QOS
 
@@ -16,7 +16,9 @@ NS = "/lctest"
 
 
 def state(node, name):
-    return call(node, GetState, "%s/%s/get_state" % (NS, name), GetState.Request()).current_state.id
+    service_client(node, ChangeState, "%s/%s/change_state" % (NS, name))  # matched early
+    return call(node, GetState, "%s/%s/get_state" % (NS, name), GetState.Request(),
+                resend_after=2.0).current_state.id
 
 
 def transition(node, name, tid):

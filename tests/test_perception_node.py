@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rosutil import CONFIG, wait_for
@@ -221,6 +222,162 @@ def test_a_blind_lidar_gives_no_distance_field_and_says_why(procs, rclpy_node):
         grid = distance_field_to_grid(fields[-1])
         assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15    # the wall again
     assert int(status()[2].get("blind_clouds", "0")) >= 20
+    assert proc.poll() is None
+
+
+def room_cloud(stamp, radius=3.0, covered=(), frame="lidar_link"):
+    """An organized 16 x 256 cloud, all round, of a round room `radius` metres about the
+    sensor; beams with azimuth in a `covered` (lo, hi) degree range return nothing (zeros, as
+    ouster-ros reports no-returns): a sensor with a dirty or covered half."""
+    rings, cols = 16, 256
+    elev = np.radians(np.linspace(-15, 15, rings))[:, None]
+    az = np.pi - 2 * np.pi * np.arange(cols)[None, :] / cols
+    x = (radius * np.cos(az) * np.ones_like(elev)).astype(np.float32)
+    y = (radius * np.sin(az) * np.ones_like(elev)).astype(np.float32)
+    z = (radius * np.tan(elev) * np.ones_like(az)).astype(np.float32)
+    for lo, hi in covered:
+        deg = np.degrees(np.arctan2(np.sin(az), np.cos(az))) * np.ones_like(elev)
+        dark = (deg >= lo) & (deg < hi)
+        x[dark] = y[dark] = z[dark] = 0.0
+    msg = PointCloud2()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.height, msg.width = rings, cols
+    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in OUSTER.fields]
+    msg.point_step, msg.row_step = OUSTER.point_step, OUSTER.point_step * cols
+    msg.is_bigendian = False
+    msg.data = pack_points(OUSTER, {"x": x.ravel(), "y": y.ravel(), "z": z.ravel()})
+    msg.is_dense = False
+    return msg
+
+
+def perception_status(diags, ns):
+    for d in reversed(diags):
+        for st in d.status:
+            if ns + "/perception" in st.name:
+                return st.level, st.message, {k.key: k.value for k in st.values}
+    return None, "", {}
+
+
+def test_a_half_covered_lidar_walls_off_what_it_cannot_see(procs, rclpy_node):
+    """A LiDAR whose 0..90 degree quarter goes dark (the rest returns as before) is not blind
+    as a whole, but that quarter is: perception walls it off at blind_sector_range, so the
+    field there reads an obstacle (before: 3 m of free room), and /diagnostics is WARN naming
+    the sectors. Returns back: the room is free again."""
+    ns = NS + "_sectors"
+    proc = procs.start("wm_perception", "perception", "--params-file",
+                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                       "-p", "blind_learn_clouds:=3", name="perception_sectors")
+    node = rclpy_node.node
+    fields = rclpy_node.collect(DistanceField, ns + "/distance_field", FIELD_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    cloud_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
+    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+    assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 20.0), procs.log(proc)
+    rng = float(yaml.safe_load((CONFIG / "robot.yaml").read_text())["/**/perception"][
+        "ros__parameters"].get("blind_sector_range", 0.9))
+    probe = np.array([[1.0 + rng * np.cos(np.radians(45)), rng * np.sin(np.radians(45))],
+                      [1.0 - rng, 0.0]])      # in the dark quarter; behind (always seen)
+
+    def send(**kw):
+        stamp = node.get_clock().now().to_msg()
+        odom_pub.publish(odom(stamp))
+        cloud_pub.publish(room_cloud(stamp, **kw))
+        wait_for(lambda: False, 0.1)
+
+    for _ in range(50):
+        send()
+        if len(fields) >= 5:
+            break
+    assert len(fields) >= 5, procs.log(proc)
+    free = distance_field_to_grid(fields[-1]).sample(probe)
+    assert free[0] > 1.0 and free[1] > 1.0, free
+
+    def walled():
+        return float(distance_field_to_grid(fields[-1]).sample(probe)[0]) < 0.15
+
+    for _ in range(40):
+        send(covered=[(0.0, 90.0)])
+        if walled():
+            break
+    assert walled(), (perception_status(diags, ns), procs.log(proc))
+    for _ in range(30):                       # /diagnostics comes at 1 Hz
+        if "partly blind" in perception_status(diags, ns)[1]:
+            break
+        send(covered=[(0.0, 90.0)])
+    level, message, values = perception_status(diags, ns)
+    assert level == DiagnosticStatus.WARN and "partly blind" in message, message
+    assert "+0..+45 deg" in message and "+45..+90 deg" in message, message
+    assert int(values.get("blind_sector_clouds", "0")) >= 1
+    assert distance_field_to_grid(fields[-1]).sample(probe)[1] > 1.0   # the rest: as seen
+    for _ in range(30):
+        send()
+        if not walled():
+            break
+    assert not walled(), procs.log(proc)
+    assert proc.poll() is None
+
+
+def test_two_lidars_merge_and_one_gone_blind_withholds_the_field(procs, rclpy_node):
+    """Front and rear LiDARs (point_topics, one extrinsic each, the rear one turned round):
+    the field holds what each sees (a wall 2 m ahead of the front one, seen by it alone; the
+    rear one sees a room). When the rear one goes dark, perception publishes no field and
+    says which LiDAR is blind; its returns back, fields again."""
+    ns = NS + "_two"
+    proc = procs.start("wm_perception", "perception", "--params-file",
+                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                       "-p", "blind_learn_clouds:=3",
+                       "-p", "point_topics:=[points, rear/points]",
+                       "-p", "sensor_extrinsic:=[0.3, 0.0, 0.4, 0.0, -0.3, 0.0, 0.4, 3.14159]",
+                       name="perception_two")
+    node = rclpy_node.node
+    fields = rclpy_node.collect(DistanceField, ns + "/distance_field", FIELD_QOS)
+    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
+    front = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
+    rear = node.create_publisher(PointCloud2, ns + "/rear/points", SENSOR_QOS)
+    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
+    assert wait_for(lambda: front.get_subscription_count() > 0
+                    and rear.get_subscription_count() > 0, 20.0), procs.log(proc)
+
+    def send(rear_cloud):
+        stamp = node.get_clock().now().to_msg()
+        odom_pub.publish(odom(stamp))
+        rear.publish(rear_cloud(stamp, frame="rear_lidar"))
+        wait_for(lambda: False, 0.02)         # the rear one first: merged into the front's
+        front.publish(wall_cloud(stamp))
+        wait_for(lambda: False, 0.08)
+
+    for _ in range(50):
+        send(lambda s, frame: room_cloud(s, radius=2.5, frame=frame))
+        if len(fields) >= 5:
+            break
+    assert len(fields) >= 5, (perception_status(diags, ns), procs.log(proc))
+    grid = distance_field_to_grid(fields[-1])
+    # odom: base at x 1.0; the front wall at 1.0 + 0.3 + 2.0; the rear room 2.5 m about
+    # the rear sensor at x 0.7: its far side behind the robot at x -1.8
+    d = grid.sample(np.array([[3.3, 0.0], [-1.8, 0.0], [1.0, 0.0]]))
+    assert d[0] < 0.15 and d[1] < 0.15 and d[2] > 1.0, d
+
+    n = len(fields)
+    for _ in range(50):                       # dark for blind_time, then diagnostics
+        send(lambda s, frame: room_cloud(s, radius=2.5, covered=[(-180.0, 180.0)],
+                                         frame=frame))
+        if "rear/points" in perception_status(diags, ns)[1]:
+            break
+    level, message, _ = perception_status(diags, ns)
+    assert level == DiagnosticStatus.ERROR and ("LiDAR blind (rear/points)" in message
+                                                or "LiDAR rear/points blind" in message), \
+        message
+    n = len(fields)
+    for _ in range(10):
+        send(lambda s, frame: room_cloud(s, radius=2.5, covered=[(-180.0, 180.0)],
+                                         frame=frame))
+    assert len(fields) == n, "a field was published while the rear LiDAR was blind"
+    for _ in range(30):
+        send(lambda s, frame: room_cloud(s, radius=2.5, frame=frame))
+        if len(fields) > n:
+            break
+    assert len(fields) > n, procs.log(proc)
     assert proc.poll() is None
 
 

@@ -64,7 +64,9 @@ def test_lidar_only_robot_passes_085_and_12_m_gaps_and_says_no_way_at_05_m(tmp_p
     k = s["kpis"]
     assert k["contacts"] == 0, k["contacts_per_robot"]
     for rid, width in (("robot1", 0.85), ("robot2", 1.2)):
-        assert goals.get(rid, {}).get("status") == "reached", (width, goals, logs)
+        g = goals.get(rid, {})
+        assert g.get("status") == "reached", (width, g.get("error_code"), g.get("error_msg"),
+                                              logs.get(rid + "_planner"))
     g = goals["robot3"]
     assert g["status"] == "failed", (g, logs)
     assert g["error_code"] == NavigateToPose.Result.NO_VALID_PATH, (g, logs)

@@ -32,7 +32,10 @@ import yaml
 from wm_bringup.runner import DrillContext, run_scenario, share_dir
 from wm_sim.scenario import parse_scenario
 
-T_FAULT, T_CLEAR = 6.0, 11.0
+T_FAULT, T_CLEAR = 6.0, 11.0   # nominal; the fault waits for the robot to drive (make_hook)
+FAULT_LASTS = T_CLEAR - T_FAULT
+DRIVING = 0.45      # m/s of true speed at which the fault may strike (v_max 0.7)
+LATEST_FAULT = T_FAULT + 20.0   # strike by then even if the robot never got going
 GOAL = (14.0, 6.0)
 SCENARIO = {
     "name": "drill", "world": "warehouse_large", "duration": 60, "seed": 41,
@@ -167,8 +170,8 @@ class Drill:
     timeout_name: str = ""
     immediate: bool = False   # an e-stop: zero at once, exempt from the step limit
     ends_goal: bool = False   # the fault loses the navigation goal (planner restarted)
-    # clear after this many wall seconds instead of at T_CLEAR (faults that stop or slow
-    # simulated time itself)
+    # clear after this many wall seconds instead of FAULT_LASTS simulated seconds (faults
+    # that stop or slow simulated time itself)
     clear_after_wall: Optional[float] = None
 
     def detect_timeout(self) -> Optional[float]:
@@ -301,7 +304,13 @@ def make_hook(drill: Drill, out: Path):
                 ctx.finished = True
         if drill.immediate:
             estop_publisher(ctx)  # matched long before the fault
-        if not phases["injected"] and ctx.sim_t >= T_FAULT:
+        # The fault strikes at T_FAULT, or later once the robot drives: on a loaded machine
+        # the nodes may take longer to come up and the robot to reach its speed, and a
+        # fault that strikes a robot at rest proves nothing about stopping.
+        last = ctx.monitor.last_pose(RID)
+        driving = last is not None and abs(last[4]) >= DRIVING
+        if not phases["injected"] and ctx.sim_t >= T_FAULT and (
+                driving or ctx.sim_t >= LATEST_FAULT):
             phases["injected"] = True
             if drill.immediate:  # a publish: in place at once
                 ctx.note("inject")
@@ -311,9 +320,11 @@ def make_hook(drill: Drill, out: Path):
                 ctx.sim_t = ctx.monitor.sim_t
                 ctx.note("inject")
             ctx.state["t_inject_wall"] = time.monotonic()
+            ctx.state["t_inject_sim"] = ctx.sim_t
         elif phases["injected"] and not phases["cleared"] and (
                 time.monotonic() - ctx.state["t_inject_wall"] > drill.clear_after_wall
-                if drill.clear_after_wall is not None else ctx.sim_t >= T_CLEAR):
+                if drill.clear_after_wall is not None
+                else ctx.sim_t >= ctx.state["t_inject_sim"] + FAULT_LASTS):
             phases["cleared"] = True
             drill.clear(ctx)
             ctx.sim_t = ctx.monitor.sim_t

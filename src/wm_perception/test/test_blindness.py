@@ -2,9 +2,10 @@
 space is not; one dark cloud is not; a good cloud ends it."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from wm_perception.blindness import ReturnMonitor
+from wm_perception.blindness import ReturnMonitor, sector_wall
 
 
 def test_blind_after_blind_time_of_dark_clouds_and_back_at_the_first_good_one():
@@ -45,3 +46,53 @@ def test_a_single_dark_cloud_is_noise_and_a_sensor_blind_from_the_start_is_caugh
     assert ReturnMonitor(expected=0.5).threshold() == pytest.approx(0.125)
     with pytest.raises(ValueError):
         ReturnMonitor(min_ratio=0.0)
+
+
+def _azimuths(n_per_sector, sectors=8):
+    """Valid returns' azimuths: n_per_sector[k] of them spread across sector k."""
+    width = 2.0 * np.pi / sectors
+    return np.concatenate([-np.pi + width * (k + (np.arange(n) + 0.5) / max(n, 1))
+                           for k, n in enumerate(n_per_sector)])
+
+
+def test_a_half_covered_sensor_has_blind_sectors_while_the_whole_cloud_looks_fine():
+    m = ReturnMonitor(blind_time=0.3, learn_clouds=3, sectors=8)
+    normal = [100] * 8                        # 1000 points declared, 80 % return
+    for i in range(3):
+        assert m.update(0.1 * i, 800, 1000, _azimuths(normal)) == (False, "")
+    assert m.sector_normal() == pytest.approx(np.full(8, 0.8))
+    half = [100, 100, 100, 100, 0, 0, 3, 100]  # sectors 4-6 covered (0-0.3 % valid)
+    t = 1.0
+    for k in range(4):
+        blind, _ = m.update(t + 0.1 * k, 503, 1000, _azimuths(half))
+        assert not blind                      # 50 % of the points: not blind as a whole
+    assert m.blind_sectors == [4, 5, 6]
+    assert "+0..+45 deg (0 % valid)" in m.sectors_why()
+    m.update(t + 0.5, 800, 1000, _azimuths(normal))
+    assert m.blind_sectors == []              # returns back: at once
+
+
+def test_sectors_outside_the_field_of_view_are_not_monitored():
+    m = ReturnMonitor(learn_clouds=2, sectors=8)
+    fov = [0, 0, 0, 120, 120, 0, 0, 0]        # a 90 degree sensor looking forward
+    for i in range(5):
+        m.update(0.1 * i, 240, 300, _azimuths(fov))
+    assert m.blind_sectors == []
+    for i in range(5):                        # its left half covered
+        m.update(1.0 + 0.1 * i, 120, 300, _azimuths([0, 0, 0, 120, 0, 0, 0, 0]))
+    assert m.blind_sectors == [4]
+    configured = ReturnMonitor(expected=0.8, sectors=8)   # every sector from the start
+    for i in range(5):
+        configured.update(0.1 * i, 240, 300, _azimuths(fov))
+    assert configured.blind_sectors == [0, 1, 2, 5, 6, 7]
+
+
+def test_sector_wall_encloses_the_blind_sectors_at_the_radius():
+    pts = sector_wall([4, 5], 8, 0.9, [0.0, 0.3], 0.05)
+    assert pts.shape[1] == 3 and set(np.round(pts[:, 2], 6)) == {0.0, 0.3}
+    assert np.allclose(np.hypot(pts[:, 0], pts[:, 1]), 0.9)
+    az = np.arctan2(pts[:, 1], pts[:, 0])
+    assert az.min() >= -1e-9 and az.max() <= np.pi / 2 + 1e-9   # sectors 4-5: 0..90 deg
+    gaps = np.diff(np.sort(az[pts[:, 2] == 0.0])) * 0.9
+    assert gaps.max() <= 0.05 + 1e-9
+    assert sector_wall([], 8, 0.9, [0.0], 0.05).shape == (0, 3)

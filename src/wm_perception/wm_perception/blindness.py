@@ -15,18 +15,33 @@ blind from the start learns nothing). The sensor is blind once its clouds have b
 `blind_time` seconds (one dark cloud between good ones is noise, dust, a reflection); the first
 good cloud ends it.
 
-Plain Python (no rclpy). Per-sector blindness (a half-covered sensor) is not modelled yet.
+Per azimuth sector as well (`sectors` > 0): a half-covered or half-dirty sensor still delivers
+plenty of returns overall. A sector's fraction is its valid returns against an equal share of the
+declared points (points / sectors); its normal fraction is learned with the whole cloud's
+(or `expected`). A sector is dark by the same two thresholds and blind after `blind_time`. A
+sector that delivered (almost) nothing while learning lies outside the sensor's field of view
+(a 70 degree Livox, a 270 degree scanner) and is not monitored: configure `expected` to monitor
+every sector from the first cloud. What a blind sector hides is walled off by `sector_wall`
+points, so planners and the collision monitor treat it as an obstacle, never as free space.
+
+Plain Python and numpy (no rclpy).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
 
 
 class ReturnMonitor:
     def __init__(self, min_ratio: float = 0.25, min_fraction: float = 0.02,
-                 blind_time: float = 0.3, learn_clouds: int = 10, expected: float = 0.0):
+                 blind_time: float = 0.3, learn_clouds: int = 10, expected: float = 0.0,
+                 sectors: int = 0):
         if not 0.0 < min_ratio <= 1.0 or not 0.0 <= min_fraction < 1.0:
             raise ValueError("min_ratio in (0, 1], min_fraction in [0, 1)")
+        if sectors < 0 or learn_clouds < 1:
+            raise ValueError("sectors >= 0 and learn_clouds >= 1")
         self.min_ratio = float(min_ratio)
         self.min_fraction = float(min_fraction)
         self.blind_time = float(blind_time)
@@ -36,6 +51,12 @@ class ReturnMonitor:
         self.dark_since: Optional[float] = None
         self.blind = False
         self.fraction = float("nan")
+        self.sectors = int(sectors)
+        self._sector_learning: List[np.ndarray] = []
+        self._sector_dark_since = [None] * self.sectors  # type: List[Optional[float]]
+        self.sector_fraction = np.full(self.sectors, np.nan)
+        self.blind_sectors: List[int] = []   # blind now, indices (sector k spans azimuths
+        # [-pi + k * 2 pi / sectors, -pi + (k + 1) * 2 pi / sectors) in the sensor frame)
 
     @property
     def normal(self) -> Optional[float]:
@@ -50,10 +71,30 @@ class ReturnMonitor:
         normal = self.normal
         return max(self.min_fraction, self.min_ratio * normal if normal is not None else 0.0)
 
-    def update(self, t: float, n_valid: int, n_points: int) -> Tuple[bool, str]:
-        """One cloud at time t: (blind, why) after it."""
+    def sector_normal(self) -> Optional[np.ndarray]:
+        """(sectors,) normal fraction per sector (None: not learned yet)."""
+        if self.expected is not None:
+            return np.full(self.sectors, self.expected)
+        if len(self._sector_learning) >= self.learn_clouds:
+            return np.median(np.stack(self._sector_learning), axis=0)
+        return None
+
+    def sector_thresholds(self) -> np.ndarray:
+        """(sectors,) dark below this; -inf where the sector is not monitored."""
+        normal = self.sector_normal()
+        if normal is None:
+            return np.full(self.sectors, self.min_fraction)
+        th = np.maximum(self.min_fraction, self.min_ratio * normal)
+        return np.where(normal >= self.min_fraction, th, -np.inf)
+
+    def update(self, t: float, n_valid: int, n_points: int,
+               azimuth: Optional[np.ndarray] = None) -> Tuple[bool, str]:
+        """One cloud at time t: (blind, why) after it. `azimuth` (rad, sensor frame) of the
+        valid returns updates the sectors (`blind_sectors`) when sectors > 0."""
         self.fraction = n_valid / float(n_points) if n_points > 0 else 0.0
         dark = self.fraction < self.threshold()
+        if self.sectors and azimuth is not None:
+            self._update_sectors(t, azimuth, n_points, learn=not dark)
         if not dark:
             if self.expected is None and len(self._learning) < self.learn_clouds \
                     and self.fraction > 0.0:
@@ -68,3 +109,49 @@ class ReturnMonitor:
             "unknown" if self.normal is None else "%.1f %%" % (100.0 * self.normal),
             100.0 * self.threshold())
         return self.blind, why
+
+    def _update_sectors(self, t: float, azimuth: np.ndarray, n_points: int,
+                        learn: bool) -> None:
+        k = self.sectors
+        a = np.asarray(azimuth, dtype=np.float64)
+        a = a[np.isfinite(a)]
+        idx = np.clip(((a + math.pi) * (k / (2.0 * math.pi))).astype(np.int64), 0, k - 1)
+        share = n_points / float(k) if n_points > 0 else 1.0
+        frac = np.bincount(idx, minlength=k) / share
+        self.sector_fraction = frac
+        if learn and self.expected is None and len(self._sector_learning) < self.learn_clouds:
+            self._sector_learning.append(frac)
+        dark = frac < self.sector_thresholds()
+        blind = []
+        for i in range(k):
+            if not dark[i]:
+                self._sector_dark_since[i] = None
+                continue
+            if self._sector_dark_since[i] is None:
+                self._sector_dark_since[i] = float(t)
+            if t - self._sector_dark_since[i] >= self.blind_time:
+                blind.append(i)
+        self.blind_sectors = blind
+
+    def sectors_why(self) -> str:
+        """The blind sectors in words (for the log and /diagnostics)."""
+        k = self.sectors
+        return ", ".join("%+.0f..%+.0f deg (%.0f %% valid)" % (
+            -180.0 + 360.0 * i / k, -180.0 + 360.0 * (i + 1) / k,
+            100.0 * self.sector_fraction[i]) for i in self.blind_sectors)
+
+
+def sector_wall(sectors: Sequence[int], n_sectors: int, radius: float,
+                heights: Sequence[float], spacing: float) -> np.ndarray:
+    """(M, 3) points in the sensor frame that wall off the given azimuth sectors: an arc at
+    `radius` across each sector, every `spacing` metres, at each of `heights` (sensor-frame
+    z). Perception and the collision monitor add them to the cloud of a sensor with blind
+    sectors, so what it cannot see reads as an obstacle that near, never as free space."""
+    if not sectors:
+        return np.zeros((0, 3))
+    width = 2.0 * math.pi / n_sectors
+    n = max(2, int(math.ceil(width * radius / spacing)) + 1)
+    arcs = [-math.pi + width * (i + np.linspace(0.0, 1.0, n)) for i in sectors]
+    az = np.concatenate(arcs)
+    xy = np.stack([radius * np.cos(az), radius * np.sin(az)], axis=1)
+    return np.concatenate([np.column_stack([xy, np.full(len(az), z)]) for z in heights])

@@ -6,10 +6,14 @@ PERCEPTION_PARAMS = [
     Param("odom_frame", "odom", "frame of the voxel grid and the distance field"),
     Param("base_frame", "base_link", "robot body frame"),
     Param("sensor_frame", "lidar_link",
-          "expected frame_id of the clouds when tf2 is not used (clouds in another frame are "
-          "rejected)"),
+          "expected frame_id of the first LiDAR's clouds when tf2 is not used (clouds in "
+          "another frame are rejected; base_frame is always accepted)"),
+    Param("point_topics", ["points"],
+          "the LiDARs' PointCloud2 topics; the first paces the distance field, the newest "
+          "cloud of each other one is merged into it (motion-compensated through odom)"),
     Param("sensor_extrinsic", [0.0, 0.0, 0.4, 0.0],
-          "pose of sensor_frame in base_frame [x, y, z, yaw] (m, rad), used without tf2"),
+          "pose of each LiDAR in base_frame, flat [x, y, z, yaw] per point_topics entry "
+          "(m, rad), used without tf2; the first is sensor_frame's", any_length=True),
     Param("use_tf", "auto",
           "sensor->base source: 'auto' (tf2 if importable, else sensor_extrinsic), 'tf', "
           "'static'"),
@@ -40,6 +44,12 @@ PERCEPTION_PARAMS = [
           "the normal share of valid returns: the median of this many first clouds", 1, 10000),
     Param("expected_valid_fraction", 0.0,
           "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
+    Param("blind_sectors", 8,
+          "azimuth sectors checked on their own (a half-covered sensor; 0: whole cloud only); "
+          "a blind sector is walled off at blind_sector_range", 0, 360),
+    Param("blind_sector_range", 0.9,
+          "what a blind sector hides reads as an obstacle this far from the sensor: the "
+          "body's reach plus the stopping distance [m]", 0.1, 10.0),
     Param("max_cloud_age", 0.5, "clouds older than this on the node's clock are rejected [s]",
           0.01, 60.0),
     Param("max_future", 0.2, "clouds stamped further in the future are rejected [s]",

@@ -1,6 +1,7 @@
 """Perception node: a thin rclpy adapter around wm_perception.pipeline.
 
-In: points (sensor_msgs/PointCloud2, SensorDataQoS), odom (nav_msgs/Odometry).
+In: points (sensor_msgs/PointCloud2, SensorDataQoS; several LiDARs: point_topics, the first
+paces the output and the newest cloud of each other is merged in), odom (nav_msgs/Odometry).
 Out: voxel_grid (wm_msgs/VoxelGrid, odom frame), distance_field (wm_msgs/DistanceField, odom
 frame, stamped with the cloud's stamp), occupancy (nav_msgs/OccupancyGrid, the bird's-eye obstacle
 layer, every marker_every clouds), markers (visualization_msgs/MarkerArray), /diagnostics.
@@ -15,6 +16,12 @@ Sensor->base comes from tf2 when tf2_ros is importable (robots with a full ROS 2
 from the static `sensor_extrinsic` parameter; base->odom from odometry at the cloud's stamp.
 Bad clouds are rejected with a throttled log line and a diagnostics counter; the node keeps
 running, and the planner notices the missing distance fields and stops the robot.
+
+Blindness (wm_perception.blindness): a LiDAR whose clouds carry (almost) no returns, or one
+that falls silent while the first paces the field, gives no distance field at all (ERROR on
+/diagnostics; the planner stops on its field_timeout and the collision monitor holds the
+robot on its own check); azimuth sectors that went dark are walled off at blind_sector_range
+(WARN), so what the sensor cannot see is never free space.
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
-from wm_perception.blindness import ReturnMonitor
+from wm_perception.blindness import ReturnMonitor, sector_wall
 from wm_perception.pointcloud import CloudError, decode_points, relative_time, time_source
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -57,12 +64,22 @@ class PerceptionNode(lifecycle.ManagedNode):
 
     def on_configure(self, state):
         p = self.p = read_params(self, PERCEPTION_PARAMS)
+        self.topics = [str(t) for t in p["point_topics"]]
         ext = list(p["sensor_extrinsic"])
-        if len(ext) != 4 or not all(math.isfinite(v) for v in ext):
-            self.get_logger().error("configure failed: sensor_extrinsic must be 4 finite numbers")
+        if not self.topics or len(set(self.topics)) != len(self.topics) or not all(
+                self.topics):
+            self.get_logger().error("configure failed: point_topics must be distinct names")
+            return lifecycle.FAILURE
+        if len(ext) != 4 * len(self.topics) or not all(math.isfinite(v) for v in ext):
+            self.get_logger().error("configure failed: sensor_extrinsic must be 4 finite numbers"
+                                    " per point_topics entry (%d)" % len(self.topics))
             return lifecycle.FAILURE
         if p["z_max"] <= p["z_min"] or p["max_range"] <= p["min_range"]:
             self.get_logger().error("configure failed: z_max <= z_min or max_range <= min_range")
+            return lifecycle.FAILURE
+        if p["blind_sector_range"] <= p["min_range"]:
+            self.get_logger().error("configure failed: blind_sector_range must exceed "
+                                    "min_range (the wall would be taken for the robot)")
             return lifecycle.FAILURE
         if p["use_tf"] not in ("auto", "tf", "static"):
             self.get_logger().error("configure failed: use_tf must be auto, tf or static")
@@ -71,7 +88,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         if self.use_tf and not HAVE_TF2:
             self.get_logger().error("configure failed: use_tf=tf but tf2_ros is not importable")
             return lifecycle.FAILURE
-        self.extrinsic = tuple(ext)
+        self.extrinsics = [tuple(ext[4 * i:4 * i + 4]) for i in range(len(self.topics))]
         self.encoder = None
         if p["encoder_artifact"]:
             try:  # imported only when used: torch takes seconds to import
@@ -91,11 +108,14 @@ class PerceptionNode(lifecycle.ManagedNode):
             outlier_std_ratio=p["outlier_std_ratio"], accumulate_scans=p["accumulate_scans"],
             accumulate_decay=p["accumulate_decay"], field_subdivision=p["field_subdivision"]))
         self.odom = StampedBuffer(maxlen=400)  # (pose in odom, body twist (vx, vy, w))
-        self.last_cloud_t = None
-        self.pending = None  # a cloud waiting for its odometry
-        self.returns = ReturnMonitor(p["blind_min_ratio"], p["blind_min_fraction"],
-                                     p["blind_time"], p["blind_learn_clouds"],
-                                     p["expected_valid_fraction"])
+        n = len(self.topics)
+        self.last_cloud_t = [None] * n
+        self.pending = [None] * n  # per LiDAR: a cloud waiting for its odometry
+        self.prepared = [None] * n  # per LiDAR but the first: (stamp, odom points, blind)
+        self.returns = [ReturnMonitor(p["blind_min_ratio"], p["blind_min_fraction"],
+                                      p["blind_time"], p["blind_learn_clouds"],
+                                      p["expected_valid_fraction"], p["blind_sectors"])
+                        for _ in range(n)]
         self.n_clouds = 0
         self.grid_pub = self.create_lifecycle_publisher(VoxelGrid, "voxel_grid", STATUS_QOS)
         self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
@@ -111,12 +131,15 @@ class PerceptionNode(lifecycle.ManagedNode):
             self.tf_buffer = tf2_ros.Buffer()
             self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
         self._subs = [
-            self.create_subscription(PointCloud2, "points", self._on_cloud, SENSOR_QOS),
-            self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS),
-        ]
-        self.get_logger().info("configured: sensor->base from %s, %.2f m voxels, %.0f m window"
-                               % ("tf2" if self.use_tf else "sensor_extrinsic",
-                                  p["resolution"], p["window_size"]))
+            self.create_subscription(PointCloud2, topic,
+                                     lambda m, i=i: self._on_cloud(i, m), SENSOR_QOS)
+            for i, topic in enumerate(self.topics)]
+        self._subs.append(self.create_subscription(Odometry, "odom", self._on_odom,
+                                                   SENSOR_QOS))
+        self.get_logger().info("configured: %s, sensor->base from %s, %.2f m voxels, %.0f m "
+                               "window" % (", ".join(self.topics),
+                                           "tf2" if self.use_tf else "sensor_extrinsic",
+                                           p["resolution"], p["window_size"]))
         return lifecycle.SUCCESS
 
     def on_cleanup(self, state):
@@ -147,20 +170,22 @@ class PerceptionNode(lifecycle.ManagedNode):
             self.diag.reject("odom_out_of_order", "stamp older than the latest",
                              what="odometry")
             return
-        if self.pending is not None and self.active:
-            self._process_pending()
+        if self.active:
+            for i, pending in enumerate(self.pending):
+                if pending is not None:
+                    self._process_pending(i)
 
     def _odom_at(self, t: float):
         """(stamp, (pose, twist)) of the odometry nearest t, or None."""
         return self.odom.nearest(t, self.p["odom_tolerance"])
 
-    def _sensor_in_base(self, msg: PointCloud2):
+    def _sensor_in_base(self, i: int, msg: PointCloud2):
         if msg.header.frame_id == self.p["base_frame"]:
             return (0.0, 0.0, 0.0, 0.0)   # already in the base frame (a filter chain's output)
         if not self.use_tf:
-            if msg.header.frame_id != self.p["sensor_frame"]:
+            if i == 0 and msg.header.frame_id != self.p["sensor_frame"]:
                 return None
-            return self.extrinsic
+            return self.extrinsics[i]
         try:
             tf = self.tf_buffer.lookup_transform(self.p["base_frame"], msg.header.frame_id,
                                                  Time())
@@ -169,7 +194,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         tr, q = tf.transform.translation, tf.transform.rotation
         return (tr.x, tr.y, tr.z, yaw_from_quaternion(q.x, q.y, q.z, q.w))
 
-    def _on_cloud(self, msg: PointCloud2) -> None:
+    def _on_cloud(self, i: int, msg: PointCloud2) -> None:
+        """A cloud of LiDAR i (point_topics[i]); the first LiDAR's clouds make the field."""
         if not self.active:
             return
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -178,10 +204,10 @@ class PerceptionNode(lifecycle.ManagedNode):
             return self._reject("stale", "cloud is %.3f s old" % (now - t))
         if t - now > self.p["max_future"]:
             return self._reject("future_stamp", "cloud stamped %.3f s ahead" % (t - now))
-        if self.last_cloud_t is not None and t <= self.last_cloud_t:
-            return self._reject("out_of_order", "stamp %.3f not after %.3f" % (
-                t, self.last_cloud_t))
-        extrinsic = self._sensor_in_base(msg)
+        last = self.last_cloud_t[i]
+        if last is not None and t <= last:
+            return self._reject("out_of_order", "stamp %.3f not after %.3f" % (t, last))
+        extrinsic = self._sensor_in_base(i, msg)
         if extrinsic is None:
             return self._reject("unknown_frame", "no transform from %r to %r" % (
                 msg.header.frame_id, self.p["base_frame"]))
@@ -196,42 +222,96 @@ class PerceptionNode(lifecycle.ManagedNode):
                                   time_field=time_field, time_scale=time_scale)
         except CloudError as e:
             return self._reject(e.reason, str(e))
-        blind, why = self.returns.update(t, cloud.n_valid, cloud.n_points)
-        self.diag.set_value("valid_returns", "%.1f %%" % (100.0 * self.returns.fraction))
-        if blind:
+        self.last_cloud_t[i] = t
+        if self._check_returns(i, cloud, t):
             # never "free everywhere" from a sensor that sees nothing: no field, so the
             # planner stops on its field_timeout, and the reason is on /diagnostics
-            self.last_cloud_t = t
-            self.pending = None
-            self.diag.count("blind_clouds")
-            self.diag.set_level(DiagnosticStatus.ERROR, "LiDAR blind: " + why)
-            self.get_logger().error("LiDAR blind: %s; no distance field until returns come "
-                                    "back" % why, throttle_duration_sec=2.0)
+            self.pending[i] = None
+            if i > 0:
+                self.prepared[i] = (t, None, True)
             return
+        xyz, times = self._wall_off_blind_sectors(i, cloud, extrinsic)
         if self.p["deskew"] and cloud.time is None:
             self.diag.count("not_deskewed_no_time_field")
+        job = (xyz, times, extrinsic, msg.header.stamp, t)
         odom = self._odom_at(t)
         if odom is None:
             if self.odom.latest_stamp is None or self.odom.latest_stamp < t:
                 # Odometry for this stamp is not here yet (it travels on its own topic):
                 # hold the newest cloud until it arrives, as tf2's message filter would.
-                if self.pending is not None:
+                if self.pending[i] is not None:
                     self._reject("no_odom", "superseded while waiting for odometry")
-                self.pending = (cloud, extrinsic, msg.header.stamp, t)
+                self.pending[i] = job
                 return
             return self._reject("no_odom", "no odometry within %.3f s of the cloud" %
                                 self.p["odom_tolerance"])
-        self._process(cloud, extrinsic, odom, msg.header.stamp, t)
+        self._process(i, job, odom)
 
-    def _process(self, cloud, extrinsic, odom, stamp, t: float) -> None:
+    def _check_returns(self, i: int, cloud, t: float) -> bool:
+        """Update LiDAR i's blindness from this cloud; True when it is blind as a whole."""
+        mon = self.returns[i]
+        azimuth, n_points = None, cloud.n_points
+        if mon.sectors:
+            stride = max(1, cloud.n_valid // 16384)   # a sample is enough for the shares
+            xy = cloud.xyz[::stride]
+            azimuth = np.arctan2(xy[:, 1], xy[:, 0])
+            n_points = cloud.n_points / float(stride)
+        blind, why = mon.update(t, len(azimuth) if azimuth is not None else cloud.n_valid,
+                                n_points, azimuth)
+        name = self.topics[i]
+        self.diag.set_value("valid_returns" if i == 0 else "valid_returns." + name,
+                            "%.1f %%" % (100.0 * mon.fraction))
+        if not blind:
+            return False
+        self.diag.count("blind_clouds")
+        self.diag.set_level(DiagnosticStatus.ERROR, "LiDAR blind (%s): %s" % (name, why))
+        self.get_logger().error("LiDAR blind (%s): %s; no distance field until returns come "
+                                "back" % (name, why), throttle_duration_sec=2.0)
+        return True
+
+    def _wall_off_blind_sectors(self, i: int, cloud, extrinsic):
+        """The cloud's points, with a wall across the azimuth sectors that went dark (in the
+        sensor frame, at blind_sector_range, in the height band that counts)."""
+        mon = self.returns[i]
+        if not mon.blind_sectors:
+            return cloud.xyz, cloud.time
+        p = self.p
+        lo, hi = p["z_min"] + 0.5 * p["resolution"], min(p["z_max"], p["z_min"] + 1.0)
+        heights = [z - extrinsic[2] for z in np.linspace(lo, hi, 3)]
+        wall = sector_wall(mon.blind_sectors, mon.sectors, p["blind_sector_range"], heights,
+                           0.5 * p["resolution"]).astype(cloud.xyz.dtype)
+        self.diag.count("blind_sector_clouds")
+        why = "LiDAR %s partly blind, walled off at %.2f m: %s" % (
+            self.topics[i], p["blind_sector_range"], mon.sectors_why())
+        self.diag.set_level(DiagnosticStatus.WARN, why)
+        self.get_logger().warn(why, throttle_duration_sec=2.0)
+        times = None if cloud.time is None else np.concatenate(
+            [cloud.time, np.zeros(len(wall), dtype=cloud.time.dtype)])
+        return np.concatenate([cloud.xyz, wall]), times
+
+    def _process(self, i: int, job, odom) -> None:
+        xyz, times, extrinsic, stamp, t = job
         t0 = time.perf_counter()
         t_rel = None
-        if cloud.time is not None:
+        if times is not None:
             # absolute driver times (Hesai s, Livox ns) are told apart by their size
-            t_rel = cloud.time - t if self.p["time_absolute"] else relative_time(cloud.time, t)
+            t_rel = times - t if self.p["time_absolute"] else relative_time(times, t)
         pose, twist = odom[1]
-        out = self.perception.process(cloud.xyz, extrinsic, pose, t_rel=t_rel, twist=twist)
-        self.last_cloud_t = t
+        kept, n_in, deskewed = self.perception.prepare(xyz, extrinsic, pose, t_rel=t_rel,
+                                                       twist=twist)
+        if i > 0:   # merged into the next field of the first LiDAR
+            self.prepared[i] = (t, kept, False)
+            return
+        parts = [kept]
+        for k in range(1, len(self.topics)):
+            other = self.prepared[k]
+            if other is None or t - other[0] > self.p["max_cloud_age"]:
+                return self._withhold(k, "silent for more than %.2f s" %
+                                      self.p["max_cloud_age"])
+            if other[2]:
+                return self._withhold(k, "blind")
+            parts.append(other[1])
+        out = self.perception.build(parts, pose, n_in, deskewed)
         self.n_clouds += 1
         self._publish(out, stamp)
         if self.encoder is not None and self.n_clouds % self.p["encoder_every"] == 0:
@@ -240,16 +320,26 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.diag.count("clouds_processed")
         self.diag.set_value("last_processing_ms", "%.2f" % ms)
         self.diag.set_value("last_points_used", out.n_points_used)
-        self.diag.set_level(DiagnosticStatus.OK, "ok")
+        if not any(m.blind_sectors for m in self.returns):
+            self.diag.set_level(DiagnosticStatus.OK, "ok")
 
-    def _process_pending(self) -> None:
-        cloud, extrinsic, stamp, t = self.pending
-        odom = self._odom_at(t)
+    def _withhold(self, k: int, why: str) -> None:
+        """No field while LiDAR k, merged into it, is blind or silent: its part of the
+        robot's surroundings would read as free."""
+        self.diag.count("fields_withheld")
+        self.diag.set_level(DiagnosticStatus.ERROR, "LiDAR %s %s: no distance field" % (
+            self.topics[k], why))
+        self.get_logger().error("LiDAR %s %s: no distance field" % (self.topics[k], why),
+                                throttle_duration_sec=2.0)
+
+    def _process_pending(self, i: int) -> None:
+        job = self.pending[i]
+        odom = self._odom_at(job[4])
         if odom is not None:
-            self.pending = None
-            self._process(cloud, extrinsic, odom, stamp, t)
-        elif self.odom.latest_stamp > t + self.p["odom_tolerance"]:
-            self.pending = None
+            self.pending[i] = None
+            self._process(i, job, odom)
+        elif self.odom.latest_stamp > job[4] + self.p["odom_tolerance"]:
+            self.pending[i] = None
             self._reject("no_odom", "no odometry within %.3f s of the cloud" %
                          self.p["odom_tolerance"])
 

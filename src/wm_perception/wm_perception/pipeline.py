@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -279,6 +279,16 @@ class Perception:
         (vx, vy, w). With config.deskew and both given, points are motion-compensated to
         the sensor pose at the stamp; otherwise they are used as they are.
         """
+        kept, n_in, deskewed = self.prepare(xyz_sensor, sensor_in_base, base_in_odom,
+                                            t_rel, twist)
+        return self.build([kept], base_in_odom, n_in, deskewed)
+
+    def prepare(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
+                base_in_odom: Pose2D, t_rel: Optional[np.ndarray] = None,
+                twist: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, int, bool]:
+        """One sensor's cloud -> ((M, 3) odom points kept, points in, deskewed). Each
+        LiDAR's cloud is prepared at its own stamp and pose (base_in_odom at that stamp),
+        so the clouds of several sensors meet in odom, motion-compensated (see build)."""
         cfg = self.config
         pts = np.asarray(xyz_sensor)
         if pts.ndim != 2 or pts.shape[1] != 3:
@@ -290,8 +300,15 @@ class Perception:
             vx, vy, wz = parse_twist(twist)
             pts = deskew(pts, t_rel, (vx, vy), wz, sensor_in_base)
             deskewed = True
+        return self.crop_to_odom(pts, sensor_in_base, base_in_odom), int(pts.shape[0]), \
+            deskewed
 
-        kept = self.crop_to_odom(pts, sensor_in_base, base_in_odom)
+    def build(self, kept: Sequence[np.ndarray], base_in_odom: Pose2D, n_in: int = 0,
+              deskewed: bool = False) -> PerceptionOutput:
+        """Prepared odom points of one or more sensors -> voxels and the distance field in
+        the window around base_in_odom (the newest pose)."""
+        cfg = self.config
+        kept = kept[0] if len(kept) == 1 else np.concatenate(kept)
         n_outliers = 0
         if cfg.outlier_filter and kept.shape[0]:
             inl = statistical_outlier_mask(kept, cfg.outlier_neighbors, cfg.outlier_std_ratio,
@@ -312,4 +329,4 @@ class Perception:
             sdf = signed_distance(occ, cfg.resolution, cfg.max_distance)
         field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
                        frame_id=cfg.frame_id)
-        return PerceptionOutput(grid, field, int(pts.shape[0]), n_used, n_outliers, deskewed)
+        return PerceptionOutput(grid, field, n_in, n_used, n_outliers, deskewed)
