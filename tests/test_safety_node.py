@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rosutil import CONFIG, wait_for
@@ -30,8 +30,10 @@ from wm_safety.speed_zones import write_mask
 NS = "/gate"
 
 
-def cloud_msg(node, obstacle_x=None, corrupt=False):
-    """A 16 x 64 Ouster cloud: a ring of returns 5 m away, plus an obstacle column ahead."""
+def cloud_msg(node, obstacle_x=None, corrupt=False, dark=None):
+    """A 16 x 64 Ouster cloud: a ring of returns 5 m away, plus an obstacle column ahead.
+    `dark` (lo, hi) degrees: beams with azimuth in it return nothing (zeros, as ouster-ros
+    reports no-returns; (-180, 180): a blind sensor)."""
     rings, cols = 16, 64
     az = np.linspace(-math.pi, math.pi, cols, endpoint=False)
     x = np.tile(5.0 * np.cos(az), (rings, 1)).astype(np.float32)
@@ -39,6 +41,10 @@ def cloud_msg(node, obstacle_x=None, corrupt=False):
     z = np.zeros((rings, cols), np.float32)
     if obstacle_x is not None:
         x[:, 0], y[:, 0], z[:, 0] = obstacle_x, 0.0, -0.1  # base height 0.3 m
+    if dark is not None:
+        deg = np.tile(np.degrees(az), (rings, 1))
+        off = (deg >= dark[0]) & (deg < dark[1])
+        x[off] = y[off] = z[off] = 0.0
     cols_d = {f.name: np.zeros(rings * cols, dtype=np.float64) for f in OUSTER.fields}
     cols_d.update(x=x.ravel(), y=y.ravel(), z=z.ravel())
     msg = PointCloud2()
@@ -89,10 +95,10 @@ def srv(node, srv_type, name, request):
     return fut.result()
 
 
-def drive(node, pubs, seconds, v=0.5, w=0.0, obstacle_x=None, source="nav"):
+def drive(node, pubs, seconds, v=0.5, w=0.0, obstacle_x=None, source="nav", dark=None):
     t_end = time.monotonic() + seconds
     while time.monotonic() < t_end:
-        pubs["points"].publish(cloud_msg(node, obstacle_x))
+        pubs["points"].publish(cloud_msg(node, obstacle_x, dark=dark))
         tw = Twist()
         tw.linear.x, tw.angular.z = v, w
         pubs[source].publish(tw)
@@ -138,6 +144,94 @@ def test_gate_drives_stops_for_obstacles_and_when_the_planner_goes_silent(gate, 
     time.sleep(1.0)
     assert len(out) - n >= 10 and all(m.linear.x == 0.0 for m in out[n:])
     steps_ok(states)
+    assert p.poll() is None
+
+
+def gate_status(diags):
+    for d in reversed(diags):
+        for st in d.status:
+            if NS + "/collision_monitor" in st.name:
+                return st.level, st.message, {k.key: k.value for k in st.values}
+    return None, "", {}
+
+
+def test_a_blind_lidar_holds_the_robot_and_a_dark_sector_is_walled_off(gate):
+    """Fresh clouds without returns are not free space to the gate either: after blind_time
+    it brakes to zero at decel_linear (action blind, /diagnostics ERROR naming the LiDAR),
+    and drives on once returns come back. With only the front quarter dark (-45..45 deg),
+    the gate sees a wall at blind_sector_range there (its approach sweep meets it); backing
+    away stays free."""
+    node, p, pubs, out, states, diags = gate
+    drive(node, pubs, 2.0)                   # learns the sensor's normal share of returns
+    assert states[-1].action == "free" and abs(out[-1].linear.x - 0.5) < 1e-6
+    n = len(states)
+    # blind_time 0.3 s, then 0.5 m/s at 1 m/s^2 (+ the jerk ramp) and a few cloud periods
+    drive(node, pubs, 1.5, dark=(-180.0, 180.0))
+    held = [s for s in states[n:] if s.action == "blind"]
+    assert held and states[-1].action == "blind" and out[-1].linear.x == 0.0, \
+        [(s.action, s.output.linear.x) for s in states[n::5]]
+    for _ in range(30):
+        if "blind" in gate_status(diags)[1]:
+            break
+        drive(node, pubs, 0.1, dark=(-180.0, 180.0))
+    level, message, values = gate_status(diags)
+    assert level == DiagnosticStatus.ERROR and "points blind" in message, message
+    assert int(values.get("blind_clouds", "0")) >= 1
+    steps_ok(states)
+    drive(node, pubs, 1.5)                   # returns back: drives on by itself
+    assert states[-1].action == "free" and abs(out[-1].linear.x - 0.5) < 1e-6
+    assert states[-1].time_to_collision == -1.0          # the ring 5 m off: beyond reach
+    drive(node, pubs, 1.5, dark=(-45.0, 45.0))
+    # the wall 0.9 m ahead of the sensor, 0.5 m ahead of the nose: the approach sweep meets
+    # it 1 s out at 0.5 m/s (the robot does not move here, so it need not brake yet)
+    ttc = states[-1].time_to_collision
+    assert 0.8 <= ttc <= 1.2, (ttc, states[-1].action)
+    drive(node, pubs, 1.5, v=-0.2, dark=(-45.0, 45.0))
+    assert states[-1].action == "free" and out[-1].linear.x == pytest.approx(-0.2)
+    assert states[-1].time_to_collision == -1.0          # nothing behind
+    steps_ok(states)
+    assert p.poll() is None
+
+
+def test_two_lidars_the_robot_is_held_until_both_see(procs, rclpy_node):
+    """point_topics [points, rear/points]: the front LiDAR alone is not enough (held, the
+    reason names the silent one); both: free; the rear one's obstacle (it is turned round)
+    stops backing up."""
+    node = rclpy_node.node
+    ns = NS + "_two"
+    p = procs.start("wm_safety", "collision_monitor", "--params-file",
+                    str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
+                    "-p", "point_topics:=[points, rear/points]",
+                    "-p", "sensor_extrinsic:=[0.2, 0.0, 0.4, 0.0, -0.2, 0.0, 0.4, 3.14159]",
+                    name="collision_monitor_two")
+    front = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
+    rear = node.create_publisher(PointCloud2, ns + "/rear/points", SENSOR_QOS)
+    nav = node.create_publisher(Twist, ns + "/cmd_vel_nav", CMD_VEL_QOS)
+    out = rclpy_node.collect(Twist, ns + "/cmd_vel", CMD_VEL_QOS)
+    states = rclpy_node.collect(SafetyState, ns + "/safety_state", STATUS_QOS)
+    assert wait_for(lambda: nav.get_subscription_count() > 0
+                    and rear.get_subscription_count() > 0, 20.0), procs.log(p)
+
+    def run(seconds, v=0.5, with_rear=True, rear_obstacle=None):
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            front.publish(cloud_msg(node))
+            if with_rear:
+                rear.publish(cloud_msg(node, rear_obstacle))
+            tw = Twist()
+            tw.linear.x = v
+            nav.publish(tw)
+            time.sleep(0.05)
+
+    run(1.5, with_rear=False)
+    assert states and states[-1].action == "blind" and out[-1].linear.x == 0.0
+    run(2.0)
+    assert states[-1].action == "free" and abs(out[-1].linear.x - 0.5) < 1e-6
+    # 0.25 m behind the rear LiDAR = x -0.45 in base_link: in the rear stop zone
+    run(1.5, v=-0.2, rear_obstacle=0.25)
+    assert states[-1].action == "stop" and out[-1].linear.x == 0.0
+    run(1.0, v=-0.2)
+    assert states[-1].action == "free"
     assert p.poll() is None
 
 

@@ -34,6 +34,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 
+SECTOR_SAMPLE = 16384   # returns whose azimuths are binned per cloud, at most
+
+
 class ReturnMonitor:
     def __init__(self, min_ratio: float = 0.25, min_fraction: float = 0.02,
                  blind_time: float = 0.3, learn_clouds: int = 10, expected: float = 0.0,
@@ -109,6 +112,21 @@ class ReturnMonitor:
             "unknown" if self.normal is None else "%.1f %%" % (100.0 * self.normal),
             100.0 * self.threshold())
         return self.blind, why
+
+    def update_cloud(self, t: float, xyz_valid: np.ndarray, n_points: int
+                     ) -> Tuple[bool, str]:
+        """update() from a decoded cloud: its valid returns (N, 3) in the sensor frame and
+        the points it declared. The sectors' shares come from a sample of at most
+        SECTOR_SAMPLE returns (the azimuths of a 128-beam cloud cost more than they tell)."""
+        n_valid = int(xyz_valid.shape[0])
+        if not self.sectors:
+            return self.update(t, n_valid, n_points)
+        stride = max(1, n_valid // SECTOR_SAMPLE)
+        xy = xyz_valid[::stride]
+        azimuth = np.arctan2(xy[:, 1], xy[:, 0])
+        blind, why = self.update(t, len(azimuth), n_points / float(stride), azimuth)
+        self.fraction = n_valid / float(n_points) if n_points > 0 else 0.0
+        return blind, why
 
     def _update_sectors(self, t: float, azimuth: np.ndarray, n_points: int,
                         learn: bool) -> None:

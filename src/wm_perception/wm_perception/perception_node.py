@@ -250,14 +250,7 @@ class PerceptionNode(lifecycle.ManagedNode):
     def _check_returns(self, i: int, cloud, t: float) -> bool:
         """Update LiDAR i's blindness from this cloud; True when it is blind as a whole."""
         mon = self.returns[i]
-        azimuth, n_points = None, cloud.n_points
-        if mon.sectors:
-            stride = max(1, cloud.n_valid // 16384)   # a sample is enough for the shares
-            xy = cloud.xyz[::stride]
-            azimuth = np.arctan2(xy[:, 1], xy[:, 0])
-            n_points = cloud.n_points / float(stride)
-        blind, why = mon.update(t, len(azimuth) if azimuth is not None else cloud.n_valid,
-                                n_points, azimuth)
+        blind, why = mon.update_cloud(t, cloud.xyz, cloud.n_points)
         name = self.topics[i]
         self.diag.set_value("valid_returns" if i == 0 else "valid_returns." + name,
                             "%.1f %%" % (100.0 * mon.fraction))

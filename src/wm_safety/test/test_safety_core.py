@@ -282,3 +282,22 @@ def test_unknown_payload_hides_only_the_chassis_and_sensors_merge():
     g.update(0.72)                       # the cloud (0.2) is stale by now, the scan is not
     assert g.points.tolist() == [[0.0, 1.0]] and not g.blind(0.72)
     assert g.update(0.8).action == "blind"
+
+
+def test_gate_with_required_lidars_is_blind_while_any_is_silent_or_blind():
+    g = SafetyGate(GateConfig(points_timeout=0.5, required=("points", "rear/points")),
+                   zones(0.0), CommandMux(0.5, 0.5), smoother())
+    g.set_points(np.zeros((0, 2)), 0.0, "points")
+    assert g.blind_reason(0.0) == "no points from rear/points yet"
+    g.set_points(np.zeros((0, 2)), 0.05, "rear/points")
+    assert not g.blind(0.1)
+    g.set_points(np.zeros((0, 2)), 0.6, "points")
+    assert g.blind_reason(0.6) == "no points from rear/points for 0.55 s"
+    g.set_points(np.zeros((0, 2)), 0.6, "rear/points", blind="0.0 % valid returns")
+    assert g.blind_reason(0.6) == "rear/points blind: 0.0 % valid returns"
+    g.mux.command(NAV, 0.3, 0.0, 0.6)
+    assert g.update(0.6).action == "blind"
+    g.set_points(np.zeros((0, 2)), 0.7, "rear/points")
+    g.set_points(np.zeros((0, 2)), 0.7, "points")
+    g.mux.command(NAV, 0.3, 0.0, 0.7)
+    assert g.update(0.7).action == "free"

@@ -52,8 +52,12 @@ def build_gate(p: dict, payload_kg: float = -1.0) -> Tuple[SafetyGate, dict]:
     speed_zones = None
     if p["speed_zones"]:
         speed_zones = SpeedZones.load(resolve_config(p["speed_zones"]), p["max_linear"])
+    topics = tuple(str(t) for t in p.get("point_topics", ()))
+    if len(set(topics)) != len(topics) or not all(topics):
+        raise ValueError("point_topics must be distinct names")
     gate = SafetyGate(GateConfig(points_timeout=p["points_timeout"], max_dt=p["max_dt"],
-                                 monitor=monitor), zones, mux, smoother, speed_zones)
+                                 monitor=monitor, required=topics),
+                      zones, mux, smoother, speed_zones)
     return gate, spec
 
 

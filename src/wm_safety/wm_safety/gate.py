@@ -7,8 +7,10 @@
       -> the base
 
 Plain Python, no ROS: the node (monitor_node.py) feeds it messages and publishes what
-`update()` returns. It stops the robot whenever it cannot see (no points, or points older
-than `points_timeout`) and whenever nobody commands it.
+`update()` returns. It stops the robot whenever it cannot see and whenever nobody commands it.
+Cannot see: a `required` sensor (each LiDAR) has no points newer than `points_timeout`, or its
+node found it blind (fresh clouds without returns: wm_perception.blindness); without required
+sensors, no sensor has fresh points.
 
 Escape (a safety decision; the rule is in collision_monitor.py). A point in the stop zone
 stops the robot, so two robots nose to nose, or a robot whose stop zone touches a shelf
@@ -45,6 +47,7 @@ from wm_safety.zones import Zones, crop, points_in_polygon
 class GateConfig:
     points_timeout: float = 0.5   # older points: the monitor is blind, stop [s]
     max_dt: float = 0.1           # longest step the smoother integrates at once [s]
+    required: Tuple[str, ...] = ()  # sensors that must all see (each LiDAR), see blind()
     monitor: cm.MonitorConfig = field(default_factory=cm.MonitorConfig)
 
 
@@ -73,19 +76,23 @@ class SafetyGate:
         self.points = np.zeros((0, 2))
         self.points_stamp: Optional[float] = None
         self._sensors = {}  # sensor name -> (points, stamp)
+        self._blind = {}    # sensor name -> why it is blind ('' or absent: it sees)
         self.last_update: Optional[float] = None
         self.last_scale = 1.0
         self.last_action = ""
         # a limit on |v| from another node (the fleet client while Redis is unreachable)
         self.external_limit = math.inf
 
-    def set_points(self, xy: np.ndarray, stamp: float, sensor: str = "points") -> None:
+    def set_points(self, xy: np.ndarray, stamp: float, sensor: str = "points",
+                   blind: str = "") -> None:
         """The newest obstacle points (M, 2) in base_link from one sensor, height-filtered.
         Points inside the chassis (and a known payload) are the robot itself. Sensors are
         merged: a 2D scan does not erase what the 3D LiDAR saw; each sensor's points count
-        while they are fresh, and the gate is blind only when none is."""
+        while they are fresh. `blind`: why this sensor's fresh cloud cannot be trusted
+        (no returns); a required sensor that is blind or silent blinds the gate."""
         near = crop(np.asarray(xy, dtype=np.float64), self.zones.reach)
         self._sensors[sensor] = (near[~points_in_polygon(near, self.zones.self_filter)], stamp)
+        self._blind[sensor] = blind
         self._merge(stamp)
 
     def _merge(self, now: float) -> None:
@@ -120,8 +127,22 @@ class SafetyGate:
         return verdict.scale < self.last_scale - 1e-3
 
     def blind(self, now: float) -> bool:
+        return bool(self.blind_reason(now))
+
+    def blind_reason(self, now: float) -> str:
+        """Why the gate cannot see now ('' when it can)."""
+        for sensor in self.cfg.required:
+            if self._blind.get(sensor):
+                return "%s blind: %s" % (sensor, self._blind[sensor])
+            entry = self._sensors.get(sensor)
+            if entry is None:
+                return "no points from %s yet" % sensor
+            if now - entry[1] > self.cfg.points_timeout:
+                return "no points from %s for %.2f s" % (sensor, now - entry[1])
         t = self.points_stamp
-        return t is None or now - t > self.cfg.points_timeout
+        if t is None or now - t > self.cfg.points_timeout:
+            return "no points" if t is None else "no points for %.2f s" % (now - t)
+        return ""
 
     def update(self, now: float, position: Optional[Tuple[float, float]] = None,
                ) -> GateOutput:

@@ -1,6 +1,7 @@
 """collision_monitor: the last gate before the wheels (a thin rclpy adapter around gate.py).
 
-In: points (sensor_msgs/PointCloud2, the raw LiDAR; not perception's products), optionally
+In: points (sensor_msgs/PointCloud2, the raw LiDAR; not perception's products; several
+LiDARs: point_topics, each with its extrinsic, all of which must see), optionally
 scan (sensor_msgs/LaserScan), cmd_vel_nav (Twist, the planner), cmd_vel_teleop (Twist, a
 joystick), estop (std_msgs/Bool: True engages and latches), payload (std_msgs/Float32 kg:
 the footprint grows with the overhang), speed_limit (nav2_msgs/SpeedLimit, or wm_msgs'
@@ -21,6 +22,11 @@ a timer at `rate` while nothing drives, so zero goes out continuously when the p
 silent. Time is the node clock (sim time in simulation): in lockstep simulation the world
 stops with the clock, and so does this node; a separate wall-clock check reports a stalled
 clock in diagnostics.
+
+Blindness: each LiDAR's clouds are checked for returns (wm_perception.blindness, as perception
+does, but on the gate's own input): fresh clouds with (almost) no returns for blind_time hold
+the robot ("blind", braked at decel_linear) with /diagnostics ERROR until returns come back;
+dark azimuth sectors are walled off at blind_sector_range, so the zones see an obstacle there.
 
 NOT a certified safety function: under ISO 3691-4 that remains the safety-rated scanner
 fields and the safety PLC. This node is the model-free software layer in front of them.
@@ -50,6 +56,7 @@ from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import SafetyState
+from wm_perception.blindness import ReturnMonitor, sector_wall
 from wm_perception.pointcloud import CloudError, decode_points
 from wm_safety.configure import build_gate
 from wm_safety.gate import GateOutput, SafetyGate
@@ -83,9 +90,17 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         p = self.p = read_params(self, SAFETY_PARAMS)
         try:
             self.gate, self.zone_spec = build_gate(p)
-            self.extrinsic = [float(v) for v in p["sensor_extrinsic"]]
-            if len(self.extrinsic) != 4 or not all(math.isfinite(v) for v in self.extrinsic):
-                raise ValueError("sensor_extrinsic must be 4 finite numbers [x, y, z, yaw]")
+            self.topics = [str(t) for t in p["point_topics"]]
+            ext = [float(v) for v in p["sensor_extrinsic"]]
+            if len(ext) != 4 * len(self.topics) or not all(math.isfinite(v) for v in ext):
+                raise ValueError("sensor_extrinsic must be 4 finite numbers [x, y, z, yaw] per "
+                                 "point_topics entry (%d)" % len(self.topics))
+            self.extrinsics = {t: ext[4 * i:4 * i + 4] for i, t in enumerate(self.topics)}
+            self.extrinsic = self.extrinsics[self.topics[0]]   # the 2D scan's mount
+            self.returns = {t: ReturnMonitor(
+                p["blind_min_ratio"], p["blind_min_fraction"], p["blind_time"],
+                p["blind_learn_clouds"], p["expected_valid_fraction"], p["blind_sectors"])
+                for t in self.topics}
             use_tf = resolve_use_tf(p["use_tf"])
         except (ValueError, MapError) as e:
             self.get_logger().error("configure failed: %s" % e)
@@ -105,7 +120,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             PolygonStamped, "safety_zones/" + name, STATUS_QOS)
             for name in ("footprint", "stop", "slowdown")}
         self.subs = [
-            self.create_subscription(PointCloud2, "points", self._on_cloud, SENSOR_QOS),
+            self.create_subscription(PointCloud2, topic,
+                                     lambda m, topic=topic: self._on_cloud(topic, m), SENSOR_QOS)
+            for topic in self.topics]
+        self.subs += [
             self.create_subscription(Twist, "cmd_vel_nav",
                                      lambda m: self._on_command(NAV, m), CMD_VEL_QOS),
             self.create_subscription(Twist, "cmd_vel_teleop",
@@ -185,11 +203,11 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             return False
         return True
 
-    def _on_cloud(self, msg: PointCloud2) -> None:
+    def _on_cloud(self, topic: str, msg: PointCloud2) -> None:
         if not self.active:
             return
         now, t = self._now(), stamp_to_sec(msg.header.stamp)
-        if not self._cloud_stamp_ok(t, now):
+        if not self._cloud_stamp_ok(t, now, topic):
             return
         try:
             cloud = decode_points(msg.fields, msg.data, msg.width, msg.height, msg.point_step,
@@ -197,9 +215,27 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
                                   max_points=self.p["max_points"], allow_empty=True)
         except CloudError as e:
             return self._reject(e.reason, str(e))
-        xy = sensor_points_to_base(cloud.xyz, self.extrinsic, self.p["z_min"],
-                                   self.p["z_max"])
-        self._new_points(xy, t, now)
+        ext = self.extrinsics[topic]
+        mon = self.returns[topic]
+        xyz = cloud.xyz
+        blind, why = mon.update_cloud(t, xyz, cloud.n_points)
+        if blind:
+            self.diag.count("blind_clouds")
+            self.diag.set_level(DiagnosticStatus.ERROR, "LiDAR %s blind: %s" % (topic, why))
+            self.get_logger().error("LiDAR %s blind: %s; holding the robot until returns "
+                                    "come back" % (topic, why), throttle_duration_sec=2.0)
+            return self._new_points(np.zeros((0, 2)), t, now, topic, blind=why)
+        if mon.blind_sectors:
+            p = self.p
+            heights = [z - ext[2] for z in np.linspace(p["z_min"] + 0.05,
+                                                       min(p["z_max"], p["z_min"] + 1.0), 3)]
+            xyz = np.concatenate([xyz, sector_wall(mon.blind_sectors, mon.sectors,
+                                                   p["blind_sector_range"], heights, 0.05)])
+            self.diag.count("blind_sector_clouds")
+            self.get_logger().warn("LiDAR %s partly blind, walled off at %.2f m: %s" % (
+                topic, p["blind_sector_range"], mon.sectors_why()), throttle_duration_sec=2.0)
+        xy = sensor_points_to_base(xyz, ext, self.p["z_min"], self.p["z_max"])
+        self._new_points(xy, t, now, topic)
 
     def _on_scan(self, msg: LaserScan) -> None:
         if not self.active:
@@ -218,12 +254,12 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self._new_points(sensor_points_to_base(xyz, self.extrinsic, -math.inf, math.inf),
                          t, now, "scan")
 
-    def _new_points(self, xy: np.ndarray, t: float, now: float, sensor: str = "points"
-                    ) -> None:
-        self.gate.set_points(xy, t, sensor)
+    def _new_points(self, xy: np.ndarray, t: float, now: float, sensor: str = "points",
+                    blind: str = "") -> None:
+        self.gate.set_points(xy, t, sensor, blind)
         self.last_cloud_t[sensor] = t
         self.diag.count("clouds")
-        if self.gate.needs_update(now):
+        if blind or self.gate.needs_update(now):
             self._output(now)
 
     def _on_command(self, source: str, msg: Twist) -> None:
@@ -351,7 +387,12 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self.diag.count("action." + out.action)
         self.diag.set_value("action", out.action)
         self.diag.set_value("source", out.source)
-        if out.action in ("stop", "blind", "estop"):
+        if out.action == "blind":
+            why = self.gate.blind_reason(self.last_output_t)
+            self.diag.set_level(DiagnosticStatus.ERROR, "robot held: blind (%s)" % why)
+            self.get_logger().log("holding the robot: cannot see (%s)" % why,
+                                  LoggingSeverity.WARN, throttle_duration_sec=1.0)
+        elif out.action in ("stop", "estop"):
             self.diag.set_level(DiagnosticStatus.WARN if out.action != "estop"
                                 else DiagnosticStatus.ERROR, "robot held: " + out.action)
             self.get_logger().log("holding the robot: %s (source %s, %d points in the stop "

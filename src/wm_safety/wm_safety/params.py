@@ -23,8 +23,30 @@ SAFETY_PARAMS = [
     Param("max_future", 0.2, "clouds stamped further ahead of the clock are rejected [s]",
           0.0, 5.0),
     Param("max_points", 2000000, "clouds with more points are rejected", 1, 100000000),
+    Param("point_topics", ["points"],
+          "the LiDARs' PointCloud2 topics: their newest points are merged, and the robot is "
+          "held while any of them is silent (points_timeout) or blind"),
     Param("sensor_extrinsic", [0.0, 0.0, 0.4, 0.0],
-          "LiDAR pose in base_link [x, y, z, yaw] (static: the gate does not depend on tf)"),
+          "each LiDAR's pose in base_link, flat [x, y, z, yaw] per point_topics entry (static: "
+          "the gate does not depend on tf)", any_length=True),
+    # the same blindness check as perception's (wm_perception.blindness), run on the raw
+    # clouds by the gate itself: a LiDAR without returns holds the robot
+    Param("blind_min_ratio", 0.25,
+          "a cloud is dark below this fraction of the sensor's normal share of valid returns",
+          0.01, 1.0),
+    Param("blind_min_fraction", 0.02,
+          "... or below this share of valid returns whatever is normal", 0.0, 0.99),
+    Param("blind_time", 0.3, "dark clouds for this long make the LiDAR blind: the robot is "
+          "held until returns come back [s]", 0.0, 10.0),
+    Param("blind_learn_clouds", 10,
+          "the normal share of valid returns: the median of this many first clouds", 1, 10000),
+    Param("expected_valid_fraction", 0.0,
+          "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
+    Param("blind_sectors", 8,
+          "azimuth sectors checked on their own (0: whole cloud only); a blind sector is "
+          "walled off at blind_sector_range", 0, 360),
+    Param("blind_sector_range", 0.9,
+          "a blind sector reads as an obstacle this far from the sensor [m]", 0.1, 10.0),
     Param("z_min", 0.05, "lowest point that counts as an obstacle, in base_link [m]",
           -1.0, 5.0),
     Param("z_max", 1.9, "highest point that counts as an obstacle, in base_link [m]",
