@@ -9,8 +9,9 @@ the simulated base's log of every command it received:
 - the robot resumed by itself and reached its goal (after the e-stop: once resumed);
 - with Redis frozen, navigation was held at the fleet client's stale_speed_limit.
 
-`make test` runs five drills (perception killed, the planner's odometry check, the stop
-zone, Redis frozen, the e-stop), about 6 minutes here; all ten run in
+`make test` runs seven drills (perception killed, the planner's odometry check, a LiDAR
+whose returns are all zeros and one whose front half is dark, the stop zone, Redis frozen,
+the e-stop), about 8 minutes here; all fourteen run in
 `make bench` (benchmarks/bench_drills.py, stop times to BENCHMARKS.md) and with `python -m
 wm_bringup.drills`.
 """
@@ -27,7 +28,9 @@ from wm_bringup import drills
 # freeze_planner is left to make bench: once in a loaded make test run the thawed planner
 # kept finding its distance field stale and never drove on (see the closing note); the gate's
 # own nav timeout is covered by tests/test_safety_node.py.
-IN_MAKE_TEST = ("kill_perception", "nan_odometry", "pallet_drop", "pause_redis", "estop")
+# lidar_nan and lidar_empty too: make bench (the node tests cover NaN and empty clouds)
+IN_MAKE_TEST = ("kill_perception", "nan_odometry", "lidar_zero", "lidar_front_dark",
+                "pallet_drop", "pause_redis", "estop")
 
 
 @pytest.mark.parametrize("name", IN_MAKE_TEST)
@@ -38,7 +41,7 @@ def test_fault_drill(name, tmp_path):
 
 
 def check_drill(name, r, tmp_path):
-    """The drill's verdicts (also what bench_drills reports for all nine)."""
+    """The drill's verdicts (also what bench_drills reports for all of them)."""
     logs = "\n".join("%s: %s" % (p.name, p.read_text()[-800:])
                      for p in sorted((tmp_path / "logs").glob("*.log")))
     assert r["t_fault"] is not None and r["t_clear"] is not None, (r, logs)

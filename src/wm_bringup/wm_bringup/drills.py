@@ -30,6 +30,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import yaml
 
 from wm_bringup.runner import DrillContext, run_scenario, share_dir
+from wm_sim.lidar import LidarSpec
 from wm_sim.scenario import parse_scenario
 
 T_FAULT, T_CLEAR = 6.0, 11.0   # nominal; the fault waits for the robot to drive (make_hook)
@@ -44,6 +45,7 @@ SCENARIO = {
 }
 RID = "robot1"
 CONTROL_PERIOD = 0.1
+SCAN_PERIOD = 1.0 / LidarSpec().scan_rate_hz   # the simulated LiDAR's (10 Hz)
 RECEIVE_TOLERANCE = 1e-6  # commands carry the time they were issued (TwistStamped)
 
 
@@ -173,11 +175,14 @@ class Drill:
     # clear after this many wall seconds instead of FAULT_LASTS simulated seconds (faults
     # that stop or slow simulated time itself)
     clear_after_wall: Optional[float] = None
+    # added to the detecting timeout: a fault in the LiDAR's clouds shows in the first cloud
+    # after it, up to one scan period later
+    detect_delay: float = 0.0
 
     def detect_timeout(self) -> Optional[float]:
         if isinstance(self.detect, tuple):
-            return float(robot_params(self.detect[0])[self.detect[1]])
-        return self.detect
+            return float(robot_params(self.detect[0])[self.detect[1]]) + self.detect_delay
+        return None if self.detect is None else self.detect + self.detect_delay
 
 
 def _kill_perception(ctx):
@@ -263,6 +268,15 @@ DRILLS: List[Drill] = [
           lambda c: set_sim(c, "fault_odom", "absurd"),
           lambda c: set_sim(c, "fault_odom", ""), ("planner", "odom_timeout"),
           "planner odom_timeout"),
+    *[Drill("lidar_" + fault, "the LiDAR delivers fresh clouds %s for 5 s" % how,
+            lambda c, f=fault: set_sim(c, "fault_lidar", f),
+            lambda c: set_sim(c, "fault_lidar", ""), ("collision_monitor", "blind_time"),
+            "gate blind_time + one scan", detect_delay=SCAN_PERIOD)
+      for fault, how in (("zero", "whose every return is zeros (ouster-ros no-returns)"),
+                         ("nan", "whose every return is NaN"),
+                         ("empty", "without points"),
+                         ("front_dark", "whose front half returns nothing (a covered "
+                          "window)"))],
     Drill("clock_stop", "the simulation and /clock stop for 5 s of wall time",
           lambda c: set_sim(c, "fault_pause", True),
           lambda c: set_sim(c, "fault_pause", False), clear_after_wall=5.0),

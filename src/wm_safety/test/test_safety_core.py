@@ -301,3 +301,28 @@ def test_gate_with_required_lidars_is_blind_while_any_is_silent_or_blind():
     g.set_points(np.zeros((0, 2)), 0.7, "points")
     g.mux.command(NAV, 0.3, 0.0, 0.7)
     assert g.update(0.7).action == "free"
+
+
+def test_gate_holds_commands_into_dark_sectors_and_passes_driving_away():
+    g = gate()
+    t = 0.0
+    front = [(-0.25 * math.pi, 0.25 * math.pi)]         # the front quarter dark
+    for _ in range(20):
+        t += 0.1
+        g.set_points(np.zeros((0, 2)), t, dark=front)
+        g.mux.command(NAV, 0.5, 0.0, t)
+        out = g.update(t)
+    assert out.action == "blind" and out.cmd == (0.0, 0.0)
+    assert g.dark_in_the_way(0.5, 0.0) == "points dark at -45..+45 deg"
+    assert g.dark_in_the_way(0.0, 0.5) != ""            # turning on the spot: held
+    for _ in range(20):
+        t += 0.1
+        g.set_points(np.zeros((0, 2)), t, dark=front)
+        g.mux.command(NAV, -0.2, 0.1, t)
+        out = g.update(t)
+    assert out.action == "free" and out.cmd[0] == pytest.approx(-0.2)
+    rear = [(0.75 * math.pi, 1.25 * math.pi)]           # wraps past +-180 deg
+    g.set_points(np.zeros((0, 2)), t, dark=rear)
+    assert g.dark_in_the_way(-0.2, 0.0) and not g.dark_in_the_way(0.5, 0.0)
+    g.set_points(np.zeros((0, 2)), t)                   # returns back
+    assert not g.dark_in_the_way(0.5, 0.0) and not g.dark_in_the_way(0.0, 0.5)

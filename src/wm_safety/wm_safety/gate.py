@@ -10,7 +10,10 @@ Plain Python, no ROS: the node (monitor_node.py) feeds it messages and publishes
 `update()` returns. It stops the robot whenever it cannot see and whenever nobody commands it.
 Cannot see: a `required` sensor (each LiDAR) has no points newer than `points_timeout`, or its
 node found it blind (fresh clouds without returns: wm_perception.blindness); without required
-sensors, no sensor has fresh points.
+sensors, no sensor has fresh points. A sensor blind in some azimuth sectors only (half
+covered) holds every command that would move the robot into them: forward when a dark sector
+faces forward (base-frame azimuth within +-90 deg), backward when one faces back, and turning
+on the spot; driving straight away from the dark side passes (the other sectors still see).
 
 Escape (a safety decision; the rule is in collision_monitor.py). A point in the stop zone
 stops the robot, so two robots nose to nose, or a robot whose stop zone touches a shelf
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,6 +44,18 @@ from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import VelocitySmoother
 from wm_safety.speed_zones import SpeedZones
 from wm_safety.zones import Zones, crop, points_in_polygon
+
+
+MOVING = 1e-3   # |v| [m/s] or |w| [rad/s] above which a command moves the robot
+
+
+def _overlaps(lo: float, hi: float, a: float, b: float) -> bool:
+    """Whether the azimuth intervals (lo, hi) and (a, b) overlap (open, modulo 2 pi)."""
+    two_pi = 2.0 * math.pi
+    for k in (-1, 0, 1):
+        if lo + k * two_pi < b and a < hi + k * two_pi:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class SafetyGate:
         self.points_stamp: Optional[float] = None
         self._sensors = {}  # sensor name -> (points, stamp)
         self._blind = {}    # sensor name -> why it is blind ('' or absent: it sees)
+        self._dark = {}     # sensor name -> base-frame azimuth intervals it cannot see [rad]
         self.last_update: Optional[float] = None
         self.last_scale = 1.0
         self.last_action = ""
@@ -84,15 +100,17 @@ class SafetyGate:
         self.external_limit = math.inf
 
     def set_points(self, xy: np.ndarray, stamp: float, sensor: str = "points",
-                   blind: str = "") -> None:
+                   blind: str = "", dark: Sequence[Tuple[float, float]] = ()) -> None:
         """The newest obstacle points (M, 2) in base_link from one sensor, height-filtered.
         Points inside the chassis (and a known payload) are the robot itself. Sensors are
         merged: a 2D scan does not erase what the 3D LiDAR saw; each sensor's points count
         while they are fresh. `blind`: why this sensor's fresh cloud cannot be trusted
-        (no returns); a required sensor that is blind or silent blinds the gate."""
+        (no returns); a required sensor that is blind or silent blinds the gate. `dark`:
+        the base-frame azimuth intervals (lo, hi) [rad] of its sectors that went dark."""
         near = crop(np.asarray(xy, dtype=np.float64), self.zones.reach)
         self._sensors[sensor] = (near[~points_in_polygon(near, self.zones.self_filter)], stamp)
         self._blind[sensor] = blind
+        self._dark[sensor] = [(float(a), float(b)) for a, b in dark]
         self._merge(stamp)
 
     def _merge(self, now: float) -> None:
@@ -144,6 +162,18 @@ class SafetyGate:
             return "no points" if t is None else "no points for %.2f s" % (now - t)
         return ""
 
+    def dark_in_the_way(self, v: float, w: float) -> str:
+        """Which dark sector the command (v, w) would move the robot into ('' if none)."""
+        for sensor, intervals in self._dark.items():
+            for lo, hi in intervals:
+                ahead = _overlaps(lo, hi, -0.5 * math.pi, 0.5 * math.pi)
+                behind = _overlaps(lo, hi, 0.5 * math.pi, 1.5 * math.pi)
+                if (v > MOVING and ahead) or (v < -MOVING and behind) or (
+                        abs(v) <= MOVING and abs(w) > MOVING):
+                    return "%s dark at %+.0f..%+.0f deg" % (sensor, math.degrees(lo),
+                                                           math.degrees(hi))
+        return ""
+
     def update(self, now: float, position: Optional[Tuple[float, float]] = None,
                ) -> GateOutput:
         """The command for the base at time `now`; `position` is the robot in the speed
@@ -167,7 +197,7 @@ class SafetyGate:
         if sel.source == "estop":
             cmd = self.smoother.emergency_stop()
             return GateOutput(cmd, sel.cmd, sel.source, "estop", 0.0, limit, 0, 0, None)
-        if self.blind(now):
+        if self.blind(now) or (sel.source in (NAV, TELEOP) and self.dark_in_the_way(v, w)):
             cmd = self.smoother.step(0.0, 0.0, dt)
             return GateOutput(cmd, sel.cmd, sel.source, "blind", 0.0, limit, 0, 0, None)
         if sel.source not in (NAV, TELEOP):

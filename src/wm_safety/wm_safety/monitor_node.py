@@ -235,7 +235,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             self.get_logger().warn("LiDAR %s partly blind, walled off at %.2f m: %s" % (
                 topic, p["blind_sector_range"], mon.sectors_why()), throttle_duration_sec=2.0)
         xy = sensor_points_to_base(xyz, ext, self.p["z_min"], self.p["z_max"])
-        self._new_points(xy, t, now, topic)
+        width = 2.0 * math.pi / max(mon.sectors, 1)
+        dark = [(ext[3] - math.pi + k * width, ext[3] - math.pi + (k + 1) * width)
+                for k in mon.blind_sectors]
+        self._new_points(xy, t, now, topic, dark=dark)
 
     def _on_scan(self, msg: LaserScan) -> None:
         if not self.active:
@@ -255,8 +258,8 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
                          t, now, "scan")
 
     def _new_points(self, xy: np.ndarray, t: float, now: float, sensor: str = "points",
-                    blind: str = "") -> None:
-        self.gate.set_points(xy, t, sensor, blind)
+                    blind: str = "", dark=()) -> None:
+        self.gate.set_points(xy, t, sensor, blind, dark)
         self.last_cloud_t[sensor] = t
         self.diag.count("clouds")
         if blind or self.gate.needs_update(now):
@@ -388,7 +391,8 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
         self.diag.set_value("action", out.action)
         self.diag.set_value("source", out.source)
         if out.action == "blind":
-            why = self.gate.blind_reason(self.last_output_t)
+            why = self.gate.blind_reason(self.last_output_t) or self.gate.dark_in_the_way(
+                *out.requested)
             self.diag.set_level(DiagnosticStatus.ERROR, "robot held: blind (%s)" % why)
             self.get_logger().log("holding the robot: cannot see (%s)" % why,
                                   LoggingSeverity.WARN, throttle_duration_sec=1.0)

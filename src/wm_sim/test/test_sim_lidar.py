@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from wm_common.geometry import Pose2D, transform_points
-from wm_sim.lidar import Lidar, LidarSpec
+from wm_sim.lidar import Lidar, LidarSpec, lidar_fault
 from wm_sim.world import Box, World, robot_box, warehouse
 
 DTYPES = {"x": np.float32, "y": np.float32, "z": np.float32, "range_mm": np.uint32,
@@ -142,3 +142,23 @@ def test_box_lid_and_intensity():
     assert np.any(np.abs(z - 0.2) < 1e-4)
     ok = np.isfinite(scan["x"])
     assert np.all(scan["intensity"][ok] > 0) and np.all(scan["reflectivity"][ok] > 0)
+
+
+def test_lidar_faults_as_failing_sensors_deliver_them():
+    scan = Lidar(LidarSpec(dropout_prob=0.0), seed=1).scan(warehouse(), Pose2D(5.0, 5.0, 0.0))
+    valid = np.isfinite(scan["x"])
+    assert valid.mean() > 0.4
+    zero = lidar_fault(scan, "zero")
+    assert np.all(zero["x"] == 0) and np.all(zero["range_mm"] == 0)
+    assert zero["x"].shape == scan["x"].shape and np.isfinite(scan["x"]).sum() == valid.sum()
+    assert np.all(np.isnan(lidar_fault(scan, "nan")["z"]))
+    assert lidar_fault(scan, "empty")["x"].size == 0
+    half = lidar_fault(scan, "front_dark")
+    az = np.arctan2(scan["y"], scan["x"])
+    ahead = valid & (np.abs(az) < 0.5 * math.pi)
+    assert ahead.any() and np.all(half["x"][ahead] == 0) and np.all(half["range_mm"][ahead] == 0)
+    behind = valid & ~ahead
+    assert np.array_equal(half["x"][behind], scan["x"][behind])
+    assert lidar_fault(scan, "") is scan
+    with pytest.raises(ValueError):
+        lidar_fault(scan, "smoke")

@@ -230,3 +230,33 @@ def sensor_returns(spec: LidarSpec, rng_true: np.ndarray, refl: np.ndarray,
         "ambient": np.clip(ambient, 0.0, 65535.0).astype(np.uint16),
         "range_mm": np.where(valid, np.round(r * 1000.0), 0).astype(np.uint32),
     }
+
+
+LIDAR_FAULTS = ("", "zero", "nan", "empty", "front_dark")
+
+
+def lidar_fault(scan: Dict[str, np.ndarray], fault: str) -> Dict[str, np.ndarray]:
+    """An organized scan (Lidar.scan's dict) as a failing sensor would deliver it (the fault
+    drills): 'zero', every return (0, 0, 0) as ouster-ros reports no-returns; 'nan', every
+    return NaN; 'empty', no points at all (0 x 0); 'front_dark', the beams looking forward
+    (sensor azimuth within +-90 deg) return nothing, a covered front window; '' as it is."""
+    if fault not in LIDAR_FAULTS:
+        raise ValueError("fault_lidar must be one of %s" % (LIDAR_FAULTS,))
+    if not fault:
+        return scan
+    if fault == "empty":
+        return {k: v[:0, :0] for k, v in scan.items()}
+    out = {k: v.copy() for k, v in scan.items()}
+    if fault == "front_dark":
+        az = np.arctan2(scan["y"], scan["x"])   # NaN where there is no return anyway
+        with np.errstate(invalid="ignore"):
+            off = np.abs(az) < 0.5 * math.pi
+        off &= np.isfinite(az)
+    else:
+        off = np.ones(scan["x"].shape, dtype=bool)
+    value = np.float32(np.nan) if fault == "nan" else np.float32(0.0)
+    for k in ("x", "y", "z"):
+        out[k][off] = value
+    for k in ("intensity", "range_mm", "reflectivity"):
+        out[k][off] = 0
+    return out

@@ -49,6 +49,10 @@ SIM_PARAMS = [
     # Fault injection for the safety drills (tests/test_fault_drills.py), live-settable:
     Param("fault_odom", "", "fault drill: '' normal, 'nan' or 'absurd' odometry from now on"),
     Param("fault_pause", False, "fault drill: stop the simulation and /clock while true"),
+    Param("fault_lidar", "",
+          "fault drill: '' normal; 'zero' (every return zeros, as ouster-ros sends no-returns), "
+          "'nan' (every return NaN), 'empty' (clouds without points) or 'front_dark' (the "
+          "front half returns nothing: a covered window) from now on"),
     Param("fault_drop_box", "",
           "fault drill: '<robot_id> <distance>' drops a pallet that far ahead of the robot; "
           "'' removes it"),

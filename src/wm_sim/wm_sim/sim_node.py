@@ -45,7 +45,7 @@ from wm_common.ros.qos import (CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS, TF_
                                TF_STATIC_QOS)
 from wm_sim.dynamics import DiffDriveParams
 from wm_sim.engine import KinematicEngine
-from wm_sim.lidar import LidarSpec
+from wm_sim.lidar import LIDAR_FAULTS, LidarSpec, lidar_fault
 from wm_sim.localization import Localization
 from wm_sim.odometry import WheelOdometry
 from wm_sim.params import SIM_PARAMS
@@ -339,6 +339,7 @@ class SimulatorNode(Node):
         r.loc_pub.publish(msg)
 
     def _publish_scan(self, r: SimRobot, scan: dict) -> None:
+        scan = lidar_fault(scan, self.p["fault_lidar"])
         rings, cols = scan["x"].shape
         columns = {k: np.ascontiguousarray(v).ravel() for k, v in scan.items()}
         columns["range"] = columns.pop("range_mm")
@@ -373,6 +374,9 @@ class SimulatorNode(Node):
         for prm in params:
             if prm.name == "fault_odom" and prm.value not in ("", "nan", "absurd"):
                 return SetParametersResult(successful=False, reason="'', 'nan' or 'absurd'")
+            if prm.name == "fault_lidar" and prm.value not in LIDAR_FAULTS:
+                return SetParametersResult(successful=False, reason=" or ".join(
+                    repr(f) for f in LIDAR_FAULTS))
             if prm.name == "fault_drop_box":
                 try:
                     rid, dist = prm.value.split() if prm.value else ("", "0")
