@@ -4,6 +4,11 @@ the real perception node, to its voxel_grid and distance_field.
     python benchmarks/bench_perception_e2e.py [--quick] [--seconds S] [--sizes 128x1024,16x1024]
                                               [--domain D]
 
+Cases: each size at 10 Hz; 128x1024 at 20 Hz (an Ouster in 1024x20 mode); and two LiDARs of
+16x1024 and of 128x1024 at 10 Hz (front and rear: `point_topics [points, rear/points]`, the rear
+cloud sent just before the front one with the same stamp, merged into the front one's field;
+latency from that stamp).
+
 Per cloud size three processes run: the perception node executable (``--params-file
 config/robot.yaml``, namespace /bench), a publisher (this module, ``--role pub``) that sends an
 organized Ouster cloud (48-byte points, the warehouse scene of bench_perception, frame
@@ -41,6 +46,10 @@ import bench_dds  # noqa: E402  (stdlib-only at import; its helpers are reused)
 from benchlib import main as bench_main, row  # noqa: E402
 
 SIZES: Tuple[Tuple[int, int], ...] = ((128, 1024), (16, 1024))
+# (rows, cols, rate Hz, LiDARs) beyond SIZES at 10 Hz with one LiDAR
+EXTRA_CASES: Tuple[Tuple[int, int, float, int], ...] = (
+    (128, 1024, 20.0, 1), (16, 1024, 10.0, 2), (128, 1024, 10.0, 2))
+REAR_EXTRINSIC = "[0.0, 0.0, 0.4, 0.0, -0.3, 0.0, 0.4, 3.14159]"
 OUTPUTS = ("distance_field", "voxel_grid")
 NS = "/bench"
 RATE_HZ = 10.0
@@ -51,8 +60,10 @@ DRAIN_S = 1.5                 # outputs still in flight after the last cloud
 CONFIG = REPO / "config" / "robot.yaml"
 
 
-def case_name(rows: int, cols: int, output: str) -> str:
-    return "e2e/%dx%d/%s" % (rows, cols, output)
+def case_name(rows: int, cols: int, output: str, rate: float = RATE_HZ,
+              sensors: int = 1) -> str:
+    return "e2e/%s%dx%d%s/%s" % ("%dx " % sensors if sensors > 1 else "", rows, cols,
+                                 "@%.0fHz" % rate if rate != RATE_HZ else "", output)
 
 
 def perception_executable() -> str:
@@ -66,7 +77,7 @@ def perception_executable() -> str:
 # ---------------------------------------------------------------- publisher (child process)
 
 def role_pub(rows: int, cols: int, seconds: float, rate: float, warmup: float,
-             match_timeout: float = MATCH_TIMEOUT_S) -> int:
+             match_timeout: float = MATCH_TIMEOUT_S, sensors: int = 1) -> int:
     """Wait for the perception node's subscriptions, publish odometry + cloud at `rate` for
     `warmup` + `seconds`, print the stamps of the counted clouds."""
     import rclpy
@@ -80,6 +91,8 @@ def role_pub(rows: int, cols: int, seconds: float, rate: float, warmup: float,
     node = rclpy.create_node("bench_e2e_pub")
     cloud_pub = node.create_publisher(PointCloud2, NS + "/points", SENSOR_QOS)
     odom_pub = node.create_publisher(Odometry, NS + "/odom", SENSOR_QOS)
+    rear_pub = node.create_publisher(PointCloud2, NS + "/rear/points", SENSOR_QOS) \
+        if sensors > 1 else None
     msg = bench_dds.make_cloud(rows, cols)  # header, fields, steps of an organized Ouster cloud
     msg.data = array.array("B", warehouse_scan(rows, cols))
     msg.is_dense = False  # the scene has dropouts (NaN points)
@@ -89,10 +102,10 @@ def role_pub(rows: int, cols: int, seconds: float, rate: float, warmup: float,
     odom.pose.pose.orientation.w = 1.0
 
     deadline = time.monotonic() + match_timeout
-    while time.monotonic() < deadline and (cloud_pub.get_subscription_count() < 1
-                                           or odom_pub.get_subscription_count() < 1):
+    pubs = [cloud_pub, odom_pub] + ([rear_pub] if rear_pub is not None else [])
+    while time.monotonic() < deadline and any(p.get_subscription_count() < 1 for p in pubs):
         time.sleep(0.05)
-    matched = cloud_pub.get_subscription_count() >= 1 and odom_pub.get_subscription_count() >= 1
+    matched = all(p.get_subscription_count() >= 1 for p in pubs)
     time.sleep(0.5)  # let the reader side finish matching (best effort drops early samples)
 
     period = 1.0 / rate
@@ -115,6 +128,10 @@ def role_pub(rows: int, cols: int, seconds: float, rate: float, warmup: float,
         msg.header.stamp = stamp
         t1 = time.perf_counter()
         odom_pub.publish(odom)
+        if rear_pub is not None:
+            msg.header.frame_id = "rear_lidar"
+            rear_pub.publish(msg)
+            msg.header.frame_id = "lidar_link"
         cloud_pub.publish(msg)
         pub_ms.append((time.perf_counter() - t1) * 1e3)
         if sent >= n_warm:
@@ -188,9 +205,12 @@ def _die_with_parent() -> None:
         _LIBC.prctl(1, int(signal.SIGKILL), 0, 0, 0)
 
 
-def _start_node(env: Dict[str, str], log) -> subprocess.Popen:
+def _start_node(env: Dict[str, str], log, sensors: int = 1) -> subprocess.Popen:
     cmd = [perception_executable(), "--ros-args", "--params-file", str(CONFIG),
            "-r", "__ns:=" + NS, "-p", "use_tf:=static"]
+    if sensors > 1:
+        cmd += ["-p", "point_topics:=[points, rear/points]",
+                "-p", "sensor_extrinsic:=" + REAR_EXTRINSIC]
     p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                          start_new_session=True, preexec_fn=_die_with_parent)
     bench_dds._CHILDREN.append(p)  # killed by bench_dds's atexit hook whatever happens
@@ -227,11 +247,11 @@ def _log_tail(log) -> str:
 
 
 def measure(rows: int, cols: int, seconds: float, domain: int, rate: float = RATE_HZ,
-            warmup: float = WARMUP_S) -> List[Dict[str, object]]:
+            warmup: float = WARMUP_S, sensors: int = 1) -> List[Dict[str, object]]:
     env = bench_dds.child_env(True, domain)
     recv = None
     with tempfile.TemporaryFile() as log:
-        node = _start_node(env, log)
+        node = _start_node(env, log, sensors)
         try:
             recv = _Receiver(env)
             deadline = time.monotonic() + NODE_START_TIMEOUT_S
@@ -243,7 +263,8 @@ def measure(rows: int, cols: int, seconds: float, domain: int, rate: float = RAT
                 raise RuntimeError("perception node did not come up in %.0f s (rc %s): %s" % (
                     NODE_START_TIMEOUT_S, node.poll(), _log_tail(log)))
             pub = _spawn_pub(["--rows", str(rows), "--cols", str(cols), "--seconds",
-                              str(seconds), "--rate", str(rate), "--warmup", str(warmup)], env)
+                              str(seconds), "--rate", str(rate), "--warmup", str(warmup),
+                              "--sensors", str(sensors)], env)
             budget = time.monotonic() + MATCH_TIMEOUT_S + warmup + seconds + 30.0
             while pub.poll() is None and time.monotonic() < budget:
                 recv.spin_for(0.05)
@@ -267,7 +288,7 @@ def measure(rows: int, cols: int, seconds: float, domain: int, rate: float = RAT
             if stamp in sent_stamps and stamp not in first:
                 first[stamp] = t_recv
         lat = [(t - (s[0] + s[1] * 1e-9)) * 1e3 for s, t in first.items()]
-        out.append(row(case_name(rows, cols, output), lat,
+        out.append(row(case_name(rows, cols, output, rate, sensors), lat,
                        delivered_pct=100.0 * len(first) / sent if sent else 0.0,
                        rate_hz=len(first) / elapsed if elapsed > 0 else 0.0,
                        sent=sent, received=len(first), mbytes=p_res["bytes"] / 1e6))
@@ -286,6 +307,8 @@ def run(repeats: Optional[int] = None, seconds: Optional[float] = None,
     rows: List[Dict[str, object]] = []
     for r, c in sizes:
         rows += measure(r, c, seconds, domain)
+    for r, c, rate, sensors in (EXTRA_CASES if tuple(sizes) == SIZES else ()):
+        rows += measure(r, c, seconds, domain, rate=rate, sensors=sensors)
     return rows
 
 
@@ -308,8 +331,9 @@ def _role_main(argv: List[str]) -> int:
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--rate", type=float, default=RATE_HZ)
     ap.add_argument("--warmup", type=float, default=WARMUP_S)
+    ap.add_argument("--sensors", type=int, default=1)
     a = ap.parse_args(argv)
-    return role_pub(a.rows, a.cols, a.seconds, a.rate, a.warmup)
+    return role_pub(a.rows, a.cols, a.seconds, a.rate, a.warmup, sensors=a.sensors)
 
 
 if __name__ == "__main__":

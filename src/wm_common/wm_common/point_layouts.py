@@ -154,6 +154,8 @@ def pack_points(layout: Layout, columns: Mapping[str, np.ndarray], is_bigendian:
     if row_step < width * step:
         raise ValueError("row_step %d < width * point_step %d" % (row_step, width * step))
     buf = np.full(row_step * height, fill, dtype=np.uint8)
+    if width == 0:
+        return buf.tobytes()   # a cloud without points (a driver with nothing to send)
     for f in layout.fields:
         elem = numpy_dtype(f.datatype, is_bigendian)
         if f.offset < 0 or f.offset + elem.itemsize * f.count > step:

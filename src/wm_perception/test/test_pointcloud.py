@@ -201,6 +201,8 @@ def test_empty_cloud():
     assert e.value.reason == "empty"
     out = _decode(pl.OUSTER, b"", 0, 1, allow_empty=True, time_field="t")
     assert out.xyz.shape == (0, 3) and out.time.shape == (0,) and out.n_points == 0
+    # packing a cloud without points (what a driver with nothing to send publishes)
+    assert pack_points(pl.OUSTER, {"x": np.zeros(0), "y": np.zeros(0), "z": np.zeros(0)}) == b""
 
 
 def _good():

@@ -238,14 +238,14 @@ LIDAR_FAULTS = ("", "zero", "nan", "empty", "front_dark")
 def lidar_fault(scan: Dict[str, np.ndarray], fault: str) -> Dict[str, np.ndarray]:
     """An organized scan (Lidar.scan's dict) as a failing sensor would deliver it (the fault
     drills): 'zero', every return (0, 0, 0) as ouster-ros reports no-returns; 'nan', every
-    return NaN; 'empty', no points at all (0 x 0); 'front_dark', the beams looking forward
+    return NaN; 'empty', no points at all (1 x 0); 'front_dark', the beams looking forward
     (sensor azimuth within +-90 deg) return nothing, a covered front window; '' as it is."""
     if fault not in LIDAR_FAULTS:
         raise ValueError("fault_lidar must be one of %s" % (LIDAR_FAULTS,))
     if not fault:
         return scan
     if fault == "empty":
-        return {k: v[:0, :0] for k, v in scan.items()}
+        return {k: v[:1, :0] for k, v in scan.items()}   # 1 x 0, as drivers send it
     out = {k: v.copy() for k, v in scan.items()}
     if fault == "front_dark":
         az = np.arctan2(scan["y"], scan["x"])   # NaN where there is no return anyway
