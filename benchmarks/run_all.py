@@ -30,8 +30,9 @@ from benchlib import to_markdown  # noqa: E402
 
 SUITES = [
     ("Perception (PointCloud2 decode, voxel grid, distance field)", bench_perception),
-    ("Perception end to end across processes: Ouster cloud at 10 Hz -> perception node -> "
-     "voxel_grid / distance_field (latency from the cloud's stamp, delivered %, rate)",
+    ("Perception end to end across processes: Ouster cloud at 10 Hz (@20Hz: 20 Hz; 2x: front "
+     "and rear LiDARs merged) -> perception node -> voxel_grid / distance_field (latency "
+     "from the cloud's stamp, delivered %, rate)",
      bench_perception_e2e),
     ("Voxelization against open3d and spconv (decode + crop + voxelize; peers produce the "
      "same occupied-voxel set, checked)", bench_voxelize),
