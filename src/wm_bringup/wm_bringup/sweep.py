@@ -383,9 +383,12 @@ def report(rows, order, meta) -> str:
             sum(float(r.get("cpu_s") or 0.0) for r in rows) / max(meta["wall_s"], 1e-9),
             meta["machine"], meta["python"]),
         "- Episodes: wm_bringup.episode (in process: the planner's own code on the "
-        "kinematic simulator robot, **perfect perception and localization**; time to goal "
+        "%s simulator robot, **%s, exact localization**; time to goal "
         "in simulated seconds; solve ms and wall s are this machine's, everything else is "
-        "machine-independent).",
+        "machine-independent)." % (
+            meta.get("engine", "kinematic"),
+            "perception: the perception core on simulated LiDAR scans"
+            if meta.get("perception") == "lidar" else "perfect perception"),
         "",
         "## Per configuration\n",
         "\n".join(lines),
@@ -539,7 +542,9 @@ def main(argv=None) -> int:
             "date": datetime.date.today().isoformat(), "seeds": n_seeds,
             "configurations": order, "cluster": cluster, "wall_s": wall,
             "machine": _machine(), "python": platform.python_version(),
-            "interrupted": bool(stopped)}
+            "interrupted": bool(stopped),
+            "perception": str((doc.get("scenario") or {}).get("perception", "truth")),
+            "engine": str((doc.get("scenario") or {}).get("engine", "kinematic"))}
     write_results(rows, order, meta, out)
     print("wrote %s (results.csv, results.json, SWEEP.md, success.png, time_to_goal.png)"
           % out, flush=True)

@@ -5,6 +5,8 @@ the grid's frame. Plain numpy, no rclpy.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -28,6 +30,9 @@ class Grid2D:
         self.data = data
         self.outside = float(outside)
         self.frame_id = frame_id
+        # (H, W) bool, True where no sensor has observed the cell (perception's observed
+        # space); None: not tracked (everything counts as observed)
+        self.unknown: Optional[np.ndarray] = None
 
     @property
     def height(self) -> int:

@@ -44,6 +44,9 @@ PERCEPTION_PARAMS = [
           "the normal share of valid returns: the median of this many first clouds", 1, 10000),
     Param("expected_valid_fraction", 0.0,
           "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
+    Param("track_unknown", True,
+          "tell never-observed cells from observed-free ones (cleared along the rays of real "
+          "returns): the distance field's unknown mask, -1 in occupancy"),
     Param("blind_sectors", 8,
           "azimuth sectors checked on their own (a half-covered sensor; 0: whole cloud only); "
           "a blind sector is walled off at blind_sector_range", 0, 360),

@@ -106,7 +106,8 @@ class PerceptionNode(lifecycle.ManagedNode):
             max_points=p["max_points"], size_z=p["size_z"] or None, deskew=p["deskew"],
             outlier_filter=p["outlier_filter"], outlier_neighbors=p["outlier_neighbors"],
             outlier_std_ratio=p["outlier_std_ratio"], accumulate_scans=p["accumulate_scans"],
-            accumulate_decay=p["accumulate_decay"], field_subdivision=p["field_subdivision"]))
+            accumulate_decay=p["accumulate_decay"], field_subdivision=p["field_subdivision"],
+            track_unknown=p["track_unknown"]))
         self.odom = StampedBuffer(maxlen=400)  # (pose in odom, body twist (vx, vy, w))
         n = len(self.topics)
         self.last_cloud_t = [None] * n
@@ -290,12 +291,11 @@ class PerceptionNode(lifecycle.ManagedNode):
             # absolute driver times (Hesai s, Livox ns) are told apart by their size
             t_rel = times - t if self.p["time_absolute"] else relative_time(times, t)
         pose, twist = odom[1]
-        kept, n_in, deskewed = self.perception.prepare(xyz, extrinsic, pose, t_rel=t_rel,
-                                                       twist=twist)
+        prepared = self.perception.prepare(xyz, extrinsic, pose, t_rel=t_rel, twist=twist)
         if i > 0:   # merged into the next field of the first LiDAR
-            self.prepared[i] = (t, kept, False)
+            self.prepared[i] = (t, prepared, False)
             return
-        parts = [kept]
+        parts = [prepared]
         for k in range(1, len(self.topics)):
             other = self.prepared[k]
             if other is None or t - other[0] > self.p["max_cloud_age"]:
@@ -304,7 +304,7 @@ class PerceptionNode(lifecycle.ManagedNode):
             if other[2]:
                 return self._withhold(k, "blind")
             parts.append(other[1])
-        out = self.perception.build(parts, pose, n_in, deskewed)
+        out = self.perception.build(parts, pose)
         self.n_clouds += 1
         self._publish(out, stamp)
         if self.encoder is not None and self.n_clouds % self.p["encoder_every"] == 0:
@@ -387,7 +387,8 @@ class PerceptionNode(lifecycle.ManagedNode):
 
     @staticmethod
     def _occupancy(field, stamp, frame) -> OccupancyGrid:
-        """The bird's-eye obstacle layer for RViz and Nav2 costmap users (100 = obstacle)."""
+        """The bird's-eye obstacle layer for RViz and Nav2 costmap users (100 = obstacle,
+        0 = observed free, -1 = never observed)."""
         msg = OccupancyGrid()
         msg.header.stamp, msg.header.frame_id = stamp, frame
         msg.info.resolution = float(field.resolution)
@@ -395,7 +396,10 @@ class PerceptionNode(lifecycle.ManagedNode):
         msg.info.origin.position.x = float(field.origin_x)
         msg.info.origin.position.y = float(field.origin_y)
         msg.info.origin.orientation.w = 1.0
-        msg.data = np.where(field.data <= 0.0, 100, 0).astype(np.int8).ravel().tolist()
+        occ = np.where(field.data <= 0.0, 100, 0).astype(np.int8)
+        if getattr(field, "unknown", None) is not None:
+            occ[field.unknown & (field.data > 0.0)] = -1   # never observed (ROS: unknown)
+        msg.data = occ.ravel().tolist()
         return msg
 
     def _voxel_markers(self, vg, stamp, frame) -> MarkerArray:

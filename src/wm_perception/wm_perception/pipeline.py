@@ -27,7 +27,11 @@ from wm_common.grid import Grid2D
 from wm_perception.accumulate import VoxelAccumulator
 from wm_perception.deskew import deskew, parse_twist
 from wm_perception.distance_field import signed_distance
+from wm_perception.observed import ObservedWindow, ray_reach
 from wm_perception.voxel_grid import VoxelGrid, occupancy_2d, voxelize
+
+
+RAY_SAMPLE = 32768   # non-obstacle returns per cloud whose rays clear observed space, at most
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class PerceptionConfig:
     # each side than it is (a real 0.85 m gap as 0.65 m, which a 0.55 m body cannot thread);
     # 2 halves that. 1: the voxels' own occupancy (also whenever scans are accumulated).
     field_subdivision: int = 2
+    # Observed space (wm_perception.observed): the field carries `unknown`, the cells no ray
+    # has passed through or ended in while they were in the window.
+    track_unknown: bool = True
 
     def validate(self) -> None:
         if not (self.resolution > 0.0 and self.size_xy >= 2 * self.resolution):
@@ -89,6 +96,16 @@ class PerceptionOutput:
     n_points_used: int          # points of this cloud that landed in a voxel of the window
     n_outliers: int = 0         # dropped by the outlier filter
     deskewed: bool = False
+
+
+@dataclass
+class Prepared:
+    """One sensor's cloud, ready to be merged (Perception.prepare)."""
+    kept: np.ndarray            # (M, 3) odom points in the height band and range ring
+    n_in: int                   # points the cloud delivered
+    deskewed: bool
+    rays: Optional[Tuple[Tuple[float, float], float, np.ndarray]] = None
+    # (sensor x, y in odom, sensor yaw in odom, ray_reach bins) when unknown space is tracked
 
 
 _O3D = None
@@ -187,6 +204,7 @@ class Perception:
         self.accumulator = (VoxelAccumulator(config.accumulate_decay, config.accumulate_scans,
                                              config.accumulate_min_count)
                             if config.accumulate_scans > 1 else None)
+        self.observed = ObservedWindow(res, n_xy, n_xy) if config.track_unknown else None
 
     @property
     def dims(self) -> np.ndarray:
@@ -197,6 +215,8 @@ class Perception:
         """Drop accumulated scans (call on an odometry reset)."""
         if self.accumulator is not None:
             self.accumulator.reset()
+        if self.observed is not None:
+            self.observed = ObservedWindow(self.config.resolution, *self.observed.seen.shape)
 
     def window_origin(self, base_in_odom: Pose2D) -> np.ndarray:
         """(3,) odom corner of the window around the robot, on the global cell lattice."""
@@ -279,16 +299,15 @@ class Perception:
         (vx, vy, w). With config.deskew and both given, points are motion-compensated to
         the sensor pose at the stamp; otherwise they are used as they are.
         """
-        kept, n_in, deskewed = self.prepare(xyz_sensor, sensor_in_base, base_in_odom,
-                                            t_rel, twist)
-        return self.build([kept], base_in_odom, n_in, deskewed)
+        return self.build([self.prepare(xyz_sensor, sensor_in_base, base_in_odom, t_rel,
+                                        twist)], base_in_odom)
 
     def prepare(self, xyz_sensor: np.ndarray, sensor_in_base: Sequence[float],
                 base_in_odom: Pose2D, t_rel: Optional[np.ndarray] = None,
-                twist: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, int, bool]:
-        """One sensor's cloud -> ((M, 3) odom points kept, points in, deskewed). Each
-        LiDAR's cloud is prepared at its own stamp and pose (base_in_odom at that stamp),
-        so the clouds of several sensors meet in odom, motion-compensated (see build)."""
+                twist: Optional[Sequence[float]] = None) -> Prepared:
+        """One sensor's cloud -> its odom points kept (and its rays). Each LiDAR's cloud is
+        prepared at its own stamp and pose (base_in_odom at that stamp), so the clouds of
+        several sensors meet in odom, motion-compensated (see build)."""
         cfg = self.config
         pts = np.asarray(xyz_sensor)
         if pts.ndim != 2 or pts.shape[1] != 3:
@@ -300,15 +319,36 @@ class Perception:
             vx, vy, wz = parse_twist(twist)
             pts = deskew(pts, t_rel, (vx, vy), wz, sensor_in_base)
             deskewed = True
-        return self.crop_to_odom(pts, sensor_in_base, base_in_odom), int(pts.shape[0]), \
-            deskewed
+        kept = self.crop_to_odom(pts, sensor_in_base, base_in_odom)
+        rays = self._rays(pts, sensor_in_base, base_in_odom) if self.observed is not None \
+            else None
+        return Prepared(kept, int(pts.shape[0]), deskewed, rays)
 
-    def build(self, kept: Sequence[np.ndarray], base_in_odom: Pose2D, n_in: int = 0,
-              deskewed: bool = False) -> PerceptionOutput:
-        """Prepared odom points of one or more sensors -> voxels and the distance field in
-        the window around base_in_odom (the newest pose)."""
+    def _rays(self, pts: np.ndarray, sensor_in_base: Sequence[float], base_in_odom: Pose2D):
+        """The cloud's rays for the observed window: every obstacle return (height band,
+        beyond min_range), and a sample of at most RAY_SAMPLE of the others (floor, above)."""
         cfg = self.config
-        kept = kept[0] if len(kept) == 1 else np.concatenate(kept)
+        sx, sy, sz, syaw = (float(v) for v in sensor_in_base)
+        x = pts[:, 0].astype(np.float64)
+        y = pts[:, 1].astype(np.float64)
+        zs = pts[:, 2].astype(np.float64) + sz
+        valid = x * x + y * y >= cfg.min_range * cfg.min_range
+        obst = valid & (zs >= cfg.z_min) & (zs <= cfg.z_max)
+        others = np.flatnonzero(valid & ~obst)
+        others = others[::max(1, others.size // RAY_SAMPLE)]
+        sel = np.concatenate([np.flatnonzero(obst), others])
+        reach = ray_reach(pts[sel], obst[sel], cfg.max_range)
+        cb, sb = math.cos(base_in_odom.yaw), math.sin(base_in_odom.yaw)
+        origin = (base_in_odom.x + cb * sx - sb * sy, base_in_odom.y + sb * sx + cb * sy)
+        return origin, syaw + base_in_odom.yaw, reach
+
+    def build(self, parts: Sequence[Prepared], base_in_odom: Pose2D) -> PerceptionOutput:
+        """Prepared clouds of one or more sensors -> voxels and the distance field in the
+        window around base_in_odom (the newest pose), with its unknown cells when tracked."""
+        cfg = self.config
+        n_in = sum(p.n_in for p in parts)
+        deskewed = any(p.deskewed for p in parts)
+        kept = parts[0].kept if len(parts) == 1 else np.concatenate([p.kept for p in parts])
         n_outliers = 0
         if cfg.outlier_filter and kept.shape[0]:
             inl = statistical_outlier_mask(kept, cfg.outlier_neighbors, cfg.outlier_std_ratio,
@@ -329,4 +369,12 @@ class Perception:
             sdf = signed_distance(occ, cfg.resolution, cfg.max_distance)
         field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
                        frame_id=cfg.frame_id)
+        if self.observed is not None:
+            obs = self.observed
+            obs.move_to(origin[0], origin[1])
+            for p in parts:
+                if p.rays is not None:
+                    obs.clear_rays(*p.rays)
+            obs.mark(kept)
+            field.unknown = ~obs.seen
         return PerceptionOutput(grid, field, n_in, n_used, n_outliers, deskewed)

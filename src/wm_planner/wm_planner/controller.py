@@ -31,7 +31,7 @@ Plain Python (no rclpy); Python 3.8 compatible.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,6 +49,7 @@ from .progress_checker import ProgressChecker
 from .recoveries import Recovery, RecoveryContext, build_recoveries
 from .route_manager import RouteManager
 from .solver import plan_with
+from .unknown_space import unknown_as_obstacles
 
 # How a goal ends (GoalOutcome.code); the node maps them onto the action's error codes.
 REACHED = "reached"
@@ -363,6 +364,11 @@ class Controller:
                               outcome=self._finish(REACHED, ""), **common)
 
         route, route_event = self._route(inp, target)
+        if inp.field is not None:
+            # space nobody has seen, near the robot, is an obstacle to everything below
+            # (the route above keeps the plain field)
+            inp = replace(inp, field=unknown_as_obstacles(
+                inp.field, (s.x, s.y), self.p.get("unknown_obstacle_range", 0.0)))
         out = CycleOutput((0.0, 0.0), OK, route=route, route_event=route_event, **common)
         if route_event.startswith("failed"):
             out.counters.append("route_failures")

@@ -78,6 +78,10 @@ PLANNER_PARAMS = [
           "clearance the route and the navigation function keep from obstacles [m], at least "
           "the footprint's inscribed radius: a gap narrower than twice this has no way "
           "through", 0.05, 3.0),
+    Param("unknown_obstacle_range", 0.75,
+          "never-observed cells (the distance field's unknown mask) within this distance of "
+          "the robot's centre are obstacles to the MPC: its reach (0.45 m) plus the stopping "
+          "distance at v_max; 0: unknown space is free [m]", 0.0, 10.0),
     Param("xy_goal_tolerance", 0.25, "goal reached within this distance [m]", 0.01, 5.0),
     Param("yaw_goal_tolerance", 3.2,
           "goal reached within this heading error [rad] (>= pi: position only)", 0.01, 3.2),

@@ -2,6 +2,7 @@
 the network is untrusted input)."""
 from __future__ import annotations
 
+import array
 import math
 
 import numpy as np
@@ -65,6 +66,9 @@ def grid_to_distance_field(grid: Grid2D, msg) -> None:
     msg.height, msg.width = int(grid.height), int(grid.width)
     msg.max_distance = float(grid.outside)
     msg.distances = np.ascontiguousarray(grid.data, dtype=np.float32).ravel()
+    unknown = getattr(grid, "unknown", None)
+    msg.unknown = array.array("B") if unknown is None else array.array(
+        "B", np.ascontiguousarray(unknown, dtype=np.uint8).tobytes())
 
 
 def distance_field_to_grid(msg) -> Grid2D:
@@ -78,8 +82,15 @@ def distance_field_to_grid(msg) -> Grid2D:
         raise ValueError("distance field origin or max_distance is not finite")
     if not np.all(np.isfinite(data)):
         raise ValueError("distance field has non-finite distances")
-    return Grid2D(msg.origin_x, msg.origin_y, msg.resolution, data.reshape(h, w),
+    grid = Grid2D(msg.origin_x, msg.origin_y, msg.resolution, data.reshape(h, w),
                   outside=float(msg.max_distance), frame_id=msg.header.frame_id)
+    unknown = np.frombuffer(memoryview(msg.unknown).tobytes(), dtype=np.uint8)
+    if unknown.size:
+        if unknown.size != w * h:
+            raise ValueError("distance field unknown mask size %d does not match %dx%d" % (
+                unknown.size, w, h))
+        grid.unknown = unknown.reshape(h, w) != 0
+    return grid
 
 
 def trajectory_to_path(traj: np.ndarray, frame_id: str, t0: float, dt: float) -> Path:
