@@ -151,6 +151,16 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
     assert len(fields) > n_fields, (counters(), procs.log(proc))
     grid = distance_field_to_grid(fields[-1])
     assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
+    # ... and one in the odom frame (an accumulating filter's output) is placed by odometry:
+    # the same points are now a wall at odom x = 2, 1 m ahead of the base
+    n_fields = len(fields)
+    for _ in range(20):
+        send(lambda s: wall_cloud(s, frame="odom"))
+        if wait_for(lambda: len(fields) > n_fields, 0.2):
+            break
+    assert len(fields) > n_fields, (counters(), procs.log(proc))
+    d = distance_field_to_grid(fields[-1]).sample(np.array([[2.0, 0.0], [3.0, 0.0]]))
+    assert d[0] < 0.15 and d[1] > 0.5, d
 
 
 def dark_cloud(stamp, value):

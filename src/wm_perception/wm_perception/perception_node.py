@@ -14,6 +14,8 @@ with the time the prediction is for).
 
 Sensor->base comes from tf2 when tf2_ros is importable (robots with a full ROS 2 install), else
 from the static `sensor_extrinsic` parameter; base->odom from odometry at the cloud's stamp.
+Clouds already in base_frame need no transform; clouds in odom_frame (an accumulating filter's
+output) are placed by the odometry at their stamp, without deskew.
 Bad clouds are rejected with a throttled log line and a diagnostics counter; the node keeps
 running, and the planner notices the missing distance fields and stops the robot.
 
@@ -55,6 +57,9 @@ try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
     HAVE_TF2 = True
 except ImportError:  # pragma: no cover - depends on the install
     HAVE_TF2 = False
+
+
+IN_ODOM = "odom"   # _sensor_in_base: the cloud is in the odom frame already
 
 
 class PerceptionNode(lifecycle.ManagedNode):
@@ -183,6 +188,8 @@ class PerceptionNode(lifecycle.ManagedNode):
     def _sensor_in_base(self, i: int, msg: PointCloud2):
         if msg.header.frame_id == self.p["base_frame"]:
             return (0.0, 0.0, 0.0, 0.0)   # already in the base frame (a filter chain's output)
+        if msg.header.frame_id == self.p["odom_frame"]:
+            return IN_ODOM                # an accumulating filter's output: placed by odometry
         if not self.use_tf:
             if i == 0 and msg.header.frame_id != self.p["sensor_frame"]:
                 return None
@@ -224,14 +231,15 @@ class PerceptionNode(lifecycle.ManagedNode):
         except CloudError as e:
             return self._reject(e.reason, str(e))
         self.last_cloud_t[i] = t
-        if self._check_returns(i, cloud, t):
+        if self._check_returns(i, cloud, t, sectors=extrinsic != IN_ODOM):
             # never "free everywhere" from a sensor that sees nothing: no field, so the
             # planner stops on its field_timeout, and the reason is on /diagnostics
             self.pending[i] = None
             if i > 0:
                 self.prepared[i] = (t, None, True)
             return
-        xyz, times = self._wall_off_blind_sectors(i, cloud, extrinsic)
+        xyz, times = (cloud.xyz, None) if extrinsic == IN_ODOM else \
+            self._wall_off_blind_sectors(i, cloud, extrinsic)
         if self.p["deskew"] and cloud.time is None:
             self.diag.count("not_deskewed_no_time_field")
         job = (xyz, times, extrinsic, msg.header.stamp, t)
@@ -248,10 +256,12 @@ class PerceptionNode(lifecycle.ManagedNode):
                                 self.p["odom_tolerance"])
         self._process(i, job, odom)
 
-    def _check_returns(self, i: int, cloud, t: float) -> bool:
-        """Update LiDAR i's blindness from this cloud; True when it is blind as a whole."""
+    def _check_returns(self, i: int, cloud, t: float, sectors: bool = True) -> bool:
+        """Update LiDAR i's blindness from this cloud; True when it is blind as a whole.
+        Without `sectors` (a cloud not in its sensor's frame) only the whole cloud counts."""
         mon = self.returns[i]
-        blind, why = mon.update_cloud(t, cloud.xyz, cloud.n_points)
+        blind, why = mon.update_cloud(t, cloud.xyz, cloud.n_points) if sectors else \
+            mon.update(t, cloud.n_valid, cloud.n_points)
         name = self.topics[i]
         self.diag.set_value("valid_returns" if i == 0 else "valid_returns." + name,
                             "%.1f %%" % (100.0 * mon.fraction))
@@ -291,6 +301,15 @@ class PerceptionNode(lifecycle.ManagedNode):
             # absolute driver times (Hesai s, Livox ns) are told apart by their size
             t_rel = times - t if self.p["time_absolute"] else relative_time(times, t)
         pose, twist = odom[1]
+        if extrinsic == IN_ODOM:
+            # into base_link at the cloud's stamp by odometry (already motion-compensated:
+            # no deskew); rays then start at the base
+            c, s_ = math.cos(pose.yaw), math.sin(pose.yaw)
+            dx = xyz[:, 0].astype(np.float64) - pose.x
+            dy = xyz[:, 1].astype(np.float64) - pose.y
+            xyz = np.column_stack([c * dx + s_ * dy, -s_ * dx + c * dy,
+                                   xyz[:, 2].astype(np.float64)])
+            extrinsic, t_rel = (0.0, 0.0, 0.0, 0.0), None
         prepared = self.perception.prepare(xyz, extrinsic, pose, t_rel=t_rel, twist=twist)
         if i > 0:   # merged into the next field of the first LiDAR
             self.prepared[i] = (t, prepared, False)
