@@ -20,16 +20,9 @@ from wm_msgs.msg import DistanceField, VoxelGrid
 NS = "/pertest"
 
 
-def wall_cloud(stamp, frame="lidar_link"):
-    """An organized 16 x 64 Ouster cloud of a wall 2 m ahead of the sensor, with holes."""
-    rings, cols = 16, 64
-    elev = np.radians(np.linspace(-15, 15, rings))[:, None]
-    az = np.radians(np.linspace(-30, 30, cols))[None, :]
-    r = 2.0 / np.cos(az)
-    x = (r * np.cos(elev) * np.cos(az)).astype(np.float32)
-    y = (r * np.cos(elev) * np.sin(az) * np.ones_like(elev)).astype(np.float32)
-    z = (r * np.sin(elev) * np.ones_like(az)).astype(np.float32)
-    x[0, :5] = np.nan  # no returns, as a driver reports them
+def ouster_msg(stamp, frame, x, y, z):
+    """An organized Ouster PointCloud2 of (rings, cols) x, y, z arrays."""
+    rings, cols = x.shape
     msg = PointCloud2()
     msg.header.stamp, msg.header.frame_id = stamp, frame
     msg.height, msg.width = rings, cols
@@ -40,6 +33,19 @@ def wall_cloud(stamp, frame="lidar_link"):
     msg.data = pack_points(OUSTER, {"x": x.ravel(), "y": y.ravel(), "z": z.ravel()})
     msg.is_dense = False
     return msg
+
+
+def wall_cloud(stamp, frame="lidar_link"):
+    """An organized 16 x 64 Ouster cloud of a wall 2 m ahead of the sensor, with holes."""
+    rings, cols = 16, 64
+    elev = np.radians(np.linspace(-15, 15, rings))[:, None]
+    az = np.radians(np.linspace(-30, 30, cols))[None, :]
+    r = 2.0 / np.cos(az)
+    x = (r * np.cos(elev) * np.cos(az)).astype(np.float32)
+    y = (r * np.cos(elev) * np.sin(az) * np.ones_like(elev)).astype(np.float32)
+    z = (r * np.sin(elev) * np.ones_like(az)).astype(np.float32)
+    x[0, :5] = np.nan  # no returns, as a driver reports them
+    return ouster_msg(stamp, frame, x, y, z)
 
 
 def odom(stamp):
@@ -142,25 +148,18 @@ def test_perception_node_pipeline_and_bad_input(procs, rclpy_node):
             break
     assert len(fields) > n_fields
     # a cloud already in the base frame (a filter chain's output) needs no transform, tf2
-    # or not: the same wall, 2 m ahead of the base (at x = 1 in odom)
-    n_fields = len(fields)
-    for _ in range(20):
-        send(lambda s: wall_cloud(s, frame="base_link"))
-        if wait_for(lambda: len(fields) > n_fields, 0.2):
-            break
-    assert len(fields) > n_fields, (counters(), procs.log(proc))
-    grid = distance_field_to_grid(fields[-1])
-    assert grid.sample(np.array([[3.0, 0.0]]))[0] < 0.15
-    # ... and one in the odom frame (an accumulating filter's output) is placed by odometry:
-    # the same points are now a wall at odom x = 2, 1 m ahead of the base
-    n_fields = len(fields)
-    for _ in range(20):
-        send(lambda s: wall_cloud(s, frame="odom"))
-        if wait_for(lambda: len(fields) > n_fields, 0.2):
-            break
-    assert len(fields) > n_fields, (counters(), procs.log(proc))
-    d = distance_field_to_grid(fields[-1]).sample(np.array([[2.0, 0.0], [3.0, 0.0]]))
-    assert d[0] < 0.15 and d[1] > 0.5, d
+    # or not: the same wall, 2 m ahead of the base (at x = 1 in odom); one in the odom frame
+    # (an accumulating filter's output) is placed by odometry: the same points are then a
+    # wall at odom x = 2, 1 m ahead of the base
+    for frame, wall_x, free_x in (("base_link", 3.0, 2.0), ("odom", 2.0, 3.0)):
+        n_fields = len(fields)
+        for _ in range(20):
+            send(lambda s, f=frame: wall_cloud(s, frame=f))
+            if wait_for(lambda n=n_fields: len(fields) > n, 0.2):
+                break
+        assert len(fields) > n_fields, (frame, counters(), procs.log(proc))
+        d = distance_field_to_grid(fields[-1]).sample(np.array([[wall_x, 0.0], [free_x, 0.0]]))
+        assert d[0] < 0.15 and d[1] > 0.5, (frame, d)
 
 
 def dark_cloud(stamp, value):
@@ -172,21 +171,28 @@ def dark_cloud(stamp, value):
     return msg
 
 
-def test_a_blind_lidar_gives_no_distance_field_and_says_why(procs, rclpy_node):
-    """Fresh organized clouds without a single return (all zeros, as ouster-ros publishes
-    no-returns; all NaN) are not an empty warehouse: after blind_time perception publishes no
-    distance field (the planner stops on its field_timeout), /diagnostics is ERROR "LiDAR
-    blind", and the first cloud with returns brings the field back."""
-    ns = NS + "_blind"
+def start_blind_check(procs, rclpy_node, ns):
+    """A perception node in `ns` that learns its sensor's returns from 3 clouds, with the
+    test's publishers and the outputs it collects."""
     proc = procs.start("wm_perception", "perception", "--params-file",
                        str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
-                       "-p", "blind_learn_clouds:=3", name="perception_blind")
+                       "-p", "blind_learn_clouds:=3", name="perception" + ns.replace("/", "_"))
     node = rclpy_node.node
     fields = rclpy_node.collect(DistanceField, ns + "/distance_field", FIELD_QOS)
     diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
     cloud_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
     odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
     assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 20.0), procs.log(proc)
+    return proc, node, fields, diags, cloud_pub, odom_pub
+
+
+def test_a_blind_lidar_gives_no_distance_field_and_says_why(procs, rclpy_node):
+    """Fresh organized clouds without a single return (all zeros, as ouster-ros publishes
+    no-returns; all NaN) are not an empty warehouse: after blind_time perception publishes no
+    distance field (the planner stops on its field_timeout), /diagnostics is ERROR "LiDAR
+    blind", and the first cloud with returns brings the field back."""
+    ns = NS + "_blind"
+    proc, node, fields, diags, cloud_pub, odom_pub = start_blind_check(procs, rclpy_node, ns)
 
     def send(factory):
         stamp = node.get_clock().now().to_msg()
@@ -249,16 +255,7 @@ def room_cloud(stamp, radius=3.0, covered=(), frame="lidar_link"):
         deg = np.degrees(np.arctan2(np.sin(az), np.cos(az))) * np.ones_like(elev)
         dark = (deg >= lo) & (deg < hi)
         x[dark] = y[dark] = z[dark] = 0.0
-    msg = PointCloud2()
-    msg.header.stamp, msg.header.frame_id = stamp, frame
-    msg.height, msg.width = rings, cols
-    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                  for f in OUSTER.fields]
-    msg.point_step, msg.row_step = OUSTER.point_step, OUSTER.point_step * cols
-    msg.is_bigendian = False
-    msg.data = pack_points(OUSTER, {"x": x.ravel(), "y": y.ravel(), "z": z.ravel()})
-    msg.is_dense = False
-    return msg
+    return ouster_msg(stamp, frame, x, y, z)
 
 
 def perception_status(diags, ns):
@@ -275,15 +272,7 @@ def test_a_half_covered_lidar_walls_off_what_it_cannot_see(procs, rclpy_node):
     field there reads an obstacle (before: 3 m of free room), and /diagnostics is WARN naming
     the sectors. Returns back: the room is free again."""
     ns = NS + "_sectors"
-    proc = procs.start("wm_perception", "perception", "--params-file",
-                       str(CONFIG / "robot.yaml"), "-r", "__ns:=" + ns,
-                       "-p", "blind_learn_clouds:=3", name="perception_sectors")
-    node = rclpy_node.node
-    fields = rclpy_node.collect(DistanceField, ns + "/distance_field", FIELD_QOS)
-    diags = rclpy_node.collect(DiagnosticArray, "/diagnostics")
-    cloud_pub = node.create_publisher(PointCloud2, ns + "/points", SENSOR_QOS)
-    odom_pub = node.create_publisher(Odometry, ns + "/odom", SENSOR_QOS)
-    assert wait_for(lambda: cloud_pub.get_subscription_count() > 0, 20.0), procs.log(proc)
+    proc, node, fields, diags, cloud_pub, odom_pub = start_blind_check(procs, rclpy_node, ns)
     rng = float(yaml.safe_load((CONFIG / "robot.yaml").read_text())["/**/perception"][
         "ros__parameters"].get("blind_sector_range", 0.9))
     probe = np.array([[1.0 + rng * np.cos(np.radians(45)), rng * np.sin(np.radians(45))],
