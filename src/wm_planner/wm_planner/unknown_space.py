@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Tuple
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from wm_common.grid import Grid2D
-from wm_perception.distance_field import signed_distance
 
 
 def unknown_as_obstacles(field: Grid2D, xy: Tuple[float, float], radius: float) -> Grid2D:
@@ -30,7 +30,12 @@ def unknown_as_obstacles(field: Grid2D, xy: Tuple[float, float], radius: float) 
     block = unknown & near
     if not block.any():
         return field
-    d = signed_distance(block, field.resolution, field.outside)
+    # metres to the nearest blocked cell's edge (as perception's field measures), negative
+    # inside; saturated like the field
+    res = field.resolution
+    d = distance_transform_edt(~block) * res - 0.5 * res
+    d[block] = -0.5 * res
+    d = np.minimum(d, field.outside).astype(np.float32)
     out = Grid2D(field.origin_x, field.origin_y, field.resolution,
                  np.minimum(field.data, d), outside=field.outside, frame_id=field.frame_id)
     out.unknown = unknown
