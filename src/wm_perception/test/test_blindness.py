@@ -96,3 +96,11 @@ def test_sector_wall_encloses_the_blind_sectors_at_the_radius():
     gaps = np.diff(np.sort(az[pts[:, 2] == 0.0])) * 0.9
     assert gaps.max() <= 0.05 + 1e-9
     assert sector_wall([], 8, 0.9, [0.0], 0.05).shape == (0, 3)
+
+
+def test_blind_time_is_not_one_cloud_late_from_float_stamps():
+    m = ReturnMonitor(blind_time=0.3, learn_clouds=1, sectors=8)
+    m.update(6.1, 800, 1000)
+    assert not m.update(6.2, 0, 1000)[0]
+    assert 6.5 - 6.2 < 0.3                     # what the stamps give
+    assert m.update(6.5, 0, 1000)[0]           # blind at the cloud 0.3 s on, not 0.4 s
