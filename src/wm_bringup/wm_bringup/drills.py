@@ -6,7 +6,9 @@ the base, and the base (the simulator) logs every command it receives. From that
 - nothing non-finite ever reached the base;
 - no speed step exceeded a_max * dt (the e-stop excepted, which is immediate by design);
 - where the fault blinds or silences something, the commanded speed reached zero within
-  the detecting timeout + v / a_max (+ the jerk ramp a / j, + two control periods);
+  the detecting timeout + v / a_max (+ the jerk ramp a / j, + two control periods), v the
+  fastest the robot can be going when the fault is detected (its speed at the fault plus
+  a_max over the timeout, at most v_max);
 - once the fault clears, the robot drives on to its goal by itself (after an e-stop only
   once `resume` was called).
 
@@ -35,7 +37,7 @@ from wm_sim.scenario import parse_scenario
 
 T_FAULT, T_CLEAR = 6.0, 11.0   # nominal; the fault waits for the robot to drive (make_hook)
 FAULT_LASTS = T_CLEAR - T_FAULT
-DRIVING = 0.45      # m/s of true speed at which the fault may strike (v_max 0.7)
+DRIVING = 0.6       # m/s of true speed at which the fault may strike: cruising (0.67)
 LATEST_FAULT = T_FAULT + 20.0   # strike by then even if the robot never got going
 GOAL = (14.0, 6.0)
 SCENARIO = {
@@ -391,7 +393,10 @@ def analyze(drill: Drill, summary: dict, a_lin: float, a_ang: float, jerk: float
                 # moved again before the fault cleared: not stopped (a creep after the stop
                 # is the gate's escape from the stop zone, which only increases clearance)
                 stop = None
-        ramp = 0.0 if drill.immediate else v0 / a_lin + a_lin / jerk
+        # until the fault is detected the robot may still speed up at a_max (it may strike
+        # while the robot accelerates): brake from the fastest it can then be going
+        v_peak = min(v_max, v0 + a_lin * timeout)
+        ramp = 0.0 if drill.immediate else v_peak / a_lin + a_lin / jerk
         res["stop_s"] = None if stop is None else round(max(0.0, stop - t_f), 3)
         # + two control periods: the drill sees simulated time one cycle late, and the
         # detecting node checks its timeout once per cycle
