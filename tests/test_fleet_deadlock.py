@@ -3,6 +3,7 @@ do not wait forever. Every node is real (simulator, perception, planner, safety 
 client per robot, over DDS, sharing through a real redis-server started by the runner)."""
 from __future__ import annotations
 
+import math
 import re
 
 from rosutil import CONFIG
@@ -45,7 +46,19 @@ def test_face_to_face_in_a_one_lane_aisle_both_robots_get_through(tmp_path):
     assert "yielding" not in logs["robot1_fleet_client"]
     for line in re.findall(r"deadlock with \w+: (\w+) yields", logs["robot1_fleet_client"]):
         assert line == "robot2"
-    yields = re.findall(r"yielding, to the passing place \(([-\d.]+), ([-\d.]+)\)",
-                        logs["robot2_fleet_client"])
-    # robot2 is east of robot1: its passing place is the one on its own side of the lane
-    assert all(float(x) > 14.5 for x, _ in yields), yields
+    # each yield goes to the rule's passing place, from where both robots stood then: the
+    # nearest place on robot2's own side (farther from robot1 than from robot2, by 0.5 m).
+    # Not always the east one: robot1 may itself have backed out west (its planner's own
+    # turn), releasing robot2 ("passed": moving away) and meeting it again at the west end.
+    num = r"\(([-\d.]+), ([-\d.]+)\)"
+    yields = [tuple(float(v) for v in m) for m in re.findall(
+        r"deadlock with robot1 at %s: yielding from %s, to the passing place %s"
+        % (num, num, num), logs["robot2_fleet_client"])]
+    places = [tuple(float(v) for v in p.split(",")) for p in PASSING_PLACES.split(";")]
+    for ox, oy, mx, my, px, py in yields:
+        own_side = [p for p in places
+                    if math.dist(p, (ox, oy)) > math.dist(p, (mx, my)) + 0.5]
+        nearest = min(own_side, key=lambda p: math.dist(p, (mx, my)))
+        assert (px, py) == nearest, (yields, own_side)
+    if re.search("yielding", logs["robot2_fleet_client"]):
+        assert yields, "yield log lines not understood: %s" % logs["robot2_fleet_client"]

@@ -94,6 +94,7 @@ def test_arbiter_yields_waits_through_a_pause_and_releases_after_the_hold_off():
     assert arb.update(0.0, me, [other], True, 10.0) is None
     act = arb.update(4.1, me, [other], True, 10.0)
     assert act.kind == "yield" and act.other == "robot1" and act.place == (15.75, 8.6)
+    assert act.other_at == (10.8, 6.45)   # where robot1 stood, for the log
     parked_here = robot("robot2", 15.75, 8.6)
     pausing = robot("robot1", 13.0, 6.45, v=0.0)          # in the lane, standing: no release
     for t in (5.0, 8.0, 12.0):

@@ -142,12 +142,14 @@ class BlockDetector:
 class YieldAction:
     """What the arbiter decided this cycle: "yield" (drive to `place` and wait there for
     `other`), "release" (back to the goal), or "deadlock" (blocked by `other`; the other
-    robot yields, or no passing place is on our side: `place` None)."""
+    robot yields, or no passing place is on our side: `place` None). `other_at` is where the
+    other robot stood when it was decided (map frame), for the log."""
 
     kind: str
     other: str
     place: Optional[Tuple[float, float]] = None
     note: str = ""
+    other_at: Optional[Tuple[float, float]] = None
 
 
 class YieldArbiter:
@@ -200,4 +202,5 @@ class YieldArbiter:
                                note="no passing place on this side")
         self.yielding = (other.robot_id, now)
         self._release_since = None
-        return YieldAction("yield", other.robot_id, place)
+        return YieldAction("yield", other.robot_id, place,
+                           other_at=(float(other.pose[0]), float(other.pose[1])))

@@ -271,8 +271,10 @@ class FleetNode(lifecycle.ManagedNode):
         else:
             place = action.place
             self.diag.count("deadlocks")
-            self.get_logger().info("deadlock with %s: yielding, to the passing place "
-                                   "(%.2f, %.2f)" % (action.other, place[0], place[1]))
+            self.get_logger().info(
+                "deadlock with %s at (%.2f, %.2f): yielding from (%.2f, %.2f), to the passing "
+                "place (%.2f, %.2f)" % (action.other, action.other_at[0], action.other_at[1],
+                                        own.pose[0], own.pose[1], place[0], place[1]))
             self.diag.count("yields")
             goal = PoseStamped()
             goal.header.stamp = sec_to_stamp(now)
