@@ -18,7 +18,8 @@ class Grid2D:
     """
 
     def __init__(self, origin_x: float, origin_y: float, resolution: float,
-                 data: np.ndarray, outside: float = 0.0, frame_id: str = ""):
+                 data: np.ndarray, outside: float = 0.0, frame_id: str = "",
+                 unknown: Optional[np.ndarray] = None):
         if resolution <= 0.0 or not np.isfinite(resolution):
             raise ValueError("grid resolution must be a positive finite number")
         data = np.asarray(data, dtype=np.float32)
@@ -32,7 +33,12 @@ class Grid2D:
         self.frame_id = frame_id
         # (H, W) bool, True where no sensor has observed the cell (perception's observed
         # space); None: not tracked (everything counts as observed)
-        self.unknown: Optional[np.ndarray] = None
+        if unknown is not None:
+            unknown = np.asarray(unknown, dtype=bool)
+            if unknown.shape != data.shape:
+                raise ValueError("grid unknown mask %s does not match the data %s" % (
+                    unknown.shape, data.shape))
+        self.unknown: Optional[np.ndarray] = unknown
 
     @property
     def height(self) -> int:

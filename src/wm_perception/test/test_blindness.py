@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm_perception.blindness import ReturnMonitor, sector_wall
+from wm_perception.blindness import ReturnMonitor, blindness_params, sector_wall
 
 
 def test_blind_after_blind_time_of_dark_clouds_and_back_at_the_first_good_one():
@@ -104,3 +104,22 @@ def test_blind_time_is_not_one_cloud_late_from_float_stamps():
     assert not m.update(6.2, 0, 1000)[0]
     assert 6.5 - 6.2 < 0.3                     # what the stamps give
     assert m.update(6.5, 0, 1000)[0]           # blind at the cloud 0.3 s on, not 0.4 s
+
+
+def test_a_monitor_from_node_parameters_walls_and_names_its_dark_sectors():
+    """Perception and the collision monitor build their monitors from the same parameter
+    list; the wall sits in the height band that counts, the dark intervals in base_link."""
+    p = {q.name: q.default for q in blindness_params("the robot is held")}
+    p.update(blind_learn_clouds=1, blind_sectors=8)
+    m = ReturnMonitor.from_params(p)
+    assert (m.sectors, m.blind_time, m.learn_clouds) == (8, 0.3, 1)
+    m.update(0.0, 800, 1000, _azimuths([100] * 8))
+    for t in (0.1, 0.4):                       # sectors 4-7 (0..180 deg) dark for 0.3 s
+        m.update(t, 400, 1000, _azimuths([100] * 4 + [0] * 4))
+    assert m.blind_sectors == [4, 5, 6, 7]
+    pts = m.wall(0.9, z_min=0.05, z_max=1.8, mount_z=0.4, spacing=0.05)
+    assert np.allclose(sorted(set(np.round(pts[:, 2], 6))), [-0.3, 0.175, 0.65])   # 0.1..1.05 m
+    assert np.arctan2(pts[:, 1], pts[:, 0]).min() >= -1e-9          # 0..180 deg only
+    lo, hi = zip(*m.dark_intervals(yaw=np.pi / 2))                  # mounted facing left
+    assert np.allclose(lo, np.pi / 2 + np.array([0.0, 1.0, 2.0, 3.0]) * np.pi / 4)
+    assert np.allclose(np.array(hi) - np.array(lo), np.pi / 4)

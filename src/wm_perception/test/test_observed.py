@@ -76,8 +76,9 @@ def test_the_unknown_mask_survives_the_distance_field_message():
     msg = DistanceField()
     grid_to_distance_field(g, msg)
     assert len(msg.unknown) == 0 and distance_field_to_grid(msg).unknown is None
-    g.unknown = np.zeros((3, 4), dtype=bool)
-    g.unknown[1, 2] = True
+    unknown = np.zeros((3, 4), dtype=bool)
+    unknown[1, 2] = True
+    g = Grid2D(1.0, 2.0, 0.1, np.ones((3, 4), dtype=np.float32), outside=3.0, unknown=unknown)
     grid_to_distance_field(g, msg)
     back = distance_field_to_grid(msg)
     assert np.array_equal(back.unknown, g.unknown)

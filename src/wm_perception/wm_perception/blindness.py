@@ -22,7 +22,11 @@ declared points (points / sectors); its normal fraction is learned with the whol
 sector that delivered (almost) nothing while learning lies outside the sensor's field of view
 (a 70 degree Livox, a 270 degree scanner) and is not monitored: configure `expected` to monitor
 every sector from the first cloud. What a blind sector hides is walled off by `sector_wall`
-points, so planners and the collision monitor treat it as an obstacle, never as free space.
+points (`ReturnMonitor.wall`), so planners and the collision monitor treat it as an obstacle,
+never as free space.
+
+Perception and the collision monitor each run this check on their own input, with the same
+parameters (`blindness_params`, `ReturnMonitor.from_params`).
 
 Plain Python and numpy (no rclpy).
 """
@@ -33,11 +37,39 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wm_common.params import Param
+
 
 SECTOR_SAMPLE = 16384   # returns whose azimuths are binned per cloud, at most
 # stamps differ by float rounding (6.5 - 6.2 < 0.3): without it a 0.3 s blind_time at 10 Hz
 # took one more cloud, 0.1 s, half the time (seen in the lidar_nan drill)
 STAMP_EPS = 1e-6
+
+
+def blindness_params(when_blind: str) -> list:
+    """The blindness parameters of a node whose LiDARs are checked, for one that does
+    `when_blind` (e.g. "the robot is held") while a LiDAR is blind."""
+    return [
+        Param("blind_min_ratio", 0.25,
+              "a cloud is dark below this fraction of the sensor's normal share of valid "
+              "returns", 0.01, 1.0),
+        Param("blind_min_fraction", 0.02,
+              "... or below this share of valid returns whatever is normal", 0.0, 0.99),
+        Param("blind_time", 0.3,
+              "dark clouds for this long make the LiDAR blind: %s until returns come back [s]"
+              % when_blind, 0.0, 10.0),
+        Param("blind_learn_clouds", 10,
+              "the normal share of valid returns: the median of this many first clouds",
+              1, 10000),
+        Param("expected_valid_fraction", 0.0,
+              "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
+        Param("blind_sectors", 8,
+              "azimuth sectors checked on their own (a half-covered sensor; 0: whole cloud "
+              "only); a blind sector is walled off at blind_sector_range", 0, 360),
+        Param("blind_sector_range", 0.9,
+              "what a blind sector hides reads as an obstacle this far from the sensor: the "
+              "body's reach plus the stopping distance [m]", 0.1, 10.0),
+    ]
 
 
 class ReturnMonitor:
@@ -63,6 +95,12 @@ class ReturnMonitor:
         self.sector_fraction = np.full(self.sectors, np.nan)
         self.blind_sectors: List[int] = []   # blind now, indices (sector k spans azimuths
         # [-pi + k * 2 pi / sectors, -pi + (k + 1) * 2 pi / sectors) in the sensor frame)
+
+    @classmethod
+    def from_params(cls, p) -> "ReturnMonitor":
+        """One LiDAR's monitor from a node's parameters (blindness_params)."""
+        return cls(p["blind_min_ratio"], p["blind_min_fraction"], p["blind_time"],
+                   p["blind_learn_clouds"], p["expected_valid_fraction"], p["blind_sectors"])
 
     @property
     def normal(self) -> Optional[float]:
@@ -153,6 +191,22 @@ class ReturnMonitor:
             if t - self._sector_dark_since[i] >= self.blind_time - STAMP_EPS:
                 blind.append(i)
         self.blind_sectors = blind
+
+    def dark_intervals(self, yaw: float = 0.0) -> List[Tuple[float, float]]:
+        """The blind sectors as azimuth intervals (lo, hi) [rad] in the frame the sensor is
+        mounted in at `yaw` (base_link for the sensor's extrinsic yaw)."""
+        width = 2.0 * math.pi / max(self.sectors, 1)
+        return [(yaw - math.pi + k * width, yaw - math.pi + (k + 1) * width)
+                for k in self.blind_sectors]
+
+    def wall(self, radius: float, z_min: float, z_max: float, mount_z: float,
+             spacing: float) -> np.ndarray:
+        """(M, 3) sensor-frame points walling off the blind sectors (sector_wall): arcs at
+        `radius`, a point every `spacing` metres, at three heights from z_min + spacing to
+        min(z_max, z_min + 1) in the frame z_min and z_max are given in (base_link; the sensor
+        sits `mount_z` above its origin): low enough to count, high enough for a body."""
+        heights = [z - mount_z for z in np.linspace(z_min + spacing, min(z_max, z_min + 1.0), 3)]
+        return sector_wall(self.blind_sectors, self.sectors, radius, heights, spacing)
 
     def sectors_why(self) -> str:
         """The blind sectors in words (for the log and /diagnostics)."""

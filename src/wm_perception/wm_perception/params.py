@@ -1,6 +1,7 @@
 """The perception node's parameters: one source of truth for the node, the YAML check and the
 README table."""
 from wm_common.params import Param
+from wm_perception.blindness import blindness_params
 
 PERCEPTION_PARAMS = [
     Param("odom_frame", "odom", "frame of the voxel grid and the distance field"),
@@ -31,28 +32,9 @@ PERCEPTION_PARAMS = [
     Param("max_distance", 3.0, "distance field saturates here; unknown space reads this [m]",
           0.1, 50.0),
     Param("max_points", 2000000, "clouds with more points are rejected", 1, 50000000),
-    # A blind LiDAR (covered, dirty, failing; all-zero or all-NaN organized clouds) delivers
-    # fresh clouds with no returns: wm_perception.blindness. While blind no distance field
-    # is published, so the planner stops (its field_timeout), and /diagnostics says why.
-    Param("blind_min_ratio", 0.25,
-          "a cloud is dark below this fraction of the sensor's normal share of valid returns",
-          0.01, 1.0),
-    Param("blind_min_fraction", 0.02,
-          "... or below this share of valid returns whatever is normal", 0.0, 0.99),
-    Param("blind_time", 0.3, "dark clouds for this long make the sensor blind [s]", 0.0, 10.0),
-    Param("blind_learn_clouds", 10,
-          "the normal share of valid returns: the median of this many first clouds", 1, 10000),
-    Param("expected_valid_fraction", 0.0,
-          "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
     Param("track_unknown", True,
           "tell never-observed cells from observed-free ones (cleared along the rays of real "
           "returns): the distance field's unknown mask, -1 in occupancy"),
-    Param("blind_sectors", 8,
-          "azimuth sectors checked on their own (a half-covered sensor; 0: whole cloud only); "
-          "a blind sector is walled off at blind_sector_range", 0, 360),
-    Param("blind_sector_range", 0.9,
-          "what a blind sector hides reads as an obstacle this far from the sensor: the "
-          "body's reach plus the stopping distance [m]", 0.1, 10.0),
     Param("max_cloud_age", 0.5, "clouds older than this on the node's clock are rejected [s]",
           0.01, 60.0),
     Param("max_future", 0.2, "clouds stamped further in the future are rejected [s]",
@@ -86,4 +68,7 @@ PERCEPTION_PARAMS = [
     Param("encoder_every", 2, "predict occupancy every N clouds (it costs ~10-40 ms on a CPU)",
           1, 100),
     Param("marker_every", 5, "publish voxel markers every N clouds (0: never)", 0, 1000),
-]
+    # A blind LiDAR (covered, dirty, failing; all-zero or all-NaN organized clouds) delivers
+    # fresh clouds with no returns: wm_perception.blindness. While blind no distance field
+    # is published, so the planner stops (its field_timeout), and /diagnostics says why.
+] + blindness_params("no distance field is published (the planner stops)")

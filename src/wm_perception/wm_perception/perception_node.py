@@ -49,7 +49,7 @@ from wm_common.ros.qos import FIELD_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
-from wm_perception.blindness import ReturnMonitor, sector_wall
+from wm_perception.blindness import ReturnMonitor
 from wm_perception.pointcloud import CloudError, decode_points, relative_time, time_source
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -118,10 +118,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.last_cloud_t = [None] * n
         self.pending = [None] * n  # per LiDAR: a cloud waiting for its odometry
         self.prepared = [None] * n  # per LiDAR but the first: (stamp, odom points, blind)
-        self.returns = [ReturnMonitor(p["blind_min_ratio"], p["blind_min_fraction"],
-                                      p["blind_time"], p["blind_learn_clouds"],
-                                      p["expected_valid_fraction"], p["blind_sectors"])
-                        for _ in range(n)]
+        self.returns = [ReturnMonitor.from_params(p) for _ in range(n)]
         self.n_clouds = 0
         self.grid_pub = self.create_lifecycle_publisher(VoxelGrid, "voxel_grid", STATUS_QOS)
         self.field_pub = self.create_lifecycle_publisher(DistanceField, "distance_field",
@@ -280,10 +277,8 @@ class PerceptionNode(lifecycle.ManagedNode):
         if not mon.blind_sectors:
             return cloud.xyz, cloud.time
         p = self.p
-        lo, hi = p["z_min"] + 0.5 * p["resolution"], min(p["z_max"], p["z_min"] + 1.0)
-        heights = [z - extrinsic[2] for z in np.linspace(lo, hi, 3)]
-        wall = sector_wall(mon.blind_sectors, mon.sectors, p["blind_sector_range"], heights,
-                           0.5 * p["resolution"]).astype(cloud.xyz.dtype)
+        wall = mon.wall(p["blind_sector_range"], p["z_min"], p["z_max"], extrinsic[2],
+                        0.5 * p["resolution"]).astype(cloud.xyz.dtype)
         self.diag.count("blind_sector_clouds")
         why = "LiDAR %s partly blind, walled off at %.2f m: %s" % (
             self.topics[i], p["blind_sector_range"], mon.sectors_why())

@@ -367,8 +367,7 @@ class Perception:
                                        cfg.max_distance, occ)
         else:
             sdf = signed_distance(occ, cfg.resolution, cfg.max_distance)
-        field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
-                       frame_id=cfg.frame_id)
+        unknown = None
         if self.observed is not None:
             obs = self.observed
             obs.move_to(origin[0], origin[1])
@@ -376,5 +375,7 @@ class Perception:
                 if p.rays is not None:
                     obs.clear_rays(*p.rays)
             obs.mark(kept)
-            field.unknown = ~obs.seen
+            unknown = ~obs.seen
+        field = Grid2D(origin[0], origin[1], cfg.resolution, sdf, outside=cfg.max_distance,
+                       frame_id=cfg.frame_id, unknown=unknown)
         return PerceptionOutput(grid, field, n_in, n_used, n_outliers, deskewed)

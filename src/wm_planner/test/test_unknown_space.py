@@ -11,9 +11,10 @@ def test_unknown_cells_within_the_range_become_obstacles():
     data = np.full((40, 40), 2.0, dtype=np.float32)          # 4 x 4 m, all free
     f = Grid2D(-2.0, -2.0, 0.1, data, outside=3.0)
     assert unknown_as_obstacles(f, (0.0, 0.0), 0.75) is f    # no mask: unchanged
-    f.unknown = np.zeros((40, 40), dtype=bool)
-    f.unknown[20:22, 26:28] = True                            # (0.6-0.8, 0-0.2): near
-    f.unknown[0:2, 0:2] = True                                # (-2, -2): far
+    unknown = np.zeros((40, 40), dtype=bool)
+    unknown[20:22, 26:28] = True                              # (0.6-0.8, 0-0.2): near
+    unknown[0:2, 0:2] = True                                  # (-2, -2): far
+    f = Grid2D(-2.0, -2.0, 0.1, data, outside=3.0, unknown=unknown)
     g = unknown_as_obstacles(f, (0.0, 0.0), 0.75)
     near, behind, far = g.sample(np.array([[0.65, 0.05], [0.3, 0.05], [-1.95, -1.95]]))
     assert near < 0.0                                          # inside: an obstacle

@@ -36,7 +36,6 @@ def unknown_as_obstacles(field: Grid2D, xy: Tuple[float, float], radius: float) 
     d = distance_transform_edt(~block) * res - 0.5 * res
     d[block] = -0.5 * res
     d = np.minimum(d, field.outside).astype(np.float32)
-    out = Grid2D(field.origin_x, field.origin_y, field.resolution,
-                 np.minimum(field.data, d), outside=field.outside, frame_id=field.frame_id)
-    out.unknown = unknown
-    return out
+    return Grid2D(field.origin_x, field.origin_y, field.resolution,
+                  np.minimum(field.data, d), outside=field.outside, frame_id=field.frame_id,
+                  unknown=unknown)

@@ -56,7 +56,7 @@ from wm_common.ros.nav2 import SpeedLimit
 from wm_common.ros.params import declare_params, read_params
 from wm_common.ros.qos import CMD_VEL_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import SafetyState
-from wm_perception.blindness import ReturnMonitor, sector_wall
+from wm_perception.blindness import ReturnMonitor
 from wm_perception.pointcloud import CloudError, decode_points
 from wm_safety.configure import build_gate
 from wm_safety.gate import GateOutput, SafetyGate
@@ -97,10 +97,7 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
                                  "point_topics entry (%d)" % len(self.topics))
             self.extrinsics = {t: ext[4 * i:4 * i + 4] for i, t in enumerate(self.topics)}
             self.extrinsic = self.extrinsics[self.topics[0]]   # the 2D scan's mount
-            self.returns = {t: ReturnMonitor(
-                p["blind_min_ratio"], p["blind_min_fraction"], p["blind_time"],
-                p["blind_learn_clouds"], p["expected_valid_fraction"], p["blind_sectors"])
-                for t in self.topics}
+            self.returns = {t: ReturnMonitor.from_params(p) for t in self.topics}
             use_tf = resolve_use_tf(p["use_tf"])
         except (ValueError, MapError) as e:
             self.get_logger().error("configure failed: %s" % e)
@@ -227,18 +224,13 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
             return self._new_points(np.zeros((0, 2)), t, now, topic, blind=why)
         if mon.blind_sectors:
             p = self.p
-            heights = [z - ext[2] for z in np.linspace(p["z_min"] + 0.05,
-                                                       min(p["z_max"], p["z_min"] + 1.0), 3)]
-            xyz = np.concatenate([xyz, sector_wall(mon.blind_sectors, mon.sectors,
-                                                   p["blind_sector_range"], heights, 0.05)])
+            xyz = np.concatenate([xyz, mon.wall(p["blind_sector_range"], p["z_min"],
+                                                p["z_max"], ext[2], 0.05)])
             self.diag.count("blind_sector_clouds")
             self.get_logger().warn("LiDAR %s partly blind, walled off at %.2f m: %s" % (
                 topic, p["blind_sector_range"], mon.sectors_why()), throttle_duration_sec=2.0)
         xy = sensor_points_to_base(xyz, ext, self.p["z_min"], self.p["z_max"])
-        width = 2.0 * math.pi / max(mon.sectors, 1)
-        dark = [(ext[3] - math.pi + k * width, ext[3] - math.pi + (k + 1) * width)
-                for k in mon.blind_sectors]
-        self._new_points(xy, t, now, topic, dark=dark)
+        self._new_points(xy, t, now, topic, dark=mon.dark_intervals(ext[3]))
 
     def _on_scan(self, msg: LaserScan) -> None:
         if not self.active:

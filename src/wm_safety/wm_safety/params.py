@@ -3,6 +3,7 @@ README table."""
 from wm_common.footprint import DEFAULT_FOOTPRINT
 from wm_common.localization import localization_params
 from wm_common.params import Param
+from wm_perception.blindness import blindness_params
 
 SAFETY_PARAMS = [
     Param("base_frame", "base_link", "frame of the zones and of TwistStamped output"),
@@ -29,24 +30,6 @@ SAFETY_PARAMS = [
     Param("sensor_extrinsic", [0.0, 0.0, 0.4, 0.0],
           "each LiDAR's pose in base_link, flat [x, y, z, yaw] per point_topics entry (static: "
           "the gate does not depend on tf)", any_length=True),
-    # the same blindness check as perception's (wm_perception.blindness), run on the raw
-    # clouds by the gate itself: a LiDAR without returns holds the robot
-    Param("blind_min_ratio", 0.25,
-          "a cloud is dark below this fraction of the sensor's normal share of valid returns",
-          0.01, 1.0),
-    Param("blind_min_fraction", 0.02,
-          "... or below this share of valid returns whatever is normal", 0.0, 0.99),
-    Param("blind_time", 0.3, "dark clouds for this long make the LiDAR blind: the robot is "
-          "held until returns come back [s]", 0.0, 10.0),
-    Param("blind_learn_clouds", 10,
-          "the normal share of valid returns: the median of this many first clouds", 1, 10000),
-    Param("expected_valid_fraction", 0.0,
-          "the sensor's normal share of valid returns (0: learned)", 0.0, 1.0),
-    Param("blind_sectors", 8,
-          "azimuth sectors checked on their own (0: whole cloud only); a blind sector is "
-          "walled off at blind_sector_range", 0, 360),
-    Param("blind_sector_range", 0.9,
-          "a blind sector reads as an obstacle this far from the sensor [m]", 0.1, 10.0),
     Param("z_min", 0.05, "lowest point that counts as an obstacle, in base_link [m]",
           -1.0, 5.0),
     Param("z_max", 1.9, "highest point that counts as an obstacle, in base_link [m]",
@@ -101,4 +84,7 @@ SAFETY_PARAMS = [
     Param("odom_timeout", 0.5,
           "without odometry this recent the map position is unknown: the layer's slowest "
           "limit applies [s]", 0.05, 10.0),
+    # the same blindness check as perception's (wm_perception.blindness), run on the raw
+    # clouds by the gate itself: a LiDAR without returns holds the robot
+    *blindness_params("the robot is held (braked at decel_linear)"),
 ]

@@ -82,15 +82,13 @@ def distance_field_to_grid(msg) -> Grid2D:
         raise ValueError("distance field origin or max_distance is not finite")
     if not np.all(np.isfinite(data)):
         raise ValueError("distance field has non-finite distances")
-    grid = Grid2D(msg.origin_x, msg.origin_y, msg.resolution, data.reshape(h, w),
-                  outside=float(msg.max_distance), frame_id=msg.header.frame_id)
     unknown = np.frombuffer(memoryview(msg.unknown).tobytes(), dtype=np.uint8)
-    if unknown.size:
-        if unknown.size != w * h:
-            raise ValueError("distance field unknown mask size %d does not match %dx%d" % (
-                unknown.size, w, h))
-        grid.unknown = unknown.reshape(h, w) != 0
-    return grid
+    if unknown.size and unknown.size != w * h:
+        raise ValueError("distance field unknown mask size %d does not match %dx%d" % (
+            unknown.size, w, h))
+    return Grid2D(msg.origin_x, msg.origin_y, msg.resolution, data.reshape(h, w),
+                  outside=float(msg.max_distance), frame_id=msg.header.frame_id,
+                  unknown=unknown.reshape(h, w) != 0 if unknown.size else None)
 
 
 def trajectory_to_path(traj: np.ndarray, frame_id: str, t0: float, dt: float) -> Path:
