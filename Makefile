@@ -8,7 +8,7 @@ test: setup
 	scripts/with_env bash scripts/run_tests.sh
 
 demo: setup
-	scripts/with_env python -m wm_bringup.demo
+	scripts/with_env python -m wm_eval.demo
 
 bench: setup
 	scripts/with_env python benchmarks/run_all.py
@@ -23,7 +23,7 @@ compat: setup
 
 # Closed-loop scenario suite (config/scenarios/*.yaml) -> EVALUATION.md and out/eval/
 eval: setup
-	scripts/with_env python -m wm_bringup.evaluate
+	scripts/with_env python -m wm_eval.evaluate
 
 # Seeded in-process episodes x planner configurations (config/sweeps/*.yaml) as Dask tasks
 # -> out/sweep/ (results.csv, SWEEP.md, plots): a LocalCluster of WORKERS processes, or the
@@ -33,7 +33,7 @@ WORKERS ?= 2
 SCHEDULER ?=
 SCENARIOS ?=
 sweep: setup
-	scripts/with_env python -m wm_bringup.sweep --config $(SWEEP_CONFIG) --workers $(WORKERS) \
+	scripts/with_env python -m wm_eval.sweep --config $(SWEEP_CONFIG) --workers $(WORKERS) \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 		--out out/sweep
 

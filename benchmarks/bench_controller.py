@@ -22,13 +22,13 @@ import time
 from typing import List, Optional
 
 try:
-    import wm_bringup  # noqa: F401
+    import wm_eval  # noqa: F401
 except ImportError:  # a source checkout without the packages installed
     _SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     sys.path[:0] = [os.path.join(_SRC, p) for p in ("wm_common", "wm_planner", "wm_sim",
-                                                    "wm_bringup", "wm_world_model")]
+                                                    "wm_eval", "wm_world_model")]
 
-from wm_bringup.episode import (WORLD_MODEL, TruthField, motion_model_for, planner_params,
+from wm_eval.episode import (WORLD_MODEL, TruthField, motion_model_for, planner_params,
                                 static_world)
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D

@@ -1,4 +1,4 @@
-"""Fault drills (wm_bringup.drills): the stop time of each fault, from the moment it struck to
+"""Fault drills (wm_eval.drills): the stop time of each fault, from the moment it struck to
 the first zero command that stayed zero at the simulated base, in simulated seconds (shown in
 the ms columns as ms), against the bound the drill asserts (detecting timeout + v / a_max +
 jerk ramp + two control periods). One run per drill: n is 1, median = p99 = that run.
@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from benchlib import main, row
 
-from wm_bringup import drills
+from wm_eval import drills
 
 
 def _note(r) -> str:

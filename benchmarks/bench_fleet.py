@@ -30,7 +30,7 @@ from typing import List, Optional
 import redis
 from benchlib import main, row
 
-from wm_bringup.redis_server import RedisServer, free_port
+from wm_eval.redis_server import RedisServer, free_port
 from wm_fleet import schema
 from wm_fleet.client import FleetClient
 

@@ -4,9 +4,9 @@
 
 Runs each scenario of config/scenarios/planner/ (straight_run, narrow_aisle,
 obstacle_appearing, robot_crossing, three_aisles; `--quick`: narrow_aisle and
-obstacle_appearing) with wm_bringup.runner.run_scenario (MuJoCo simulator, per robot a
+obstacle_appearing) with wm_eval.runner.run_scenario (MuJoCo simulator, per robot a
 perception and a planner process over DDS), once per motion model of
-wm_bringup.evaluate.MOTION_MODELS: unicycle kinematics, and the shipped world model. Per
+wm_eval.evaluate.MOTION_MODELS: unicycle kinematics, and the shipped world model. Per
 scenario and model: goal success, the minimum clearance between the footprint circles and the
 nearest obstacle along the true path (layout changes applied at their times; negative = the
 footprint overlaps), time to goal (mean over reached goals, simulated s), mean speed / top
@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from wm_bringup.evaluate import MOTION_MODELS
-from wm_bringup.runner import run_scenario, share_dir
+from wm_eval.evaluate import MOTION_MODELS
+from wm_eval.runner import run_scenario, share_dir
 from wm_sim.scenario import load_scenario
 
 from benchlib import row, to_markdown

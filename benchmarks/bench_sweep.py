@@ -1,5 +1,5 @@
-"""The sweep runner on Dask (wm_bringup.sweep): one fixed set of in-process closed-loop
-episodes (wm_bringup.episode) on a distributed.LocalCluster of 1 and of 2 worker processes
+"""The sweep runner on Dask (wm_eval.sweep): one fixed set of in-process closed-loop
+episodes (wm_eval.episode) on a distributed.LocalCluster of 1 and of 2 worker processes
 (one thread each), and what the cluster itself costs.
 
     python benchmarks/bench_sweep.py [--quick]
@@ -9,7 +9,7 @@ shipped world model at H = 10, kinematic at H = 15, the world model at H = 8), r
 otherwise: 48 episodes (16), the same tasks, keys and seeds for both cluster sizes. Each
 cluster is started fresh and warmed up (one short episode per worker: imports, TorchScript
 kernels, world model load, the world's map), then runs the set through
-wm_bringup.sweep.run_tasks. The two runs must return identical rows (apart from timings),
+wm_eval.sweep.run_tasks. The two runs must return identical rows (apart from timings),
 else the benchmark fails.
 
 Rows:
@@ -35,8 +35,8 @@ from typing import Dict, List, Optional
 import numpy as np
 from benchlib import main, row
 
-from wm_bringup.episode import WORLD_MODEL
-from wm_bringup.sweep import Task, noop, run_tasks, tasks_of
+from wm_eval.episode import WORLD_MODEL
+from wm_eval.sweep import Task, noop, run_tasks, tasks_of
 
 CONFIGS = {"kinematic/H10": {"world_model_artifact": "none", "horizon": 10},
            "world_model/H10": {"world_model_artifact": WORLD_MODEL, "horizon": 10},
@@ -68,7 +68,7 @@ def _start(workers: int):
 
 def _warm_up(client) -> List[float]:
     """One short world-model episode per worker (pinned to it): ms each."""
-    from wm_bringup.episode import run_episode
+    from wm_eval.episode import run_episode
 
     futs = [client.submit(run_episode, 0, {"world_model_artifact": WORLD_MODEL}, "warm-up",
                           {"time_limit": 0.2}, None, workers=[w], pure=False,

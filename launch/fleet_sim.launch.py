@@ -10,7 +10,7 @@ The robots spawn at the world's own spawn poses (or the scenario's). With redis_
 (the default) a redis-server is started on 127.0.0.1:<redis_port> without a password, for
 this simulation only: it listens on loopback and keeps nothing on disk. Any other URL is used
 as it is (the password from WM_REDIS_PASSWORD_FILE or WM_REDIS_PASSWORD, see the README).
-`make demo` does the same without the launch library (wm_bringup.runner).
+`make demo` does the same without the launch library (wm_eval.runner).
 """
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,

@@ -1,4 +1,4 @@
-"""Fault drills over real DDS (wm_bringup.drills): the whole robot (simulator, perception,
+"""Fault drills over real DDS (wm_eval.drills): the whole robot (simulator, perception,
 planner, safety gate) drives down an aisle while a fault strikes and then clears. Asserted from
 the simulated base's log of every command it received:
 
@@ -13,7 +13,7 @@ the simulated base's log of every command it received:
 whose returns are all zeros and one whose front half is dark, the stop zone, Redis frozen,
 the e-stop), about 8 minutes here; all fourteen run in
 `make bench` (benchmarks/bench_drills.py, stop times to BENCHMARKS.md) and with `python -m
-wm_bringup.drills`.
+wm_eval.drills`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import random
 
 import pytest
 
-from wm_bringup import drills
+from wm_eval import drills
 
 
 # freeze_planner is left to make bench: once in a loaded make test run the thawed planner

@@ -9,7 +9,7 @@ import re
 from rosutil import CONFIG
 from test_system_scenarios import domain_env
 
-from wm_bringup.runner import run_scenario
+from wm_eval.runner import run_scenario
 from wm_sim.scenario import load_scenario
 
 PASSING_PLACES = "15.75,8.6;15.75,3.4;8.25,3.4"

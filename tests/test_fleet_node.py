@@ -18,7 +18,7 @@ from nav_msgs.msg import Odometry, Path
 from rosutil import CONFIG, wait_for
 from visualization_msgs.msg import MarkerArray
 
-from wm_bringup.redis_server import RedisServer
+from wm_eval.redis_server import RedisServer
 from wm_common.geometry import Pose2D
 from wm_common.ros.convert import pose2d_to_pose, sec_to_stamp, stamp_to_sec
 from wm_common.ros.nav2 import SpeedLimit

@@ -463,7 +463,7 @@ NOT_INSTALLED = {
     "open3d": "optional outlier backend; wm_perception.pipeline falls back to scipy",
     "spconv": "optional sparse backend; the encoder's dense backend reproduces it (Xavier)",
     "casadi": "only for solver nmpc/hybrid; config/robot.yaml plans with mppi",
-    "distributed": "make sweep (wm_bringup.sweep, Dask): offline scenario sweeps",
+    "distributed": "make sweep (wm_eval.sweep, Dask): offline scenario sweeps",
 }
 FROM_BASE_IMAGE = {"torch", "tensorrt"}   # NVIDIA's JetPack builds, never from PyPI
 SIMULATOR_PACKAGES = {"wm_sim", "wm_gazebo"}   # built in the image, never started on a robot

@@ -84,7 +84,7 @@ OTHER_KEYS = {
     "ros_gz_sim": "Gazebo (gz-sim) server and spawner, sim.launch.py",
     "ros_gz_bridge": "Gazebo <-> ROS topic bridge, sim.launch.py",
     "robot_state_publisher": "the robot's URDF on /tf, sim.launch.py",
-    "redis-server": "the private Redis of the demo, eval and drills (wm_bringup.redis_server)",
+    "redis-server": "the private Redis of the demo, eval and drills (wm_eval.redis_server)",
 }
 
 # Declared keys that are wrong, with what to declare instead.
@@ -126,10 +126,6 @@ NOT_DECLARED = {
         "optional (rviz:=true): a desktop tool, a headless robot does not install RViz",
     # wm_sim exec-depends on these packages (datagen drives the planner and perception): a
     # test_depend back on wm_sim would be a cycle that colcon refuses to order.
-    ("wm_common/wm_common/map_io.py", "wm_sim"):
-        "export() only (a tool, imported in the function); wm_sim depends on wm_common",
-    ("wm_perception/wm_perception/encoder_data.py", "wm_sim"):
-        "encoder training data (a tool); wm_sim depends on wm_perception",
     ("wm_world_model/wm_world_model/data.py", "wm_sim"):
         "training reads bags with wm_sim.recording; wm_sim -> wm_planner -> wm_world_model",
     ("wm_world_model/wm_world_model/train.py", "wm_sim"):
@@ -139,20 +135,10 @@ NOT_DECLARED = {
 # Development tools, not robot code: their dependencies may be <test_depend> (installed with
 # `rosdep install --dependency-types test`). Module path under src/ -> reason.
 TOOL_MODULES = {
-    "wm_bringup/wm_bringup/demo.py": "`make demo`: simulator + redis-server + nodes on a PC",
-    "wm_bringup/wm_bringup/drills.py": "fault drills on the simulator (`make drills`)",
-    "wm_bringup/wm_bringup/episode.py": "in-process simulated episodes for eval and sweep",
-    "wm_bringup/wm_bringup/episode_eval.py": "`make eval`, episode part",
-    "wm_bringup/wm_bringup/evaluate.py": "`make eval`: EVALUATION.md and plots",
-    "wm_bringup/wm_bringup/fleet_eval.py": "`make eval`, full-stack part on the simulator",
-    "wm_bringup/wm_bringup/redis_server.py": "private redis-server for the demo and tests",
-    "wm_bringup/wm_bringup/runner.py": "closed-loop runs of the nodes against the simulator",
-    "wm_bringup/wm_bringup/sweep.py": "`make sweep` on Dask",
     "wm_bringup/launch/sim.launch.py": "simulation: Gazebo (wm_gazebo, ros_gz)",
     "wm_bringup/launch/fleet_sim.launch.py": "simulation: a fleet in wm_sim's simulator",
     "wm_bringup/launch/rviz.launch.py": "the operator's workstation: RViz and the robot model "
                                         "(robot_state_publisher with wm_gazebo's URDF)",
-    "wm_perception/wm_perception/encoder_data.py": "scene-encoder training data (simulated)",
     "wm_perception/wm_perception/train_encoder.py": "scene-encoder training",
     "wm_perception/wm_perception/tools/inspect_cloud.py": "offline cloud inspection (plots)",
     "wm_perception/wm_perception/tools/replay.py": "offline bag reading for the tools",
@@ -167,7 +153,6 @@ TOOL_MODULES = {
 
 # Programs a module runs (not imports): module path under src/ -> keys.
 EXECUTABLES = {
-    "wm_bringup/wm_bringup/redis_server.py": ["redis-server"],
 }
 
 # Never exec dependencies of what a robot installs (robot.launch.py's packages and wm_bringup).

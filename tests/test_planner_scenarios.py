@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from wm_bringup.runner import footprint_clearance, layouts, robot_footprint
+from wm_eval.runner import footprint_clearance, layouts, robot_footprint
 from wm_sim.scenario import WORLDS, load_scenario
 from wm_sim.world import World
 

@@ -85,7 +85,7 @@ LAZY_NOT_SHIPPED = {
     # wm_planner.nmpc needs casadi, which the image does not install (service.yaml keeps
     # the default solver mppi)
     "wm_planner.nmpc": "CasADi NMPC solver (casadi), not used by the service",
-    # wm_common.map_io.export_world: writes a simulator world as a map file (tools only)
+    # wm_sim.map_export.export_world: writes a simulator world as a map file (tools only)
     "wm_sim": "the simulator's worlds, used by map export tools only",
     # wm_service.process.ServiceProcess.start polls /healthz: a helper for the tests and the
     # load benchmark, never run by the service itself

@@ -19,7 +19,7 @@ import pytest
 import redis
 from pki import make_pki, write_private
 
-from wm_bringup.redis_server import RedisServer
+from wm_eval.redis_server import RedisServer
 from wm_fleet import schema as fleet_schema
 from wm_fleet.client import FleetClient
 from wm_service.fleet_state import READ_ONLY_ACL

@@ -13,7 +13,7 @@ import yaml
 from rosutil import CONFIG
 from test_system_scenarios import domain_env
 
-from wm_bringup.runner import run_scenario
+from wm_eval.runner import run_scenario
 from wm_msgs.action import NavigateToPose
 from wm_sim.scenario import parse_scenario
 

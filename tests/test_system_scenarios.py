@@ -9,7 +9,7 @@ import time
 
 from rosutil import CONFIG
 
-from wm_bringup.runner import run_scenario
+from wm_eval.runner import run_scenario
 from wm_sim.scenario import load_scenario, parse_scenario
 
 

@@ -33,12 +33,12 @@ setup(
     zip_safe=True,
     maintainer='wm-nav maintainers',
     maintainer_email='maintainers@wm-nav.dev',
-    description='Launch files, configuration and the demo entry point of the wm navigation stack.',
+    description='Launch files, configuration and the lifecycle manager of the wm navigation stack.',
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'demo = wm_bringup.demo:main',
+            'demo = wm_eval.demo:main',
             'lifecycle_manager = wm_bringup.lifecycle_manager:main',
         ],
     },

@@ -1,21 +1,8 @@
 """map_server maps: round trips, pixel semantics, refusals, and the shipped config/maps."""
-import os
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from wm_common.map_io import (MapError, OccupancyMap, export_world, read_map, read_pgm,
-                               world_map, write_map, write_pgm)
-
-REPO = Path(__file__).resolve().parents[3]
-MAPS = REPO / "config" / "maps"
-try:  # installed by colcon; from the source tree otherwise
-    import wm_sim.scenario  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(REPO / "src" / "wm_sim"))
-from wm_sim.scenario import WORLDS, load_world  # noqa: E402
+from wm_common.map_io import MapError, OccupancyMap, read_map, write_map, write_pgm
 
 
 def sample_map(seed=0, shape=(23, 31)):
@@ -148,33 +135,3 @@ def test_unsupported_yaw_says_unsupported(tmp_path):
     write_pgm(str(tmp_path / "m.pgm"), np.zeros((2, 2), dtype=np.uint8))
     with pytest.raises(MapError, match="unsupported"):
         read_map(write_yaml(tmp_path / "m.yaml", origin=[0.0, 0.0, 1.57]))
-
-
-@pytest.mark.parametrize("name", sorted(WORLDS))
-def test_shipped_maps_match_the_simulator(name):
-    """config/maps/<world>.yaml is exactly what sim_node publishes on /map (a drift
-    fails: regenerate with `python -m wm_common.map_io export config/maps`)."""
-    shipped = read_map(str(MAPS / (name + ".yaml")))
-    world = load_world(name)
-    occ, origin = world.rasterize(0.05)
-    assert shipped.resolution == 0.05
-    assert (shipped.origin_x, shipped.origin_y) == (origin.x, origin.y)
-    np.testing.assert_array_equal(shipped.occupied, occ > 0)
-    assert not shipped.unknown.any()
-    # Where the boxes are: every box centre occupied, every spawn and goal free.
-    for box in world.boxes:
-        ix, iy, inside = shipped.world_to_cell(np.array([box.cx, box.cy]))
-        assert inside and shipped.occupied[iy, ix], box.name
-    for pose in list(world.spawns.values()) + list(world.goals.values()):
-        ix, iy, inside = shipped.world_to_cell(np.array([pose.x, pose.y]))
-        assert inside and shipped.free[iy, ix]
-    # And the same bytes as the simulator's own map_server writer.
-    assert read_pgm(str(MAPS / (name + ".pgm")))[0].tolist() == \
-        np.where(occ[::-1] >= 50, 0, 254).tolist()
-
-
-def test_export_world_writes_a_readable_pair(tmp_path):
-    yaml_path, pgm_path = export_world("test_scene", str(tmp_path), 0.1)
-    assert os.path.basename(pgm_path) == "test_scene.pgm"
-    m = read_map(yaml_path)
-    np.testing.assert_array_equal(m.values, world_map(load_world("test_scene"), 0.1).values)

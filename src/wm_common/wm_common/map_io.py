@@ -24,23 +24,15 @@ consumer decides (the global planner treats it as an obstacle by default).
 
 Only PGM images (binary P5 and ascii P2, maxval <= 255) and origins with zero yaw are
 supported; anything else raises MapError with the reason. Plain Python + numpy + PyYAML,
-no rclpy.
-
-Exporting the simulator's worlds (what sim_node publishes on /map, through
-World.rasterize):
-
-    python -m wm_common.map_io export config/maps            # every shipped world
-    python -m wm_common.map_io export config/maps --world test_scene --resolution 0.05
+no rclpy. The simulator's worlds are exported as such maps by wm_sim.map_export (a tool).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -54,8 +46,6 @@ OCCUPIED = 100
 # nav2 map_saver's default thresholds.
 DEFAULT_OCCUPIED_THRESH = 0.65
 DEFAULT_FREE_THRESH = 0.25
-# The worlds `export` writes when none is named (wm_sim.scenario.WORLDS).
-SHIPPED_WORLDS = ("warehouse_small", "warehouse_large", "test_scene", "gap_room", "hall")
 
 
 class MapError(ValueError):
@@ -381,46 +371,3 @@ def write_map(yaml_path: str, occ_map: OccupancyMap, image: Optional[str] = None
 
 
 # --------------------------------------------------------------------------- simulator
-
-
-def world_map(world, resolution: float = 0.05) -> OccupancyMap:
-    """The OccupancyMap of a wm_sim World: what sim_node publishes on /map
-    (World.rasterize: a cell is occupied when its centre is within half a cell of a box)."""
-    occ, origin = world.rasterize(resolution)
-    if abs(origin.yaw) > 1e-12:
-        raise MapError("world origin yaw is unsupported")
-    return OccupancyMap.from_occupied(np.asarray(occ) > 0, resolution, origin.x, origin.y)
-
-
-def export_world(name: str, out_dir: str, resolution: float = 0.05) -> Tuple[str, str]:
-    """Write `<out_dir>/<name>.yaml` + `.pgm` for a wm_sim world (wm_sim.scenario.WORLDS).
-
-    wm_sim is imported here only: the planner itself never needs the simulator.
-    """
-    from wm_sim.scenario import load_world
-    world = load_world(name)
-    return write_map(os.path.join(out_dir, name + ".yaml"), world_map(world, resolution),
-                     comment="wm_sim world %s at %g m, exported by wm_common.map_io"
-                     % (name, resolution))
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description="Export wm_sim worlds as map_server maps.")
-    sub = ap.add_subparsers(dest="cmd")
-    ex = sub.add_parser("export", help="write <out_dir>/<world>.yaml + .pgm")
-    ex.add_argument("out_dir")
-    ex.add_argument("--world", action="append",
-                    help="world name (repeatable; default: %s)" % ", ".join(SHIPPED_WORLDS))
-    ex.add_argument("--resolution", type=float, default=0.05)
-    args = ap.parse_args(argv)
-    if args.cmd != "export":
-        ap.print_help()
-        return 2
-    for name in args.world or SHIPPED_WORLDS:
-        for path in export_world(name, args.out_dir, args.resolution):
-            print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

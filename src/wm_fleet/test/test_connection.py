@@ -19,13 +19,13 @@ import redis
 from redis.connection import SSLConnection, UnixDomainSocketConnection
 
 REPO = Path(__file__).resolve().parents[3]
-for _pkg, _mod in (("wm_fleet", "wm_fleet.connection"), ("wm_bringup", "wm_bringup.redis_server")):
+for _pkg, _mod in (("wm_fleet", "wm_fleet.connection"), ("wm_bringup", "wm_eval.redis_server")):
     try:  # installed by colcon; from the source tree otherwise
         __import__(_mod)
     except ImportError:
         sys.path.insert(0, str(REPO / "src" / _pkg))
 from pki import make_pki, write_private  # noqa: E402  (tests/pki.py)
-from wm_bringup.redis_server import RedisServer, free_port  # noqa: E402
+from wm_eval.redis_server import RedisServer, free_port  # noqa: E402
 from wm_fleet.connection import RedisConfig, connect, redacted, resolve_password  # noqa: E402
 
 REDIS_SERVER = shutil.which("redis-server")

@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from wm_bringup.redis_server import RedisServer
+from wm_eval.redis_server import RedisServer
 from wm_fleet import schema
 from wm_fleet.client import FleetClient
 

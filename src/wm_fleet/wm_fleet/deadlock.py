@@ -24,7 +24,7 @@ for a cycle, must not make the yielding robot drive back into the lane and yield
 A robot that only pauses in front of us (it shares its stay-here path) has not passed.
 
 YieldArbiter runs all of this for one robot; the fleet client node and the in-process
-evaluation (wm_bringup.episode) both call it, the node with Redis's SET NX as the referee.
+evaluation (wm_eval.episode) both call it, the node with Redis's SET NX as the referee.
 
 Plain Python; no rclpy, no Redis.
 """

@@ -1,10 +1,11 @@
 """Train the scene encoder (encoder.SceneModel) self-supervised on simulator scans.
 
-    python -m wm_perception.train_encoder --out DIR --minutes 5 --engine kinematic --seed 0
-    python -m wm_perception.train_encoder --out DIR --device cuda --minutes 4 \
-        --episodes 100 --data-minutes 1.5 --workers 15 --batch 64     (GPU, dense backend)
+    python -m wm_sim.encoder_datagen --out d.npz --engine kinematic --seed 0   (the data)
+    python -m wm_perception.train_encoder --data d.npz --out DIR --minutes 5
+    python -m wm_perception.train_encoder --data d.npz --out DIR --device cuda --minutes 4 \
+        --batch 64                                                   (GPU, dense backend)
 
-Generates episodes in-process (encoder_data; --workers > 1: a process pool), splits
+Reads a dataset of simulated driving (wm_sim.encoder_datagen, a tool beside the stack), splits
 train/val by episode (every 5th episode is validation; --calibrate also holds out episodes
 e % 10 == 3 to pick the decision threshold), fits the count normalisation on the training
 split, trains for --minutes of wall time (--device cuda: dense backend on the GPU, batches
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 
 from wm_perception.encoder import (EncoderConfig, SceneModel, batch_coords, features,
                                    save_artifact)
-from wm_perception.encoder_data import DataConfig, SceneDataset, generate
+from wm_perception.encoder_data import SceneDataset
 
 MOVING_WEIGHT = 4.0   # extra loss weight on cells of moving things
 RECON_WEIGHT = 0.5    # decode(encode(x)) -> current occupancy, auxiliary
@@ -245,15 +246,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=5.0, help="training wall time")
-    ap.add_argument("--engine", default="kinematic", choices=("kinematic", "mujoco"))
+    ap.add_argument("--data", required=True,
+                    help="the dataset (.npz) of wm_sim.encoder_datagen (simulated driving)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--episodes", type=int, default=25)
-    ap.add_argument("--episode-seconds", type=float, default=60.0)
-    ap.add_argument("--robots", type=int, default=5)
-    ap.add_argument("--data-minutes", type=float, default=4.0,
-                    help="stop generating episodes after this wall time")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="processes generating episodes (the engine is pure numpy)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--backend", default="dense", choices=("auto", "sparse", "dense"),
@@ -267,8 +262,6 @@ def main(argv=None) -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="hold out episodes e %% 10 == 3 from training to pick the decision "
                          "threshold (stored as decision_threshold in encoder.json)")
-    ap.add_argument("--save-data", default="", help="write the generated dataset (.npz)")
-    ap.add_argument("--load-data", default="", help="read a dataset (.npz) instead")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -279,16 +272,8 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(args.seed)
     ecfg = EncoderConfig()
-    dcfg = DataConfig(engine=args.engine, robots=args.robots,
-                      episode_seconds=args.episode_seconds)
     t0 = time.perf_counter()
-    if args.load_data:
-        ds = SceneDataset.load(args.load_data)
-    else:
-        ds = generate(dcfg, ecfg, args.seed, args.episodes, ecfg.horizon,
-                      deadline=t0 + 60.0 * args.data_minutes, workers=args.workers)
-        if args.save_data:
-            ds.save(args.save_data)
+    ds = SceneDataset.load(args.data)
     data_s = time.perf_counter() - t0
     n_ep = int(ds.episode.max()) + 1
     is_val = (ds.episode % 5) == 4 if n_ep >= 5 else ds.episode == n_ep - 1
@@ -341,14 +326,11 @@ def main(argv=None) -> int:
     extra = {"training": info, "metrics": metrics, "metrics_v1_val_episodes": metrics_v1_split,
              "decision_threshold": threshold, "metrics_at_decision_threshold": metrics_tuned,
              "calibration_scores": {"%.2f" % k: v for k, v in cal_scores.items()},
-             "data": {"engine": args.engine, "seed": args.seed, "episodes": n_ep,
-                      "episode_seconds": args.episode_seconds, "robots": args.robots,
-                      "train_samples": len(train_ds), "val_samples": len(val_ds),
-                      "calibration_episodes": sorted(set(int(e) for e in ds.episode[is_cal])),
-                      "val_episodes": sorted(set(int(e) for e in val_ds.episode)),
-                      "generation_s": round(data_s, 1),
-                      "data_config": {k: (list(v) if isinstance(v, tuple) else v)
-                                      for k, v in dataclasses.asdict(dcfg).items()}},
+             "data": dict(ds.meta, episodes=n_ep, file=os.path.basename(args.data),
+                          train_samples=len(train_ds), val_samples=len(val_ds),
+                          calibration_episodes=sorted(set(int(e) for e in ds.episode[is_cal])),
+                          val_episodes=sorted(set(int(e) for e in val_ds.episode)),
+                          load_s=round(data_s, 1)),
              "trained_with_backend": model.backend}
     meta = save_artifact(model, args.out, extra)
     with open(os.path.join(args.out, "metrics.md"), "w") as f:

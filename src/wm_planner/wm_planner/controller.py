@@ -4,7 +4,7 @@ command to the base.
     goal check -> route -> progress check / recoveries -> turn on the spot -> solve -> limiter
 
 The planner node (wm_planner.planner_node), the in-process episodes of the evaluation
-(wm_bringup.episode) and the data generator (wm_sim.datagen) all call `Controller.step`;
+(wm_eval.episode) and the data generator (wm_sim.datagen) all call `Controller.step`;
 none keeps a copy of the cycle. Everything is built from the planner's flat parameter dict
 (wm_planner.params) in one place, and `reconfigure` applies a live change to every part at
 once (MPPI, the NMPC of solver nmpc/hybrid, the turn on the spot, the limiter's limits, the

@@ -1,5 +1,5 @@
 """Ground-truth clearance checks for simulated runs (the closed-loop KPIs, from the physics
-engine's contacts and ground truth, are computed in wm_bringup.runner.kpis).
+engine's contacts and ground truth, are computed in wm_eval.runner.kpis).
 
 Everything here uses TRUE poses (from the dynamics), never the robot's own estimate: the
 point is to score what physically happened.

@@ -1,7 +1,7 @@
 """The full-stack part of `make eval`: four robots sharing the fleet in warehouse_large, each
 driven through a seeded sequence of goals by the navigate_to_pose action, every node a real
 process over DDS (simulator on MuJoCo owning /clock, per robot perception, planner, safety
-gate and fleet client through a real redis-server), with wm_bringup.runner.
+gate and fleet client through a real redis-server), with wm_eval.runner.
 
 A goal that ends unreached (the planner aborts it with a reason once its recoveries are used
 up) is counted and the robot goes on to its next one, so one bad goal never hides the rest.
@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
-from wm_bringup.episode_eval import wilson
-from wm_bringup.runner import run_scenario
+from wm_eval.episode_eval import wilson
+from wm_eval.runner import run_scenario
 from wm_common.geometry import Pose2D
 from wm_common.map_io import OccupancyMap
 from wm_planner.global_planner import GlobalPlanner

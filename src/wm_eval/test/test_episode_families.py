@@ -1,7 +1,7 @@
-"""The in-process closed loop on the controller (wm_bringup.episode): the seeds that
+"""The in-process closed loop on the controller (wm_eval.episode): the seeds that
 livelocked before the control cycle had one notion of the way, two robots reaching a
 crossing together, two robots nose to nose, the gap family's scenarios, and the evaluation's
-statistics (wm_bringup.episode_eval). Plain Python, no ROS."""
+statistics (wm_eval.episode_eval). Plain Python, no ROS."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from wm_bringup.episode import make_spec, run_episode
-from wm_bringup.episode_eval import failure_class, tasks, wilson
+from wm_eval.episode import make_spec, run_episode
+from wm_eval.episode_eval import failure_class, tasks, wilson
 
 KIN = {"world_model_artifact": "none"}
 

@@ -2,7 +2,7 @@
 
 Three parts (`--parts`, all by default), numbers from this machine (not a Jetson):
 
-1. episodes: more than a thousand seeded in-process episodes (wm_bringup.episode_eval: one
+1. episodes: more than a thousand seeded in-process episodes (wm_eval.episode_eval: one
    robot in warehouse_small and _large with unmapped boxes, LiDAR-only gaps, 2-4-robot
    encounters, and a dynamics family on MuJoCo with heavy payloads, low friction and a
    higher top speed), each with the shipped world model and with kinematics on the same
@@ -11,7 +11,7 @@ Three parts (`--parts`, all by default), numbers from this machine (not a Jetson
    a picture.
 2. fleet: 100 goals through the full stack over DDS: four robots sharing the fleet through
    Redis in warehouse_large on MuJoCo, each driven through its seeded goals by the
-   navigate_to_pose action (wm_bringup.fleet_eval).
+   navigate_to_pose action (wm_eval.fleet_eval).
 3. scenarios: the named scenarios of config/scenarios/ (layout change, pallet drop,
    localization drift, ...) through the full stack, once per motion model (the case-study
    table).
@@ -36,10 +36,10 @@ from typing import Tuple
 
 import numpy as np
 
-from wm_bringup import episode_eval, fleet_eval
-from wm_bringup.episode import robot_planner_params
-from wm_bringup.runner import run_scenario, share_dir
-from wm_bringup.sweep import dask_client, run_tasks
+from wm_eval import episode_eval, fleet_eval
+from wm_eval.episode import robot_planner_params
+from wm_eval.runner import run_scenario, share_dir
+from wm_eval.sweep import dask_client, run_tasks
 from wm_sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[3]
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
             headline[part] = kept_headline.get(part, [])
     lines = [x for part in PARTS for x in headline.get(part, [])]
     report.write_text(
-        "# Evaluation\n\nWritten by `make eval` (`python -m wm_bringup.evaluate`); do not "
+        "# Evaluation\n\nWritten by `make eval` (`python -m wm_eval.evaluate`); do not "
         "edit by hand.\n\n- Date: %s (%s)\n- Machine: %s, Python %s (shared 2-core "
         "development machine; **not a Jetson**); wall time %.0f min\n\n## Headline\n\n%s"
         "\n\n%s" % (
@@ -354,7 +354,7 @@ EPISODES_INTRO = (
     "Every episode is the planner's own control cycle (wm_planner.controller, what the "
     "planner node runs: route, progress checker and recoveries, turn on the spot, MPPI, "
     "limiter) and each robot's safety gate (wm_safety) on the simulator's robots "
-    "(wm_bringup.episode), perfect perception except in the gap family (the perception core "
+    "(wm_eval.episode), perfect perception except in the gap family (the perception core "
     "on simulated LiDAR scans, no map). *As they should*: every goal reached, or, at a gap "
     "narrower than the body, the goal aborted with \"no way\", and no chassis contact. "
     "*Contacts / 1000 moves*: episodes in which a chassis touched anything, per 1000 goals. "

@@ -1,8 +1,8 @@
 """EVALUATION.md is written part by part: a run of some parts keeps the others' sections and
-headline lines (wm_bringup.evaluate.read_report and main)."""
+headline lines (wm_eval.evaluate.read_report and main)."""
 from __future__ import annotations
 
-from wm_bringup import evaluate
+from wm_eval import evaluate
 
 REPORT = """# Evaluation
 

@@ -1,6 +1,6 @@
 """`make demo`: robots in the simulated warehouse drive to their goals through real ROS 2 topics.
 
-Runs one closed-loop scenario with wm_bringup.runner: a private redis-server (the embedded
+Runs one closed-loop scenario with wm_eval.runner: a private redis-server (the embedded
 default, unless WM_REDIS_URL is set), the MuJoCo simulator owning /clock, and per robot a
 perception and a planner process (`--ros-args --params-file config/robot.yaml
 -r __ns:=/robotN`). Each robot gets its goals through the navigate_to_pose action. Prints
@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from wm_bringup.runner import run_scenario
+from wm_eval.runner import run_scenario
 from wm_sim.scenario import default_scenario, load_scenario
 
 

@@ -7,7 +7,7 @@ robot without the launch library (`<exe> --ros-args --params-file config/robot.y
 navigate_to_pose action and measures, from ground truth and the simulator's cycle reports:
 navigation error at each goal, contacts, success, time against the straight-line optimum,
 speed as a fraction of top speed, cloud-to-command latency (wall clock), and time lost after
-layout changes. Used by `make demo` (wm_bringup.demo) and `make eval` (wm_bringup.evaluate).
+layout changes. Used by `make demo` (wm_eval.demo) and `make eval` (wm_eval.evaluate).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from wm_bringup.redis_server import RedisServer
+from wm_eval.redis_server import RedisServer
 from wm_common.footprint import (DEFAULT_FOOTPRINT, Footprint, contains,
                                  point_polygon_distance)
 
@@ -459,7 +459,7 @@ def run_scenario(scenario, out: Path, engine: str = "mujoco", wall_timeout: floa
     node_params: the same for any node by executable name ("simulator", "perception",
     "planner", "collision_monitor"), e.g. {"collision_monitor": {"speed_zones": "x.yaml"}}.
     drill: called about every 0.1 s of wall time with a DrillContext, to inject faults
-    (wm_bringup.drills). keep_going: a robot whose goal ends unreached (aborted with a
+    (wm_eval.drills). keep_going: a robot whose goal ends unreached (aborted with a
     reason) goes on to its next goal.
     """
     import rclpy

@@ -1,5 +1,5 @@
 """The in-process part of `make eval`: a thousand and more seeded closed-loop episodes
-(wm_bringup.episode) over scenario families, with the world model and with kinematics on the
+(wm_eval.episode) over scenario families, with the world model and with kinematics on the
 same seeds, and the statistics to read them: success with a 95 % Wilson interval, contacts per
 1000 moves, time against the straight line at top speed, recoveries used, and every failure
 in a class with its reason and a picture.
@@ -30,8 +30,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from wm_bringup.episode import WORLD_MODEL, make_spec, static_world
-from wm_bringup.sweep import Task
+from wm_eval.episode import WORLD_MODEL, make_spec, static_world
+from wm_eval.sweep import Task
 from wm_sim.render import plot_paths
 from wm_sim.world import World
 

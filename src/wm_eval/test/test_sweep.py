@@ -1,5 +1,5 @@
-"""In-process closed-loop episodes (wm_bringup.episode) and the Dask sweep runner
-(wm_bringup.sweep): determinism per seed, arrival with both motion models, no collision
+"""In-process closed-loop episodes (wm_eval.episode) and the Dask sweep runner
+(wm_eval.sweep): determinism per seed, arrival with both motion models, no collision
 with a pallet in the way, the same rows from a 2-worker LocalCluster as inline, and
 failures reported as rows."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from wm_bringup.episode import (WORLD_MODEL, make_spec, planner_params,
+from wm_eval.episode import (WORLD_MODEL, make_spec, planner_params,
                                 run_episode)
-from wm_bringup.sweep import (SweepError, Task, configurations, dask_client, run_inline,
+from wm_eval.sweep import (SweepError, Task, configurations, dask_client, run_inline,
                               run_tasks, seeds_of, tasks_of, write_results)
 from wm_common.geometry import Pose2D
 from wm_sim.world import Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps

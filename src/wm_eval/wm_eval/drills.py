@@ -1,6 +1,6 @@
 """Fault drills: one robot drives down a free aisle, a fault strikes, later it clears.
 
-Every drill runs the real nodes over DDS (wm_bringup.runner) with the safety gate in front of
+Every drill runs the real nodes over DDS (wm_eval.runner) with the safety gate in front of
 the base, and the base (the simulator) logs every command it receives. From that log:
 
 - nothing non-finite ever reached the base;
@@ -12,7 +12,7 @@ the base, and the base (the simulator) logs every command it receives. From that
 - once the fault clears, the robot drives on to its goal by itself (after an e-stop only
   once `resume` was called).
 
-    python -m wm_bringup.drills [--only NAME] [--out out/drills]   # prints a table
+    python -m wm_eval.drills [--only NAME] [--out out/drills]   # prints a table
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import yaml
 
-from wm_bringup.runner import DrillContext, run_scenario, share_dir
+from wm_eval.runner import DrillContext, run_scenario, share_dir
 from wm_sim.lidar import LidarSpec
 from wm_sim.scenario import parse_scenario
 

@@ -2,8 +2,8 @@
 (wm_planner.controller.Controller, what the planner node runs) driving the simulator's robots
 to their goals, no ROS, no DDS, no node processes.
 
-`make eval` runs thousands of these (wm_bringup.evaluate) besides the full stack over DDS;
-`make sweep` runs them over grids of planner configurations (wm_bringup.sweep). An episode
+`make eval` runs thousands of these (wm_eval.evaluate) besides the full stack over DDS;
+`make sweep` runs them over grids of planner configurations (wm_eval.sweep). An episode
 costs a few CPU seconds.
 
 What is real and what stands in:
@@ -72,7 +72,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from wm_bringup.runner import footprint_clearance, share_dir
+from wm_eval.runner import footprint_clearance, share_dir
 from wm_common.footprint import Footprint
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wm_common.footprint import Footprint
-from wm_bringup.runner import (contact_points, footprint_clearance, kpis, robot_footprint,
+from wm_eval.runner import (contact_points, footprint_clearance, kpis, robot_footprint,
                                layouts)
 from wm_sim.scenario import parse_scenario
 

@@ -1,11 +1,11 @@
-"""`make sweep`: thousands of seeded closed-loop episodes (wm_bringup.episode) over a grid of
+"""`make sweep`: thousands of seeded closed-loop episodes (wm_eval.episode) over a grid of
 planner configurations, as tasks on Dask -> one results table, a summary and plots.
 
-    python -m wm_bringup.sweep --config config/sweeps/default.yaml [--scenarios N]
+    python -m wm_eval.sweep --config config/sweeps/default.yaml [--scenarios N]
         [--workers W | --scheduler tcp://host:8786] [--out out/sweep]
 
 The config YAML (config/sweeps/*.yaml) names the seeds, the scenario options
-(wm_bringup.episode.SCENARIO_DEFAULTS), `base` planner overrides for every configuration,
+(wm_eval.episode.SCENARIO_DEFAULTS), `base` planner overrides for every configuration,
 and the configurations: the cross product of `grid` axes (axis -> {value label: overrides})
 and/or listed `cases` ({name, overrides}). Every configuration runs on the same seeds, so
 configurations are compared on the same episodes (the world model against kinematics seed
@@ -16,7 +16,7 @@ configuration's overrides.
 Execution: `--workers W` starts a distributed.LocalCluster (W worker processes, one thread
 each); `--scheduler ADDRESS` connects to a running Dask scheduler (e.g. `dask scheduler` on
 one node and `dask worker ADDRESS --nthreads 1` on each, every worker in this environment:
-scripts/with_env, so that wm_bringup, wm_planner and the world model artifact import).
+scripts/with_env, so that wm_eval, wm_planner and the world model artifact import).
 After the client exists both take the same path: tasks are pure functions keyed by
 (configuration, seed, hash of everything else the task depends on), submitted in a bounded
 window (`as_completed`), so thousands of tasks never sit in memory as futures at once.
@@ -51,7 +51,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from wm_bringup.episode import (REPO, SCENARIO_DEFAULTS, planner_params,
+from wm_eval.episode import (REPO, SCENARIO_DEFAULTS, planner_params,
                                 robot_planner_params, run_episode)
 
 DEFAULT_CONFIG = REPO / "config" / "sweeps" / "default.yaml"
@@ -209,7 +209,7 @@ def dask_client(workers: int = 2, scheduler: Optional[str] = None):
 
 def run_tasks(client, tasks: Sequence[Task], max_in_flight: Optional[int] = None,
               on_row=None, stop=None, fn=run_episode) -> Iterator[Dict[str, Any]]:
-    """Rows of `fn(*task.args())` (wm_bringup.episode.run_episode) for `tasks`, as they
+    """Rows of `fn(*task.args())` (wm_eval.episode.run_episode) for `tasks`, as they
     complete (any order): at most `max_in_flight` (default 4 per worker thread, at least 8)
     submitted at once, each future released once read; `on_row(row)` as each arrives.
     Once `stop()` is true the tasks still in flight are cancelled and the rows end there
@@ -374,7 +374,7 @@ def report(rows, order, meta) -> str:
                                        for e, n in sorted(kinds.items(), key=lambda x: -x[1])]
     return "\n".join([
         "# Sweep: %s\n" % meta["name"],
-        "Written by `make sweep` (`python -m wm_bringup.sweep`); do not edit by hand.\n",
+        "Written by `make sweep` (`python -m wm_eval.sweep`); do not edit by hand.\n",
         "- Date: %s; config `%s`; %d episodes (%d seeds x %d configurations)" % (
             meta["date"], meta["config"], len(rows), meta["seeds"], len(order)),
         "- Ran on: %s; wall %.0f s (%.2f episodes/s; the workers used %.2f cores: summed "
@@ -382,7 +382,7 @@ def report(rows, order, meta) -> str:
             meta["cluster"], meta["wall_s"], len(rows) / max(meta["wall_s"], 1e-9),
             sum(float(r.get("cpu_s") or 0.0) for r in rows) / max(meta["wall_s"], 1e-9),
             meta["machine"], meta["python"]),
-        "- Episodes: wm_bringup.episode (in process: the planner's own code on the "
+        "- Episodes: wm_eval.episode (in process: the planner's own code on the "
         "%s simulator robot, **%s, exact localization**; time to goal "
         "in simulated seconds; solve ms and wall s are this machine's, everything else is "
         "machine-independent)." % (
