@@ -54,13 +54,15 @@ data: setup
 FINETUNE_FROM ?= worldmodel-1.0.0
 TRANSITIONS ?= out/transitions
 finetune: setup
+	scripts/with_env python -m wm_sim.training_data finetune --out out/finetune_bags
 	scripts/with_env python -m wm_monitor.finetune --artifact $(FINETUNE_FROM) \
-		--transitions $(TRANSITIONS) --out out/world_model --simulate
+		--transitions $(TRANSITIONS) --out out/world_model --simulated-bags out/finetune_bags
 
-# World model: records its driving data if missing (out/wm_data/), trains, evaluates and
-# compares the result with the shipped artifact (see config/world_model/train.yaml).
+# World model: records its driving data if missing (out/wm_data/, by the tool
+# wm_sim.training_data), trains, evaluates and compares the result with the shipped artifact (see config/world_model/train.yaml).
 WM_SHIPPED := src/wm_world_model/models/worldmodel-1.0.0
 train: setup
+	scripts/with_env python -m wm_sim.training_data train config/world_model/train.yaml
 	scripts/with_env python -m wm_world_model.train --config config/world_model/train.yaml \
 		--out out/world_model --compare $(WM_SHIPPED)
 	scripts/with_env python -m wm_world_model.evaluate --artifact out/world_model/worldmodel-1.0.0 \

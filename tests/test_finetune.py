@@ -18,10 +18,14 @@ from wm_world_model.artifact import load_artifact
 
 
 def test_finetune_from_logged_transitions_makes_the_next_version(tmp_path):
-    transitions, out = tmp_path / "transitions", tmp_path / "models"
+    transitions, out, bags = tmp_path / "transitions", tmp_path / "models", tmp_path / "bags"
+    r = subprocess.run(   # the simulator is a tool beside the stack: it records, finetune reads
+        [sys.executable, "-m", "wm_sim.training_data", "finetune", "--out", str(bags)],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
     r = subprocess.run(
         [sys.executable, "-m", "wm_monitor.finetune", "--artifact", "worldmodel-1.0.0",
-         "--transitions", str(transitions), "--out", str(out), "--simulate"],
+         "--transitions", str(transitions), "--out", str(out), "--simulated-bags", str(bags)],
         capture_output=True, text=True, timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     segments = read_segments(str(transitions))
@@ -43,7 +47,7 @@ def test_finetune_from_logged_transitions_makes_the_next_version(tmp_path):
     # the planner would take it
     assert probe(LearnedMotionModel(path, 0.1), 0.1) is None
 
-    # no transitions and no --simulate: a clear error, nothing written
+    # no transitions and no --simulated-bags: a clear error, nothing written
     r = subprocess.run(
         [sys.executable, "-m", "wm_monitor.finetune", "--artifact", "worldmodel-1.0.0",
          "--transitions", str(tmp_path / "none"), "--out", str(tmp_path / "none_out")],

@@ -124,12 +124,6 @@ NOT_DECLARED = {
                        "(wm_world_model.tensorrt_engine, Jetson only)",
     ("wm_bringup/launch/robot.launch.py", "rviz2"):
         "optional (rviz:=true): a desktop tool, a headless robot does not install RViz",
-    # wm_sim exec-depends on these packages (datagen drives the planner and perception): a
-    # test_depend back on wm_sim would be a cycle that colcon refuses to order.
-    ("wm_world_model/wm_world_model/data.py", "wm_sim"):
-        "training reads bags with wm_sim.recording; wm_sim -> wm_planner -> wm_world_model",
-    ("wm_world_model/wm_world_model/train.py", "wm_sim"):
-        "training records data with wm_sim.datagen; wm_sim -> wm_planner -> wm_world_model",
 }
 
 # Development tools, not robot code: their dependencies may be <test_depend> (installed with
@@ -144,6 +138,8 @@ TOOL_MODULES = {
     "wm_perception/wm_perception/tools/replay.py": "offline bag reading for the tools",
     "wm_perception/wm_perception/tools/replay_node.py": "replays recorded clouds (bags)",
     "wm_world_model/wm_world_model/data.py": "training data from bags",
+    "wm_world_model/wm_world_model/recording.py": "driving-data bags: written by wm_sim.datagen, "
+                                                  "read for training",
     "wm_world_model/wm_world_model/train.py": "`make train`",
     "wm_world_model/wm_world_model/evaluate.py": "model evaluation report and plots",
     "wm_world_model/wm_world_model/sign.py": "signs artifacts (release machine)",

@@ -18,10 +18,11 @@ next version, with its metrics against the previous one; the planner takes it on
 * The artifact's metadata carries the parent version, the segment count and both models'
   errors on the validation segments; `metrics.json` beside it says the same.
 
-`--simulate` records transitions first when the directory has none (`make finetune` on a
-machine without robot logs): the simulator drives with a payload beyond the trained range
-and low friction, the previous model's one-step error selects the segments, and the
-monitor's own selector and writer (SegmentSelector, TransitionLog) log them.
+`--simulated-bags DIR` derives transitions when the directory has none (`make finetune` on a
+machine without robot logs): DIR holds simulated driving with a payload beyond the trained
+range and low friction (`python -m wm_sim.training_data finetune --out DIR`, a tool beside
+the stack), the previous model's one-step error selects the segments, and the monitor's own
+selector and writer (SegmentSelector, TransitionLog) log them.
 """
 from __future__ import annotations
 
@@ -30,14 +31,21 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
+import torch
 import yaml
 
+from wm_monitor.prediction_error import StepResult
 from wm_monitor.transitions import SegmentSelector, TransitionLog, read_segments
+from wm_planner.configure import resolve_artifact
+from wm_world_model import data as wm_data
+from wm_world_model.artifact import load_artifact, save_artifact
+from wm_world_model.data import Trajectory
+from wm_world_model.metrics import contexts, evaluate
+from wm_world_model.train import seed_everything, train_residual
 
 DEFAULTS = {"seed": 3, "val": 0.25, "min_segments": 6, "segment_steps": 20,
             "train": {"epochs": 25, "batch_size": 128, "lr": 3.0e-3, "weight_decay": 1.0e-6,
@@ -62,8 +70,6 @@ def load_config(path: str) -> Dict[str, Any]:
 
 def segments_to_trajectories(segments: Sequence[Dict[str, Any]], horizon: int):
     """(trajectories, skipped counts): one Trajectory per segment long enough for a window."""
-    from wm_world_model.data import Trajectory
-
     out, skipped = [], {"unknown_payload": 0, "too_short": 0, "not_finite": 0}
     for i, seg in enumerate(segments):
         if seg["payload"] < 0:
@@ -103,13 +109,6 @@ def next_version(version: str) -> str:
 
 def finetune(artifact: str, transitions: Sequence[str], out_dir: str, cfg: Dict[str, Any],
              version: str = "", log=print) -> Dict[str, Any]:
-    import torch
-
-    from wm_world_model import data as wm_data
-    from wm_world_model.artifact import load_artifact, save_artifact
-    from wm_world_model.metrics import evaluate
-    from wm_world_model.train import seed_everything, train_residual
-
     seed_everything(int(cfg["seed"]))
     torch.set_num_threads(int(cfg["train"]["threads"]))
     model, meta = load_artifact(artifact)
@@ -154,25 +153,14 @@ def finetune(artifact: str, transitions: Sequence[str], out_dir: str, cfg: Dict[
 
 # -- simulated transitions (a machine without robot logs) --------------------------------------
 
-def simulate_transitions(artifact: str, out_dir: str, cfg: Dict[str, Any], log=print) -> int:
-    """Drive the simulator with a payload beyond the trained range; the previous model's
-    one-step error selects segments, written by the monitor's own selector and log."""
-    import torch
-
-    from wm_monitor.prediction_error import StepResult
-    from wm_world_model import data as wm_data
-    from wm_world_model.artifact import load_artifact
-    from wm_world_model.metrics import contexts
-    from wm_world_model.train import record
-
+def simulate_transitions(artifact: str, out_dir: str, cfg: Dict[str, Any], bags: str,
+                         log=print) -> int:
+    """Transitions from simulated driving (`bags`: python -m wm_sim.training_data finetune,
+    a payload beyond the trained range): the previous model's one-step error selects
+    segments, written by the monitor's own selector and log."""
     sim = cfg["simulate"]
     model, meta = load_artifact(artifact)
-    with tempfile.TemporaryDirectory() as bags:
-        record({"out": bags, "engine": "mujoco", "robots": sim["robots"],
-                "episodes": sim["episodes"], "episode_seconds": sim["episode_seconds"],
-                "seed": sim["seed"], "payloads": sim["payloads"],
-                "frictions": sim["frictions"]}, log)
-        trajs = wm_data.load_trajectories([bags], model.dt, "truth", model.config.horizon + 1)
+    trajs = wm_data.load_trajectories([bags], model.dt, "truth", model.config.horizon + 1)
     written, logs = 0, {}
     for traj in trajs:
         if traj.robot not in logs:   # one log per robot, as on the robots
@@ -215,25 +203,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", default="out/world_model", help="where the new version goes")
     ap.add_argument("--version", default="", help="default: the parent's patch + 1")
     ap.add_argument("--config", default="", help="YAML overriding the defaults above")
-    ap.add_argument("--simulate", action="store_true",
-                    help="record simulated transitions first when the directory has none")
+    ap.add_argument("--simulated-bags", default="",
+                    help="when the transitions directory has none: derive them from these "
+                         "bags of simulated driving (python -m wm_sim.training_data finetune)")
     a = ap.parse_args(argv)
 
     def log(s):
         print(s, file=sys.stderr, flush=True)
-
-    from wm_planner.configure import resolve_artifact
 
     artifact = resolve_artifact(a.artifact)
     cfg = load_config(a.config)
     os.makedirs(a.transitions, exist_ok=True)
     have = [f for f in os.listdir(a.transitions) if f.endswith(".mcap")]
     if not have:
-        if not a.simulate:
+        if not a.simulated_bags:
             log("error: no transitions-*.mcap in %s (run the monitor with transitions_dir on "
-                "a robot, or pass --simulate)" % a.transitions)
+                "a robot, or pass --simulated-bags)" % a.transitions)
             return 2
-        simulate_transitions(artifact, a.transitions, cfg, log)
+        simulate_transitions(artifact, a.transitions, cfg, a.simulated_bags, log)
     try:
         result = finetune(artifact, [a.transitions], a.out, cfg, a.version, log)
     except ValueError as e:

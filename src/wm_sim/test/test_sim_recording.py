@@ -13,7 +13,7 @@ pytest.importorskip("rosbags")
 
 from wm_common.geometry import Pose2D  # noqa: E402
 from wm_sim import datagen  # noqa: E402
-from wm_sim.recording import (EPISODE_TOPIC, BagWriter, iter_messages, read_bag,  # noqa: E402
+from wm_world_model.recording import (EPISODE_TOPIC, BagWriter, iter_messages, read_bag,  # noqa: E402
                               read_events, read_metadata, robot_topics)
 
 # The planner mode needs wm_planner / wm_perception; make them importable from a checkout.

@@ -1,5 +1,5 @@
 """Driving-data generator for the world model: robots driven by varied commands, recorded to
-rosbag2/MCAP bags (see wm_sim.recording for the topics and time conventions).
+rosbag2/MCAP bags (see wm_world_model.recording for the topics and time conventions).
 
     python -m wm_sim.datagen --out data/run1 --engine kinematic --robots 2 --episodes 6 \
         --episode-seconds 60 --seed 1 --modes random,scripted,planner \
@@ -73,7 +73,7 @@ from .engine import Engine, KinematicEngine
 from .lidar import LidarSpec
 from .localization import Localization
 from .odometry import WheelOdometry
-from .recording import BagWriter
+from wm_world_model.recording import BagWriter
 from .scenario import WORLDS
 from .world import World
 

@@ -1,7 +1,7 @@
 """Driving data for the world model: rosbag2/MCAP bags -> trajectories -> H-step windows.
 
 Each bag directory (one per episode, as written by `wm_sim.datagen` or by `ros2 bag record` on a
-robot, see README "What a fleet must record") is read with `wm_sim.recording.read_bag`. Per
+robot, see README "What a fleet must record") is read with `wm_world_model.recording.read_bag`. Per
 robot, the data is resampled at the command times (the planner's 0.1 s zero-order hold):
 
     state_k  = [x, y, yaw] of the *label* pose at t_k, [v, w] of wheel odometry's twist at t_k
@@ -19,7 +19,7 @@ payload changes; `CONTACT_MARGIN` seconds before a reset are dropped (contact dy
 what the planner should learn from). Splits are by trajectory, never by sample: whole episodes
 go to train / val / test, and every trajectory whose payload is in `heldout_payloads` goes to the
 "unseen payload" test set (never to train or val).
-Plain Python + numpy (+ rosbags through wm_sim.recording); Python 3.8.
+Plain Python + numpy (+ rosbags through wm_world_model.recording); Python 3.8.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+
+from wm_world_model.recording import read_bag
 
 CONTACT_MARGIN = 0.3     # s dropped before a reset (the contact that caused it)
 TIME_TOLERANCE = 0.02    # s: command spacing that still counts as "every dt"
@@ -155,7 +157,8 @@ def bag_dirs(roots: Iterable[str]) -> List[str]:
     found = []
     for root in roots:
         if not os.path.isdir(root):
-            raise DataError("no data directory %r (run `make data` or see README)" % root)
+            raise DataError("no data directory %r (record it: `python -m wm_sim.training_data "
+                            "train CONFIG`, `make train`, or see README)" % root)
         for dirpath, _dirs, files in os.walk(root):
             if "metadata.yaml" in files:
                 found.append(dirpath)
@@ -165,8 +168,6 @@ def bag_dirs(roots: Iterable[str]) -> List[str]:
 def load_trajectories(roots: Sequence[str], dt: float = 0.1, label_source: str = "truth",
                       min_length: int = 11) -> List[Trajectory]:
     """All trajectories of every bag under `roots` (episode name = path relative to root)."""
-    from wm_sim.recording import read_bag
-
     out: List[Trajectory] = []
     for root in roots:
         for path in bag_dirs([root]):

@@ -3,8 +3,8 @@
     python -m wm_world_model.train --config config/world_model/train.yaml --out out/world_model
 
 Steps (every one seeded; the configuration, as run, is saved inside the artifact):
-  1. data: the bags under `data.roots` (recorded first with wm_sim.datagen per `data.generate`
-     when a root is missing, so `make train` works on a fresh clone), split by episode into
+  1. data: the bags under `data.roots` (recorded beforehand per `data.generate` by the tool
+     `python -m wm_sim.training_data train CONFIG`, as `make train` does), split by episode into
      train / val / test plus the unseen-payload set (wm_world_model.data);
   2. the calibrated baseline: scale_v, scale_w, tau_v, tau_w fitted by L-BFGS on the training
      windows' H-step rollout loss (the same loss the residual is trained on, so the baseline
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import random
 import sys
 import time
@@ -80,32 +79,6 @@ def seed_everything(seed: int) -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
-
-def record(spec: Mapping[str, Any], log=print) -> None:
-    """Record driving data with wm_sim.datagen: `spec` is {out, <datagen option>: value}
-    (option names with '_', lists as lists), as in the config's data.generate."""
-    from wm_sim import datagen
-
-    out = spec["out"]
-    argv = ["--out", out, "--quiet"]
-    for key, value in spec.items():
-        if key == "out":
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        argv += ["--" + key.replace("_", "-"), str(value)]
-    log("recording %s (wm_sim.datagen %s)" % (out, " ".join(argv)))
-    t0 = time.time()
-    datagen.main(argv)
-    log("recorded %s in %.0f s" % (out, time.time() - t0))
-
-
-def ensure_data(cfg: Mapping[str, Any], log=print) -> None:
-    """Record the configured data sets that are not there yet (wm_sim.datagen)."""
-    for spec in cfg["data"]["generate"]:
-        if not (os.path.isdir(spec["out"]) and wm_data.bag_dirs([spec["out"]])):
-            record(spec, log)
-
 
 def load_splits(cfg: Mapping[str, Any], dt: float, horizon: int):
     d = cfg["data"]
@@ -281,7 +254,6 @@ def run(cfg: Dict[str, Any], config_text: str, out_dir: str, log=print) -> Dict[
     torch.set_num_threads(int(cfg["train"]["threads"]))
     mcfg = WorldModelConfig.from_dict(cfg["model"])
     t_start = time.time()
-    ensure_data(cfg, log)
     trajs, parts = load_splits(cfg, mcfg.dt, mcfg.horizon)
     summary = wm_data.summary(parts, mcfg.dt)
     for name, s in summary.items():

@@ -93,7 +93,7 @@ def _typestore():
     try:
         from rosbags.typesys import Stores, get_typestore
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("wm_sim.recording needs the 'rosbags' package "
+        raise ImportError("wm_world_model.recording needs the 'rosbags' package "
                           "(pip install rosbags)") from e
     return get_typestore(Stores.ROS2_JAZZY)
 
@@ -145,7 +145,7 @@ class BagWriter:
         if self._writer is None:
             return
         # Never empty: rosbag2 (metadata version >= 6) parses custom_data as a map.
-        self.custom_data.setdefault("wm_recorder", "wm_sim.recording")
+        self.custom_data.setdefault("wm_recorder", "wm_world_model.recording")
         for k, v in self.custom_data.items():
             self._writer.set_custom_data(k, v)
         self._writer.close()
