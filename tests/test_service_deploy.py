@@ -81,12 +81,6 @@ REDIS_KEYS = {"url", "username", "password_file", "password_env", "tls_ca_file",
 # Imports the service's modules make inside functions whose target is not shipped in the image.
 # Keyed by module (prefix); each must stay lazy: a module-level import of one fails the test.
 LAZY_NOT_SHIPPED = {
-    # wm_planner.configure.build_nmpc, only for the planner parameter solver: nmpc/hybrid;
-    # wm_planner.nmpc needs casadi, which the image does not install (service.yaml keeps
-    # the default solver mppi)
-    "wm_planner.nmpc": "CasADi NMPC solver (casadi), not used by the service",
-    # wm_sim.map_export.export_world: writes a simulator world as a map file (tools only)
-    "wm_sim": "the simulator's worlds, used by map export tools only",
     # wm_service.process.ServiceProcess.start polls /healthz: a helper for the tests and the
     # load benchmark, never run by the service itself
     "httpx": "the HTTP client of wm_service.process (tests and benchmarks only)",
@@ -555,7 +549,9 @@ def test_default_config_loads_with_the_services_loader(tmp_path):
     assert cfg["redis"]["username"] == "wm-service-ro"
     assert re.fullmatch(r"redis://redis:\d+/\d+", cfg["redis"]["url"]), cfg["redis"]["url"]
     assert not cfg["tls_client_ca_file"], "mTLS would lock the kubelet's probes out"
-    assert "solver" not in cfg["planner_params"], "the image has no casadi (LAZY_NOT_SHIPPED)"
+    # the image has no casadi: the NMPC (wm_planner.nmpc, built by the controller) is not
+    # reachable from the service's imports, and its config keeps the default solver mppi
+    assert "solver" not in cfg["planner_params"], "the image has no casadi"
     # the service's and wm_fleet's own validation, importable as in the image (PYTHONPATH)
     password = tmp_path / "redis-password"
     password.write_text("not-a-real-password")

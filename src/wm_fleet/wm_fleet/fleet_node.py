@@ -39,6 +39,7 @@ from wm_common.ros.qos import SENSOR_QOS, STATUS_QOS
 from wm_common.stamped_buffer import StampedBuffer
 from wm_fleet import schema
 from wm_fleet.client import FleetClient
+from wm_fleet.connection import RedisConfig, connect, redacted
 from wm_fleet.deadlock import DeadlockConfig, YieldArbiter, parse_places
 from wm_fleet.params import FLEET_PARAMS
 from wm_msgs.msg import FleetSnapshot, PlanStatus, RobotState
@@ -46,7 +47,6 @@ from wm_msgs.msg import FleetSnapshot, PlanStatus, RobotState
 
 def redis_from_params(p: dict):
     """A redis-py client from the node's parameters (None: sharing is off)."""
-    from wm_fleet.connection import RedisConfig, connect
     url = p["redis_url"] or os.environ.get("WM_REDIS_URL", "")
     if not url:
         return None, ""
@@ -56,7 +56,6 @@ def redis_from_params(p: dict):
         "tls_cert_file": p["tls_cert_file"], "tls_key_file": p["tls_key_file"],
         "sentinels": [s for s in p["sentinels"] if s], "sentinel_master": p["sentinel_master"],
         "cluster": p["cluster"]})
-    from wm_fleet.connection import redacted
     # built on first use, inside the client's error handling (see FleetClient)
     return (lambda: connect(cfg)), redacted(url)
 

@@ -23,7 +23,7 @@ within the step, the payload changed, or the localization / odometry around t_k 
 has a gap or did not arrive within `max_delay`. A step waits for the poses after t_{k+1} (a
 localizer publishes later than the command), so results come out up to `max_delay` late.
 
-Plain Python + numpy, no rclpy; Python 3.8.
+Plain Python + numpy (the predictor: the planner's motion model), no rclpy; Python 3.8.
 """
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from wm_planner.configure import resolve_artifact
+from wm_planner.models import RobotState
+from wm_planner.motion_model import LearnedMotionModel
 
 ABSURD_COORDINATE = 1.0e6   # m: a pose farther out is corrupt
 ABSURD_SPEED = 20.0         # m/s or rad/s: a twist or command beyond is corrupt
@@ -174,12 +180,6 @@ class WorldModelPredictor:
     name = "world_model"
 
     def __init__(self, model, dt: float):
-        import numpy as np
-
-        from wm_planner.models import RobotState
-
-        self._np = np
-        self._state_cls = RobotState
         self.model = model
         self.dt = dt
         meta = getattr(model, "metadata", None) or {}
@@ -198,9 +198,9 @@ class WorldModelPredictor:
         if payload != self._payload:
             self.model.set_payload(payload)
             self._payload = payload
-        s = self._state_cls(x=float(state[0]), y=float(state[1]), yaw=float(state[2]),
+        s = RobotState(x=float(state[0]), y=float(state[1]), yaw=float(state[2]),
                             v=float(state[3]), w=float(state[4]))
-        u = self._np.array([[float(action[0]), float(action[1])]], dtype=self._np.float64)
+        u = np.array([[float(action[0]), float(action[1])]], dtype=np.float64)
         traj = self.model.rollout(s, u, self.dt)          # (2, 3): now and one step on
         return (float(traj[1, 0]), float(traj[1, 1]), float(traj[1, 2]))
 
@@ -210,9 +210,6 @@ def load_world_model(artifact: str, dt: float, public_key_file: str = "",
     """The planner's LearnedMotionModel of `artifact` (a directory, or the name of one
     shipped with wm_world_model), as a predictor. Raises ArtifactError / ValueError /
     OSError with the reason."""
-    from wm_planner.configure import resolve_artifact
-    from wm_planner.motion_model import LearnedMotionModel
-
     model = LearnedMotionModel(resolve_artifact(artifact), dt,
                                public_key_file=public_key_file,
                                require_signature=bool(public_key_file), threads=threads)

@@ -50,6 +50,7 @@ from wm_msgs.msg import DistanceField, VoxelGrid
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
 from wm_perception.blindness import ReturnMonitor
+from wm_perception.encoder import ArtifactError, cells_from_voxels, load_artifact
 from wm_perception.pointcloud import CloudError, decode_points, relative_time, time_source
 
 try:  # tf2 on robots with a full ROS 2 install; not installable from PyPI here
@@ -96,8 +97,7 @@ class PerceptionNode(lifecycle.ManagedNode):
         self.extrinsics = [tuple(ext[4 * i:4 * i + 4]) for i in range(len(self.topics))]
         self.encoder = None
         if p["encoder_artifact"]:
-            try:  # imported only when used: torch takes seconds to import
-                from wm_perception.encoder import ArtifactError, load_artifact
+            try:
                 self.encoder, meta = load_artifact(p["encoder_artifact"],
                                                    backend=p["encoder_backend"])
             except (ArtifactError, ImportError, OSError, ValueError, RuntimeError) as e:
@@ -376,7 +376,6 @@ class PerceptionNode(lifecycle.ManagedNode):
 
     def _predict(self, out, odom, t: float) -> None:
         """Predicted occupancy of the next 0.5 s steps under constant-velocity ego motion."""
-        from wm_perception.encoder import cells_from_voxels
         cfg = self.encoder.config
         pose, (vx, _, w) = odom[1]
         t0 = time.perf_counter()

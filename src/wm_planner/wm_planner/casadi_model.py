@@ -24,6 +24,8 @@ from typing import Any, List, Optional, Tuple
 import casadi as ca
 import numpy as np
 
+from wm_world_model.artifact import load_artifact
+
 STATE_DIM = 5
 ACTION_DIM = 2
 
@@ -122,8 +124,6 @@ class CasadiWorldModel:
     def from_artifact(cls, path: str, public_key_file: str = "",
                       require_signature: bool = False) -> "CasadiWorldModel":
         """Load an artifact with every check of wm_world_model.artifact.load_artifact."""
-        from wm_world_model.artifact import load_artifact
-
         key = None
         if public_key_file:
             with open(public_key_file, "rb") as f:

@@ -7,12 +7,13 @@ import os
 from typing import Any, Dict, Mapping, Optional
 
 from wm_common.footprint import DEFAULT_FOOTPRINT, Footprint
-from wm_common.params import flatten
+from wm_common.params import check_value, defaults, flatten
 from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
 from wm_planner.models import OptimizerSettings, RobotLimits
 from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_planner.optimizer import MPPI
+from wm_planner.params import PLANNER_PARAMS
 from wm_planner.rotate_to_heading import RotateToHeading
 
 
@@ -50,9 +51,6 @@ def planner_params(overrides: Optional[Mapping[str, Any]] = None,
     must be a declared parameter with an acceptable value (ValueError otherwise: a misspelt
     critic weight must not silently run the default); a YAML integer for a floating-point
     parameter is taken as that float (only rclpy is that strict)."""
-    from wm_common.params import check_value, defaults
-    from wm_planner.params import PLANNER_PARAMS
-
     specs = {s.name: s for s in PLANNER_PARAMS}
     p = defaults(PLANNER_PARAMS)
     for source in (base or {}, overrides or {}):
@@ -165,25 +163,3 @@ def build_rotate(p: Mapping[str, Any]):
 SOLVERS = ("mppi", "nmpc", "hybrid")
 
 
-def build_nmpc(p: Mapping[str, Any]):
-    """The CasADi NMPC for solver nmpc / hybrid (None for mppi): same settings, limits,
-    critics (weights read at build time), footprint and world model as the MPPI."""
-    if p.get("solver", "mppi") not in SOLVERS:
-        raise ValueError("solver must be one of %s, got %r" % (SOLVERS, p.get("solver")))
-    if p.get("solver", "mppi") == "mppi":
-        return None
-    from wm_planner.nmpc import NMPC
-
-    artifact = p.get("world_model_artifact", "")
-    artifact = "" if artifact.strip().lower() == "none" else artifact
-    nmpc = NMPC(build_settings(p), build_limits(p), build_critics(p),
-                robot_radius=p["robot_radius"], footprint=build_footprint(p),
-                artifact=resolve_artifact(artifact) if artifact else "",
-                public_key_file=p.get("world_model_public_key", ""),
-                require_signature=p.get("world_model_require_signature", False),
-                solver="ipopt", max_iter=p.get("nmpc_max_iter", 30),
-                max_time_ms=p.get("nmpc_max_time_ms", 25.0), refine_solver="sqpmethod",
-                refine_max_iter=p.get("refine_max_iter", 3))
-    mass = p.get("payload_mass", -1.0)
-    nmpc.set_payload(None if mass < 0 else mass)
-    return nmpc

@@ -42,9 +42,10 @@ from wm_common.grid import Grid2D
 from wm_common.map_io import OccupancyMap
 
 from .command_limiter import CommandLimiter
-from .configure import build_footprint, build_nmpc, build_optimizer, build_rotate
+from .configure import build_footprint, build_optimizer, build_rotate
 from .goal_checker import goal_reached
 from .models import STATUS_COLLISION, Goal, PlanResult, RobotState
+from .nmpc import build_nmpc
 from .progress_checker import ProgressChecker
 from .recoveries import Recovery, RecoveryContext, build_recoveries
 from .route_manager import RouteManager

@@ -44,13 +44,15 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wm_world_model.artifact import load_artifact, to_torchscript
+
 from .models import RobotLimits, RobotState
 from .unicycle import as_batch, clamp_controls
 from .unicycle import rollout as unicycle_rollout
 
-# TorchScript source, compiled by `_kernels()` on first use (so importing this module does
-# not import torch). Shapes: u/req (H, 2, K) float64 commands; bounds (4, 2, 1) float64 rows
-# [measured (v, w), box low, box high, max change per step]; poses (3, H+1, K) [x, y, yaw].
+# TorchScript source, compiled by `_kernels()` on first use. Shapes: u/req (H, 2, K) float64
+# commands; bounds (4, 2, 1) float64 rows [measured (v, w), box low, box high, max change per
+# step]; poses (3, H+1, K) [x, y, yaw].
 _KERNEL_SOURCE = '''
 def clamp_requests(req: Tensor, bounds: Tensor) -> Tensor:
     """unicycle.clamp_controls, channel-major: velocity box, then the per-step rate limit."""
@@ -333,8 +335,6 @@ class LearnedMotionModel:
                  require_signature: bool = False, threads: int = 1):
         import torch
 
-        from wm_world_model.artifact import load_artifact, to_torchscript
-
         key = None
         if public_key_file:
             with open(public_key_file, "rb") as f:
@@ -447,7 +447,6 @@ class LearnedMotionModel:
         if dev.type == "cpu":
             self._predict_script, self._predict_device = self._script, "cpu"
             return
-        from wm_world_model.artifact import to_torchscript
 
         self._predict_script = to_torchscript(copy.deepcopy(self._model).to(dev))
         self._predict_device = str(dev)

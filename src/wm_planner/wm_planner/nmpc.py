@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import casadi as ca
 import numpy as np
@@ -77,6 +77,7 @@ from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
 from .casadi_model import CasadiKinematics, CasadiWorldModel, make_context
+from . import configure
 from .critic_data import CriticData
 from .critics import (ControlEffortCritic, Critic, GoalAngleCritic, GoalCritic,
                       ObstacleCritic, PathAngleCritic, PreferForwardCritic, SmoothnessCritic,
@@ -984,3 +985,27 @@ def _full_hessian(triu_fn: ca.Function) -> ca.Function:
 
 
 __all__ = ["NMPC", "RefineInfo", "SOLVERS"]
+
+
+def build_nmpc(p: Mapping[str, Any]) -> Optional[NMPC]:
+    """The CasADi NMPC for solver nmpc / hybrid (None for mppi): same settings, limits,
+    critics (weights read at build time), footprint and world model as the MPPI."""
+    if p.get("solver", "mppi") not in configure.SOLVERS:
+        raise ValueError("solver must be one of %s, got %r" % (configure.SOLVERS,
+                                                              p.get("solver")))
+    if p.get("solver", "mppi") == "mppi":
+        return None
+    artifact = p.get("world_model_artifact", "")
+    artifact = "" if artifact.strip().lower() == "none" else artifact
+    nmpc = NMPC(configure.build_settings(p), configure.build_limits(p),
+                configure.build_critics(p), robot_radius=p["robot_radius"],
+                footprint=configure.build_footprint(p),
+                artifact=configure.resolve_artifact(artifact) if artifact else "",
+                public_key_file=p.get("world_model_public_key", ""),
+                require_signature=p.get("world_model_require_signature", False),
+                solver="ipopt", max_iter=p.get("nmpc_max_iter", 30),
+                max_time_ms=p.get("nmpc_max_time_ms", 25.0), refine_solver="sqpmethod",
+                refine_max_iter=p.get("refine_max_iter", 3))
+    mass = p.get("payload_mass", -1.0)
+    nmpc.set_payload(None if mass < 0 else mass)
+    return nmpc

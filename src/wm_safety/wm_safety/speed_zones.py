@@ -15,12 +15,13 @@ mean driving fast past a door.
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional
 
 import numpy as np
 import yaml
 
-from wm_common.map_io import MapError, read_map
+from wm_common.map_io import MapError, read_map, write_pgm
 
 PERCENT, ABSOLUTE = "percent", "absolute"
 
@@ -88,9 +89,6 @@ def write_mask(yaml_path: str, image_name: str, width_m: float, height_m: float,
                resolution: float, zones, comment: str = "") -> None:
     """Write a speed mask with rectangular zones [(x0, y0, x1, y1, percent), ...] (map
     frame, origin at 0, 0): how config/speed_zones/ was made."""
-    import os
-
-    from wm_common.map_io import write_pgm
     w, h = int(round(width_m / resolution)), int(round(height_m / resolution))
     img = np.full((h, w), 255, dtype=np.uint8)  # unknown: no limit
     for x0, y0, x1, y1, pct in zones:

@@ -11,6 +11,11 @@ import logging
 import ssl
 import sys
 
+import uvicorn
+
+from .app import create_app
+from .config import load_config
+
 
 def uvicorn_options(cfg) -> dict:
     opts = {"host": cfg.host, "port": cfg.port, "log_level": "info", "access_log": False,
@@ -31,11 +36,6 @@ def main(argv=None) -> int:
                     "world-model calls run (overrides the config; the CUDA image passes cuda)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    import uvicorn
-
-    from .app import create_app
-    from .config import load_config
 
     try:
         cfg = load_config(args.config)

@@ -28,6 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wm_common.geometry import Pose2D
 from wm_fleet import schema as fleet_schema
+from wm_fleet.connection import RedisConfig
 from wm_planner.models import Goal, RobotState
 from wm_planner.neighbours import NeighbourPlan, to_planning_frame
 
@@ -137,7 +138,6 @@ def create_app(cfg: ServiceConfig, engine: Optional[Engine] = None,
     from cfg.redis when set)."""
     engine = engine if engine is not None else Engine(cfg)
     if fleet is None and cfg.redis:
-        from wm_fleet.connection import RedisConfig
         fleet = FleetStates(RedisConfig.from_params(dict(cfg.redis)), cfg.fleet)
     token = cfg.read_token()
     metrics = ServiceMetrics(list(engine.models))

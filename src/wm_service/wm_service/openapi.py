@@ -9,13 +9,14 @@ import json
 import os
 import sys
 
+from .app import create_app, fastapi_app
+from .config import ServiceConfig
+
 SPEC_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                          "openapi.json")
 
 
 def spec_of(asgi) -> dict:
-    from .app import fastapi_app
-
     return fastapi_app(asgi).openapi()
 
 
@@ -26,9 +27,6 @@ def render(spec: dict) -> str:
 def generate() -> str:
     """The spec of a service with the built-in defaults, kinematics only (the spec does not
     depend on which models are loaded)."""
-    from .app import create_app
-    from .config import ServiceConfig
-
     return render(spec_of(create_app(ServiceConfig(models=[], default_model="kinematic"))))
 
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
+import torch
 
 from wm_common.files import sha256_file  # noqa: F401 (re-exported for callers)
+from wm_world_model.model import WorldModel, WorldModelConfig
 
 SCHEMA = "wm_world_model/artifact/1"
 NAME = "worldmodel"
@@ -66,15 +69,12 @@ def _read_json(path: str) -> Dict[str, Any]:
 
 def export_onnx(model, path: str, batch: int = 64) -> None:
     """Write model.rollout as ONNX (legacy TorchScript exporter: no onnxscript needed)."""
-    import torch
-
     cfg = model.config
     args = (torch.zeros(batch, 5), torch.zeros(batch, cfg.horizon, 2),
             torch.zeros(batch, cfg.context_dim))
     kwargs = {}
     if "dynamo" in torch.onnx.export.__code__.co_varnames:
         kwargs["dynamo"] = False   # torch >= 2.5 would otherwise need onnxscript
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model.eval(), args, path, opset_version=ONNX_OPSET,
@@ -90,8 +90,6 @@ def save_artifact(model, out_dir: str, version: str, *, train_config_yaml: str =
                   data_fingerprint: str = "", limits: Optional[Mapping[str, Any]] = None,
                   onnx: bool = True, extra: Optional[Mapping[str, Any]] = None) -> str:
     """Write `model` as artifact `<out_dir>/worldmodel-<version>/`; returns that path."""
-    import torch
-
     if not VERSION_RE.match(version):
         raise ArtifactError("version must be MAJOR.MINOR.PATCH, got %r" % version)
     path = os.path.join(out_dir, artifact_dirname(version))
@@ -211,10 +209,6 @@ def read_metadata(path: str) -> Dict[str, Any]:
 def load_artifact(path: str, public_key_pem: Optional[bytes] = None,
                   require_signature: bool = False) -> Tuple[Any, Dict[str, Any]]:
     """(WorldModel in eval mode, metadata) of the artifact at `path`, after every check."""
-    import torch
-
-    from .model import WorldModel, WorldModelConfig
-
     meta = read_metadata(path)
     if require_signature and public_key_pem is None:
         raise ArtifactError("a signature is required but no public key was given")
@@ -256,10 +250,6 @@ def to_torchscript(model):
     torch >= 2.10 deprecates TorchScript in favour of torch.export; the robot's torch 2.0 has
     no usable alternative for a Python-free planner loop, so the warning is silenced here.
     """
-    import warnings
-
-    import torch
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.jit.script(model.eval())

@@ -25,6 +25,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from .artifact import ONNX, load_artifact, to_torchscript
+
 INPUTS = ("state", "actions", "context")
 OUTPUT = "states"
 
@@ -164,7 +166,6 @@ def check(artifact: str, batch: int, engine: bytes, repeats: int = 200,
     """TensorRT vs TorchScript (CUDA) on random in-range inputs: max difference, timings."""
     import torch
 
-    from .artifact import load_artifact, to_torchscript
 
     model, meta = load_artifact(artifact)
     cfg = model.config
@@ -193,7 +194,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--fp32", action="store_true", help="no FP16")
     ap.add_argument("--check", action="store_true", help="compare with TorchScript, time both")
     a = ap.parse_args(argv)
-    from .artifact import ONNX, load_artifact
 
     model, _ = load_artifact(a.artifact)
     onnx_path = os.path.join(a.artifact, ONNX)
