@@ -39,6 +39,7 @@ import numpy as np
 from wm_planner.configure import resolve_artifact
 from wm_planner.models import RobotState
 from wm_planner.motion_model import LearnedMotionModel
+from wm_world_model.kinematics import unicycle_terms
 
 ABSURD_COORDINATE = 1.0e6   # m: a pose farther out is corrupt
 ABSURD_SPEED = 20.0         # m/s or rad/s: a twist or command beyond is corrupt
@@ -165,10 +166,9 @@ class KinematicPredictor:
 
 def kinematic_step(state: Sequence[float], action: Sequence[float],
                    dt: float) -> Tuple[float, float, float]:
-    """unicycle.rollout for one step: translate along the heading at the step's start."""
-    x, y, yaw = state[0], state[1], state[2]
-    step = action[0] * dt
-    return (x + step * math.cos(yaw), y + step * math.sin(yaw), yaw + action[1] * dt)
+    """The planner's unicycle for one step (wm_world_model.kinematics.unicycle_terms)."""
+    return tuple(float(v) for v in unicycle_terms(state[0], state[1], state[2], action[0],
+                                                  action[1], dt, math.cos, math.sin))
 
 
 class WorldModelPredictor:

@@ -25,6 +25,7 @@ import casadi as ca
 import numpy as np
 
 from wm_world_model.artifact import load_artifact
+from wm_world_model.kinematics import calibrated_increments, calibration_gains, unicycle_terms
 
 STATE_DIM = 5
 ACTION_DIM = 2
@@ -44,9 +45,8 @@ class CasadiKinematics:
 
     def step(self, x, u, ctx=None):
         """x' for state x (5), command u (2); works on SX, MX and DM."""
-        dt = self.dt
-        return ca.vertcat(x[0] + u[0] * dt * ca.cos(x[2]), x[1] + u[0] * dt * ca.sin(x[2]),
-                          x[2] + u[1] * dt, u[0], u[1])
+        return ca.vertcat(*unicycle_terms(x[0], x[1], x[2], u[0], u[1], self.dt, ca.cos,
+                                          ca.sin), u[0], u[1])
 
     def step_function(self, sym=ca.SX) -> ca.Function:
         return _step_function(self, sym)
@@ -75,12 +75,10 @@ class CalibratedKinematics(CasadiKinematics):
 
 
 def _calibrated(m, x, u):
-    """calibrated_step's [x, y, yaw, v, w] (a list of expressions)."""
-    dt = m.dt
-    v1 = x[3] + m.gain_v * (u[0] - x[3])
-    w1 = x[4] + m.gain_w * (u[1] - x[4])
-    dyaw = m.scale_w * 0.5 * (x[4] + w1) * dt
-    ds = m.scale_v * 0.5 * (x[3] + v1) * dt
+    """calibrated_step's [x, y, yaw, v, w] (a list of expressions), from the world model's
+    own calibrated_increments."""
+    ds, dyaw, v1, w1 = calibrated_increments(x[3], x[4], u[0], u[1], m.gain_v, m.gain_w,
+                                             m.scale_v, m.scale_w, m.dt)
     mid = x[2] + 0.5 * dyaw
     return [x[0] + ds * ca.cos(mid), x[1] + ds * ca.sin(mid), x[2] + dyaw, v1, w1]
 
@@ -99,10 +97,10 @@ class CasadiWorldModel:
         self.context_dim = 2 + self.latent_dim
         f64 = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
         cal = f64(model.calibration)
-        # calibrated_step's gains, as torch computes them (tau clamped at 1 ms).
+        # calibrated_step's gains, computed by the world model's own function
         self.scale_v, self.scale_w = float(cal[0]), float(cal[1])
-        self.gain_v = float(1.0 - np.exp(-self.dt / max(float(cal[2]), 1e-3)))
-        self.gain_w = float(1.0 - np.exp(-self.dt / max(float(cal[3]), 1e-3)))
+        self.gain_v, self.gain_w = (float(g) for g in calibration_gains(
+            model.calibration.detach().double(), self.dt))
         self.residual_bound = f64(model.residual_bound)
         self.v_abs_max = float(f64(model.velocity_limit)[0])
         self.w_abs_max = float(f64(model.velocity_limit)[1])

@@ -45,6 +45,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from wm_world_model.artifact import load_artifact, to_torchscript
+from wm_world_model.kinematics import calibration_gains
 
 from .models import RobotLimits, RobotState
 from .unicycle import as_batch, clamp_controls
@@ -293,9 +294,6 @@ class _FusedWorldModel:
             w1 = linear[0].weight.double() / std
             cal = model.calibration
             dt = float(model.dt)
-            # Exactly kinematics.calibrated_step's gains, in float32.
-            gain_v = 1.0 - torch.exp(-dt / torch.clamp(cal[2], min=1e-3))
-            gain_w = 1.0 - torch.exp(-dt / torch.clamp(cal[3], min=1e-3))
             self.w_in = w1[:, :4].float().contiguous()   # columns [v, w, v_cmd, w_cmd]
             self.w_context = w1[:, 4:].clone()          # [payload, known, latent...]
             self.b_fixed = linear[0].bias.double() - w1 @ mean
@@ -305,7 +303,8 @@ class _FusedWorldModel:
             self.w_out = linear[-1].weight.detach().clone()              # (5, hidden)
             self.b_out = linear[-1].bias.detach().clone().reshape(5, 1)  # channel-major
             self.bound = model.residual_bound.clone().reshape(5, 1)
-            self.gain = torch.stack([gain_v, gain_w]).reshape(2, 1)
+            # kinematics.calibrated_step's own gains, in float32
+            self.gain = calibration_gains(cal, dt).reshape(2, 1)
             self.kscale = (torch.stack([cal[0], cal[1]]).double() * (0.5 * dt)).float() \
                 .reshape(2, 1)
             self.vlim = model.velocity_limit.clone().reshape(2, 1)

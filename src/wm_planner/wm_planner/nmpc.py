@@ -75,6 +75,7 @@ from scipy.ndimage import distance_transform_edt
 
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
+from wm_world_model.kinematics import unicycle_terms
 
 from .casadi_model import CasadiKinematics, CasadiWorldModel, make_context
 from . import configure
@@ -632,9 +633,7 @@ class NMPC:
             dist = math.hypot(goal.x - x, goal.y - y)
             u[k, 0] = lim.v_max * max(math.cos(err), 0.0) ** 2 * min(1.0, dist)
             u[k, 1] = float(np.clip(2.0 * err, -lim.w_max, lim.w_max))
-            x += u[k, 0] * s.dt * math.cos(yaw)
-            y += u[k, 0] * s.dt * math.sin(yaw)
-            yaw += u[k, 1] * s.dt
+            x, y, yaw = unicycle_terms(x, y, yaw, u[k, 0], u[k, 1], s.dt, math.cos, math.sin)
         return clamp_controls(u, lim, state.v, state.w, s.dt)
 
     def _cold_guess(self, state, goal, ctg, prob, params) -> np.ndarray:

@@ -10,9 +10,14 @@ calibrated_step: the honest baseline. A differential-drive base tracks its comma
         the body moves with scale_v * (v + v') / 2 and turns with scale_w * (w + w') / 2
         over the step (trapezoid), along the heading at the middle of the step.
     Four parameters, CALIBRATION_NAMES, fitted on the training data (wm_world_model.train).
-Python 3.8, torch >= 1.13.
+The step formulas are written once for every backend: `unicycle_terms` (with the backend's
+cos and sin) and `calibrated_increments` (plain arithmetic, scripted with the model) serve
+torch here, CasADi expressions in wm_planner.casadi_model and plain floats elsewhere;
+`calibration_gains` is the one place the lag becomes a per-step gain. Python 3.8, torch >= 1.13.
 """
 from __future__ import annotations
+
+from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -20,15 +25,42 @@ from torch import Tensor
 CALIBRATION_NAMES = ("scale_v", "scale_w", "tau_v", "tau_w")
 
 
+def unicycle_terms(x, y, yaw, v_cmd, w_cmd, dt: float, cos, sin):
+    """The naive unicycle's step: (x, y, yaw) after `dt` at the commanded (v, w), Euler on
+    the heading at the step's start (wm_planner.unicycle.rollout is its batched prefix-sum
+    form)."""
+    step = v_cmd * dt
+    return x + step * cos(yaw), y + step * sin(yaw), yaw + w_cmd * dt
+
+
+def calibration_gains(calibration: Tensor, dt: float) -> Tensor:
+    """(2,) [gain_v, gain_w] = 1 - exp(-dt / tau) of calibration [scale_v, scale_w, tau_v,
+    tau_w] (tau clamped at 1 ms): the lag of the speed loops over one step."""
+    return 1.0 - torch.exp(-dt / torch.clamp(calibration[2:4], min=1e-3))
+
+
+def calibrated_increments(v0: Tensor, w0: Tensor, v_cmd: Tensor, w_cmd: Tensor,
+                          gain_v: Tensor, gain_w: Tensor, scale_v: Tensor, scale_w: Tensor,
+                          dt: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The calibrated unicycle's step without the pose: (distance along the mid-step heading
+    ds, turn dyaw, v', w'). Plain arithmetic, so the same function serves torch (scripted
+    with the model), CasADi expressions and floats; the pose then moves by ds along
+    yaw + dyaw / 2 and turns by dyaw."""
+    v1 = v0 + gain_v * (v_cmd - v0)
+    w1 = w0 + gain_w * (w_cmd - w0)
+    dyaw = scale_w * 0.5 * (w0 + w1) * dt
+    ds = scale_v * 0.5 * (v0 + v1) * dt
+    return ds, dyaw, v1, w1
+
+
 def naive_rollout(state: Tensor, actions: Tensor, dt: float) -> Tensor:
     """(B, H+1, 5) naive unicycle rollout of (B, H, 2) commands from (B, 5) states."""
     states = [state]
     for t in range(actions.shape[1]):
         u = actions[:, t]
-        yaw = state[:, 2]
-        nxt = torch.stack([state[:, 0] + u[:, 0] * dt * torch.cos(yaw),
-                           state[:, 1] + u[:, 0] * dt * torch.sin(yaw),
-                           yaw + u[:, 1] * dt, u[:, 0], u[:, 1]], dim=1)
+        x, y, yaw = unicycle_terms(state[:, 0], state[:, 1], state[:, 2], u[:, 0], u[:, 1],
+                                   dt, torch.cos, torch.sin)
+        nxt = torch.stack([x, y, yaw, u[:, 0], u[:, 1]], dim=1)
         states.append(nxt)
         state = nxt
     return torch.stack(states, dim=1)
@@ -37,13 +69,10 @@ def naive_rollout(state: Tensor, actions: Tensor, dt: float) -> Tensor:
 def calibrated_step(state: Tensor, action: Tensor, calibration: Tensor, dt: float) -> Tensor:
     """(B, 5) next state of the calibrated unicycle; calibration = [scale_v, scale_w, tau_v,
     tau_w] (a (4,) tensor, so it can be a buffer or a parameter being fitted)."""
-    gain_v = 1.0 - torch.exp(-dt / torch.clamp(calibration[2], min=1e-3))
-    gain_w = 1.0 - torch.exp(-dt / torch.clamp(calibration[3], min=1e-3))
-    v0, w0 = state[:, 3], state[:, 4]
-    v1 = v0 + gain_v * (action[:, 0] - v0)
-    w1 = w0 + gain_w * (action[:, 1] - w0)
-    dyaw = calibration[1] * 0.5 * (w0 + w1) * dt
-    ds = calibration[0] * 0.5 * (v0 + v1) * dt
+    gain = calibration_gains(calibration, dt)
+    ds, dyaw, v1, w1 = calibrated_increments(state[:, 3], state[:, 4], action[:, 0],
+                                             action[:, 1], gain[0], gain[1], calibration[0],
+                                             calibration[1], dt)
     mid = state[:, 2] + 0.5 * dyaw
     return torch.stack([state[:, 0] + ds * torch.cos(mid), state[:, 1] + ds * torch.sin(mid),
                         state[:, 2] + dyaw, v1, w1], dim=1)
