@@ -28,7 +28,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from wm_eval.evaluate import MOTION_MODELS
-from wm_eval.runner import run_scenario, share_dir
+from wm_eval.paths import share_dir
+from wm_eval.runner import run_scenario
 from wm_sim.scenario import load_scenario
 
 from benchlib import row, to_markdown

@@ -181,7 +181,7 @@ def measure_gate(rows: int, cols: int, repeats: int) -> List[Dict[str, object]]:
     from wm_common.point_layouts import OUSTER
     from wm_perception.pointcloud import decode_points
     from wm_safety.configure import build_gate
-    from wm_safety.monitor_node import sensor_points_to_base
+    from wm_safety.collision_monitor_node import sensor_points_to_base
     from wm_safety.mux import NAV
     from wm_safety.params import SAFETY_PARAMS
 

@@ -21,7 +21,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'collision_monitor = wm_safety.monitor_node:main',
+            'collision_monitor = wm_safety.collision_monitor_node:main',
         ],
     },
 )

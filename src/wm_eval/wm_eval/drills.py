@@ -31,7 +31,8 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import yaml
 
-from wm_eval.runner import DrillContext, run_scenario, share_dir
+from wm_eval.paths import share_dir
+from wm_eval.runner import DrillContext, run_scenario
 from wm_sim.lidar import LidarSpec
 from wm_sim.scenario import parse_scenario
 

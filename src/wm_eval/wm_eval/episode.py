@@ -72,7 +72,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from wm_eval.runner import footprint_clearance, share_dir
+from wm_eval.paths import REPO, share_dir
+from wm_eval.runner import footprint_clearance
 from wm_common.footprint import Footprint
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
@@ -98,7 +99,6 @@ from wm_sim.scenario import load_world
 from wm_sim.world import (Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps,
                           robot_box)
 
-REPO = Path(__file__).resolve().parents[3]   # the source tree (symlink install: resolved)
 WORLD_MODEL = "worldmodel-1.0.0"
 CONTROL_PERIOD = 0.1    # s, the simulator node's control_period and the planner's dt
 PHYSICS_RATE = 50.0     # Hz, the simulator node's physics_rate (sub-steps of a cycle)

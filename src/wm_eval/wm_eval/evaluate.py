@@ -38,11 +38,11 @@ import numpy as np
 
 from wm_eval import episode_eval, fleet_eval
 from wm_eval.episode import robot_planner_params
-from wm_eval.runner import run_scenario, share_dir
+from wm_eval.paths import REPO, share_dir
+from wm_eval.runner import run_scenario
 from wm_eval.sweep import dask_client, run_tasks
 from wm_sim.scenario import load_scenario
 
-REPO = Path(__file__).resolve().parents[3]
 # The planner's motion models compared by the suite: name -> planner parameter overrides.
 WORLD_MODEL = "worldmodel-1.0.0"
 # config/robot.yaml plans on the world model, so kinematics must be asked for explicitly

@@ -29,15 +29,7 @@ import yaml
 from wm_eval.redis_server import RedisServer
 from wm_common.footprint import (DEFAULT_FOOTPRINT, Footprint, contains,
                                  point_polygon_distance)
-
-
-def share_dir() -> Path:
-    """config/ and launch/ as installed (share/wm_bringup), else the repo's folders."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory("wm_bringup"))
-    except Exception:  # not installed: running from the source tree
-        return Path(__file__).resolve().parents[3]
+from wm_eval.paths import share_dir
 
 
 def executable(package: str, name: str) -> str:

@@ -9,7 +9,7 @@ from wm_planner.critic_data import CriticData
 from wm_planner.critics import DEFAULT_CRITICS, PredictedOccupancyCritic, make_critics
 from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
 from wm_planner.optimizer import MPPI
-from wm_planner.predicted_occupancy import PredictedOccupancy
+from wm_planner.occupancy_forecast import PredictedOccupancy
 from wm_planner.unicycle import rollout
 from planner_world import BoxWorld
 

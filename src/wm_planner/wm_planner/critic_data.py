@@ -12,7 +12,7 @@ from wm_common.grid import Grid2D
 
 from .models import Goal, RobotLimits, RobotState
 from .neighbours import NeighbourPlan
-from .predicted_occupancy import PredictedOccupancy
+from .occupancy_forecast import PredictedOccupancy
 
 
 @dataclass

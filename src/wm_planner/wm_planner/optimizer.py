@@ -35,7 +35,7 @@ from .critics import Critic, ObstacleCritic, make_critics
 from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings,
                      PlanResult, RobotLimits, RobotState)
 from .navigation_function import cost_to_go
-from .predicted_occupancy import PredictedOccupancy
+from .occupancy_forecast import PredictedOccupancy
 from .motion_model import KinematicMotionModel
 from .unicycle import clamp_controls
 

@@ -70,7 +70,7 @@ from wm_planner.models import RobotState
 from wm_planner.neighbours import to_planning_frame
 from wm_planner.params import PLANNER_PARAMS, is_live_param
 from wm_common.params import check_value
-from wm_planner.predicted_occupancy import PredictedOccupancy
+from wm_planner.occupancy_forecast import PredictedOccupancy
 from wm_planner.configure import build_motion_model
 from wm_planner.model_swap import ModelSwap, probe
 from wm_common.map_io import MapError, OccupancyMap, read_map

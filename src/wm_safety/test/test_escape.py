@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wm_common.geometry import polygon_from_flat
-from wm_safety import collision_monitor as cm
+from wm_safety import decision as cm
 from wm_safety.gate import GateConfig, SafetyGate
 from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import AxisLimits, VelocitySmoother

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from wm_common.map_io import MapError
-from wm_safety import collision_monitor as cm
+from wm_safety import decision as cm
 from wm_safety.gate import GateConfig, SafetyGate
 from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import AxisLimits, VelocitySmoother

@@ -12,7 +12,7 @@ from typing import Tuple
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
 from wm_common.geometry import polygon_from_flat
-from wm_safety.collision_monitor import MonitorConfig
+from wm_safety.decision import MonitorConfig
 from wm_safety.gate import GateConfig, SafetyGate
 from wm_safety.mux import CommandMux
 from wm_safety.smoother import AxisLimits, VelocitySmoother

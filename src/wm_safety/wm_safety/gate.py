@@ -6,7 +6,7 @@
       -> velocity smoother (speed, acceleration, jerk; an e-stop bypasses it)
       -> the base
 
-Plain Python, no ROS: the node (monitor_node.py) feeds it messages and publishes what
+Plain Python, no ROS: the node (collision_monitor_node.py) feeds it messages and publishes what
 `update()` returns. It stops the robot whenever it cannot see and whenever nobody commands it.
 Cannot see: a `required` sensor (each LiDAR) has no points newer than `points_timeout`, or its
 node found it blind (fresh clouds without returns: wm_perception.blindness); without required
@@ -15,7 +15,7 @@ covered) holds every command that would move the robot into them: forward when a
 faces forward (base-frame azimuth within +-90 deg), backward when one faces back, and turning
 on the spot; driving straight away from the dark side passes (the other sectors still see).
 
-Escape (a safety decision; the rule is in collision_monitor.py). A point in the stop zone
+Escape (a safety decision; the rule is in decision.py). A point in the stop zone
 stops the robot, so two robots nose to nose, or a robot whose stop zone touches a shelf
 after a localization jump, would stay frozen for good: backing away is stopped too (Nav2's
 collision monitor leaves its robots stuck there). Navigation and teleop commands alike may
@@ -39,7 +39,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from wm_safety import collision_monitor as cm
+from wm_safety import decision as cm
 from wm_safety.mux import NAV, TELEOP, CommandMux
 from wm_safety.smoother import VelocitySmoother
 from wm_safety.speed_zones import SpeedZones
