@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from wm_common.grid import Grid2D
-from wm_planner.casadi_model import CasadiKinematics, CasadiWorldModel
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import make_critics
 from wm_planner.goal_checker import goal_reached
@@ -29,60 +28,7 @@ def world_model():
     return load_artifact(ARTIFACT)
 
 
-# -- the models -----------------------------------------------------------------------------
-
-def test_casadi_world_model_step_equals_torch(world_model):
-    import torch
-
-    model, meta = world_model
-    cm = CasadiWorldModel(model, meta["version"])
-    rng = np.random.default_rng(0)
-    b = 300
-    # Poses far from the origin, velocities beyond the limits (the clamp), payload known
-    # and unknown.
-    state = np.c_[rng.uniform(-50, 50, (b, 2)), rng.uniform(-4, 4, b),
-                  rng.uniform(-2.5, 2.5, b), rng.uniform(-3.5, 3.5, b)]
-    action = np.c_[rng.uniform(-1.0, 1.5, b), rng.uniform(-2.0, 2.0, b)]
-    context = np.c_[rng.uniform(0, 150, b), rng.integers(0, 2, b)].astype(np.float64)
-    with torch.no_grad():
-        ref = model.next(torch.tensor(state, dtype=torch.float32),
-                         torch.tensor(action, dtype=torch.float32),
-                         torch.tensor(context, dtype=torch.float32)).numpy()
-    out = np.asarray(cm.step_function().map(b)(state.T, action.T, context.T)).T
-    assert np.abs(out - ref).max() < 1e-5
-    # The clamp is hit on some samples, so the check covers it.
-    assert np.any(np.abs(out[:, 3]) >= cm.v_abs_max - 1e-9)
-    # The MX form (what the NLP uses) is the same function.
-    out_mx = np.asarray(cm.step_function(__import__("casadi").MX).map(b)(
-        state.T, action.T, context.T)).T
-    assert np.abs(out_mx - out).max() < 1e-12
-
-
-def test_casadi_world_model_rollout_equals_torch_rollout(world_model):
-    import torch
-
-    model, _ = world_model
-    cm = CasadiWorldModel(model)
-    rng = np.random.default_rng(1)
-    x0 = np.array([1.0, -2.0, 0.4, 0.3, 0.1])
-    u = np.c_[rng.uniform(-0.2, 0.8, 10), rng.uniform(-1.2, 1.2, 10)]
-    ctx = np.array([30.0, 1.0])
-    xs = np.asarray(cm.rollout_function(10)(x0, u.T, ctx)).T
-    with torch.no_grad():
-        ref = model.rollout(torch.tensor(x0[None], dtype=torch.float32),
-                            torch.tensor(u[None], dtype=torch.float32),
-                            torch.tensor(ctx[None], dtype=torch.float32))[0, 1:].numpy()
-    assert np.abs(xs - ref).max() < 1e-5
-
-
-def test_casadi_kinematics_equals_unicycle_rollout():
-    rng = np.random.default_rng(2)
-    u = np.c_[rng.uniform(-0.2, 0.8, 10), rng.uniform(-1.2, 1.2, 10)]
-    state = RobotState(3.0, -1.0, 2.5, 0.2, 0.0)
-    xs = np.asarray(CasadiKinematics(0.1).rollout_function(10)(
-        [state.x, state.y, state.yaw, state.v, state.w], u.T, [0.0, 0.0])).T
-    assert np.allclose(xs[:, :3], unicycle_rollout(state, u, 0.1)[1:], atol=1e-12)
-    assert np.allclose(xs[:, 3:], u)
+# (the world model's CasADi form against torch: src/wm_world_model/test/test_casadi_form.py)
 
 
 # -- closed loops ---------------------------------------------------------------------------

@@ -75,9 +75,9 @@ from scipy.ndimage import distance_transform_edt
 
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
+from wm_world_model.casadi_form import CasadiKinematics, CasadiWorldModel, make_context
 from wm_world_model.kinematics import unicycle_terms
 
-from .casadi_model import CasadiKinematics, CasadiWorldModel, make_context
 from . import configure
 from .critic_data import CriticData
 from .critics import (ControlEffortCritic, Critic, GoalAngleCritic, GoalCritic,

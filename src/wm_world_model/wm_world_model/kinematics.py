@@ -12,7 +12,7 @@ calibrated_step: the honest baseline. A differential-drive base tracks its comma
     Four parameters, CALIBRATION_NAMES, fitted on the training data (wm_world_model.train).
 The step formulas are written once for every backend: `unicycle_terms` (with the backend's
 cos and sin) and `calibrated_increments` (plain arithmetic, scripted with the model) serve
-torch here, CasADi expressions in wm_planner.casadi_model and plain floats elsewhere;
+torch here, CasADi expressions in wm_world_model.casadi_form and plain floats elsewhere;
 `calibration_gains` is the one place the lag becomes a per-step gain. Python 3.8, torch >= 1.13.
 """
 from __future__ import annotations
