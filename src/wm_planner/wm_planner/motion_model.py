@@ -44,7 +44,7 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from wm_world_model.artifact import load_artifact, to_torchscript
+from wm_world_model.artifact import load_verified, to_torchscript
 from wm_world_model.fused import ROLLOUT_SOURCE, FusedWorldModel
 
 from .models import RobotLimits, RobotState
@@ -237,12 +237,7 @@ class LearnedMotionModel:
                  require_signature: bool = False, threads: int = 1):
         import torch
 
-        key = None
-        if public_key_file:
-            with open(public_key_file, "rb") as f:
-                key = f.read()
-        model, meta = load_artifact(artifact, public_key_pem=key,
-                                    require_signature=require_signature)
+        model, meta = load_verified(artifact, public_key_file, require_signature)
         if abs(model.dt - dt) > 1e-9:
             raise ValueError("world model %s steps %.3f s but the planner's dt is %.3f s"
                              % (meta["version"], model.dt, dt))

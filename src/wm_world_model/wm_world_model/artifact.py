@@ -244,6 +244,17 @@ def load_artifact(path: str, public_key_pem: Optional[bytes] = None,
     return model.eval(), meta
 
 
+def load_verified(path: str, public_key_file: str = "", require_signature: bool = False
+                  ) -> Tuple[Any, Dict[str, Any]]:
+    """load_artifact with the public key read from `public_key_file` ('' = none): what the
+    planner's motion models and the NMPC's CasADi form load."""
+    key = None
+    if public_key_file:
+        with open(public_key_file, "rb") as f:
+            key = f.read()
+    return load_artifact(path, public_key_pem=key, require_signature=require_signature)
+
+
 def to_torchscript(model):
     """Script the module on the machine that runs it (the robot's own torch version).
 

@@ -24,7 +24,7 @@ from typing import Any, List, Optional, Tuple
 import casadi as ca
 import numpy as np
 
-from wm_world_model.artifact import load_artifact
+from wm_world_model.artifact import load_verified
 from wm_world_model.kinematics import calibrated_increments, calibration_gains, unicycle_terms
 
 STATE_DIM = 5
@@ -122,12 +122,7 @@ class CasadiWorldModel:
     def from_artifact(cls, path: str, public_key_file: str = "",
                       require_signature: bool = False) -> "CasadiWorldModel":
         """Load an artifact with every check of wm_world_model.artifact.load_artifact."""
-        key = None
-        if public_key_file:
-            with open(public_key_file, "rb") as f:
-                key = f.read()
-        model, meta = load_artifact(path, public_key_pem=key,
-                                    require_signature=require_signature)
+        model, meta = load_verified(path, public_key_file, require_signature)
         return cls(model, version=str(meta.get("version", "")))
 
     def features(self, x, u, ctx):
