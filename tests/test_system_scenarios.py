@@ -38,16 +38,23 @@ def test_three_robots_cross_one_aisle(tmp_path):
     assert time.monotonic() - t0 < 180.0
 
 
+# Start and goal 0.5 m north of the block's centre line (the block spans y 3.2..4.8): the way
+# round above is about 1 m shorter than below, so the route has one answer. On the centre
+# line (y 4.0) the two ways are equally long: which one a run takes, and how long it hesitates
+# at the fork first, is decided by DDS delivery order (measured: 11.5 s and 17.6 s to the goal
+# in one `make test` pair), which is a test of the tie, not of reproducibility.
+LANE_Y = 4.5
 SCENE = {
     "name": "repeat", "world": "test_scene", "duration": 40, "seed": 5,
-    "robots": [{"id": "robot1", "spawn": [2.5, 4.0, 0.0], "goals": [[7.5, 4.0, 0.0]]}],
+    "robots": [{"id": "robot1", "spawn": [2.5, LANE_Y, 0.0], "goals": [[7.5, LANE_Y, 0.0]]}],
 }
 
 
 def test_closed_loop_runs_are_reproducible(tmp_path):
     """Same scenario, seeds and planner seed through DDS twice.
 
-    Stated tolerance: both reach the goal without contact, round the same side of the block;
+    Stated tolerance: both reach the goal without contact, round the block on its shorter
+    side (north: start and goal lie 0.5 m north of its centre line, see SCENE);
     the true path lengths agree within 15 % (measured 12.5 % apart once: the run that
     hesitated at the fork, below, first edged towards the other side); the true final
     positions within 24 cm (the robot stops anywhere within the
@@ -91,7 +98,8 @@ def test_closed_loop_runs_are_reproducible(tmp_path):
     lengths = [sum(math.hypot(q[1] - p[1], q[2] - p[2]) for p, q in zip(path, path[1:]))
                for path in paths]
     assert min(lengths) > 4.5  # went around the block: the straight line is 5 m
-    # the same way round: the side of the start-goal line (y = 4) each run strayed furthest to
+    # the same way round, the shorter one: the side of the block's centre line (y = 4) each
+    # run strayed furthest to
     sides = [max((q[2] - 4.0 for q in path), key=abs) > 0.0 for path in paths]
-    assert sides[0] == sides[1], sides
+    assert sides == [True, True], sides
     assert abs(lengths[0] - lengths[1]) <= 0.15 * max(lengths), lengths
