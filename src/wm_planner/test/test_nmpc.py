@@ -293,3 +293,25 @@ def test_multiple_shooting_finds_the_same_plan():
     assert a.status == b.status == "ok"
     assert abs(a.cost - b.cost) < 1e-2 * max(1.0, abs(a.cost))
     assert np.abs(a.controls - b.controls).max() < 0.05
+
+
+def test_a_critic_without_an_nmpc_form_is_refused_by_name():
+    """A new critic is never silently left out of the NMPC's objective: undeclared, the
+    NMPC refuses it at construction; declared sampler-only, it is listed as ignored."""
+    from wm_planner.critics.base import Critic
+
+    class NewCritic(Critic):
+        name = "new_term"
+
+        def cost(self, data):
+            return np.zeros(data.num_samples)
+
+    with pytest.raises(ValueError, match="'new_term' has no form in the NMPC"):
+        NMPC(critics=make_critics(None) + [NewCritic()])
+    NewCritic.nmpc_form = "sampler only: a test"
+    nmpc = NMPC(critics=make_critics(None) + [NewCritic()])
+    assert nmpc.ignored_critics == ["predicted_occupancy", "new_term"]
+    # every shipped critic declares how the NMPC treats it
+    from wm_planner.critics import CRITIC_REGISTRY
+    assert all(c.nmpc_form == "smooth" or c.nmpc_form.startswith("sampler only: ")
+               for c in CRITIC_REGISTRY.values())

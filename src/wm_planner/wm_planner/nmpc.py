@@ -156,8 +156,14 @@ class _Terms:
                 t.smooth, t.smooth_v, t.smooth_w = c.weight, c.v_weight, c.w_weight
             elif isinstance(c, PreferForwardCritic):
                 t.forward, t.forward_radius = c.weight, c.deactivation_radius
-            else:
+            elif c.nmpc_form.startswith("sampler only"):
                 t.ignored.append(c.name)
+            else:
+                raise ValueError(
+                    "critic %r has no form in the NMPC's objective: give it one in "
+                    "wm_planner.nmpc (_Terms, _objective) and set nmpc_form = 'smooth' on "
+                    "its class, or declare nmpc_form = 'sampler only: <why>', or leave it out "
+                    "of `critics` with solver nmpc/hybrid" % c.name)
         return t
 
 

@@ -24,6 +24,12 @@ class Critic:
 
     name: ClassVar[str] = "critic"
     PARAMS: ClassVar[Dict[str, Any]] = {"weight": 1.0, "enabled": True}
+    # How the CasADi NMPC (wm_planner.nmpc) treats this critic: "smooth" (the NMPC's
+    # objective has its smooth form), or "sampler only: <why>" (left to the MPPI; a hybrid
+    # refine is still kept only when it is cheaper under all the critics together, this one
+    # included). Empty: undeclared, and an NMPC configured with the critic refuses it by
+    # name.
+    nmpc_form: ClassVar[str] = ""
 
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.PARAMS))

@@ -12,6 +12,7 @@ class ControlEffortCritic(Critic):
     """
 
     name = "control_effort"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=0.1, v_weight=1.0, w_weight=0.5)
 
     def cost(self, data):

@@ -21,6 +21,8 @@ class FleetCritic(Critic):
     """
 
     name = "fleet"
+    nmpc_form = ("sampler only: the neighbours' plans are not parameters of the "
+                 "NLP")
     PARAMS = dict(Critic.PARAMS, weight=2.0, safety_margin=0.3, overlap_cost=500.0)
 
     def validate(self) -> None:

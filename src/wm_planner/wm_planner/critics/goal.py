@@ -18,6 +18,7 @@ class GoalCritic(Critic):
     """
 
     name = "goal"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=4.0, time_power=1.0)
 
     def validate(self) -> None:

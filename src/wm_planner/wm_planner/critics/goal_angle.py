@@ -21,6 +21,7 @@ class GoalAngleCritic(Critic):
     """
 
     name = "goal_angle"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=2.0, activation_radius=1.0, power=1.0)
 
     def validate(self) -> None:

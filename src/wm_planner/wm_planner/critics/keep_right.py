@@ -24,6 +24,8 @@ class KeepRightCritic(Critic):
     """
 
     name = "keep_right"
+    nmpc_form = ("sampler only: the neighbours it keeps right of are not parameters of "
+                 "the NLP")
     PARAMS = dict(Critic.PARAMS, weight=3.0, offset=0.35, distance=3.0, bearing=1.0,
                   time_power=1.0)
 

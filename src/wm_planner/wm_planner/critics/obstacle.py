@@ -30,6 +30,7 @@ class ObstacleCritic(Critic):
     """
 
     name = "obstacle"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=2.0, collision_cost=10000.0, inflation_radius=0.3,
                   power=2.0, escape_tolerance=0.01)
 

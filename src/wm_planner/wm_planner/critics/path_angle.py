@@ -28,6 +28,7 @@ class PathAngleCritic(Critic):
     """
 
     name = "path_angle"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=2.0, max_angle=0.5, power=1.0,
                   deactivation_radius=1.0, min_slope=0.2)
 

@@ -31,6 +31,8 @@ class PathFollowCritic(Critic):
     """
 
     name = "path_follow"
+    nmpc_form = ("sampler only: the route's points are not parameters of the "
+                 "NLP (its cost-to-go, seeded along the route, is)")
     PARAMS = dict(Critic.PARAMS, weight=4.0, offset_weight=1.0, progress_weight=1.0,
                   time_power=1.0, spacing=0.1, window_behind=0.5, window_ahead=1.0)
 

@@ -35,6 +35,8 @@ class PredictedOccupancyCritic(Critic):
     """
 
     name = "predicted_occupancy"
+    nmpc_form = ("sampler only: the occupancy forecasts are not "
+                 "parameters of the NLP")
     PARAMS = dict(Critic.PARAMS, weight=3.0, threshold=0.5, max_age=0.5, time_power=0.0,
                   static_margin=0.25)
     # Masked and dilated grids of the latest (forecast, esdf) pairs: one plan scores the

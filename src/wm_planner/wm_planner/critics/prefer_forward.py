@@ -18,6 +18,7 @@ class PreferForwardCritic(Critic):
     """
 
     name = "prefer_forward"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=5.0, deactivation_radius=0.5)
 
     def validate(self) -> None:

@@ -16,6 +16,7 @@ class SmoothnessCritic(Critic):
     """
 
     name = "smoothness"
+    nmpc_form = "smooth"
     PARAMS = dict(Critic.PARAMS, weight=1.0, v_weight=1.0, w_weight=0.5)
 
     def cost(self, data):
