@@ -630,7 +630,7 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
     base, static_map = static_world(spec.world)
     world = World(base.boxes + list(spec.obstacles), base.bounds, name=base.name)
     model = motion_model_for(p)
-    fallbacks0 = getattr(model, "failures", 0)
+    fallbacks0 = model.failures
     ids = ["robot%d" % (i + 1) for i in range(len(spec.robots))]
     robots: List[_Robot] = []
     for i, (rid, task) in enumerate(zip(ids, spec.robots)):
@@ -684,9 +684,7 @@ def _episode(seed: int, overrides: Dict[str, Any], scenario: Dict[str, Any],
             neighbours = [_neighbour(o.rid, plans[o.rid], poses[o.rid]) for o in robots
                           if o is not r]
             if len(robots) > 1:   # the shared motion model plans for this robot's load
-                set_payload = getattr(model, "set_payload", None)
-                if set_payload is not None:
-                    set_payload(r.task.payload_kg)
+                model.set_payload(r.task.payload_kg)
             if lidar:
                 scan = engine.scan(r.rid)
                 xyz = np.stack([scan["x"].ravel(), scan["y"].ravel(), scan["z"].ravel()],
@@ -858,7 +856,7 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
     messages = [r.outcome.message if r.outcome is not None else "" for r in robots]
     row = {
         "family": spec.family, "kind": spec.kind or spec.family,
-        "motion_model": getattr(model, "name", "kinematic"), "engine": str(sc["engine"]),
+        "motion_model": model.name, "engine": str(sc["engine"]),
         "world": spec.world, "robots": len(robots),
         "start_x": first.task.start.x, "start_y": first.task.start.y,
         "goal_x": first.task.goal.x, "goal_y": first.task.goal.y,
@@ -890,7 +888,7 @@ def _kpis(spec: EpisodeSpec, sc, robots: Sequence[_Robot], world: World, t: floa
         "behaviors": json.dumps(behaviors, sort_keys=True),
         "gate_actions": json.dumps(gate, sort_keys=True),
         "gate_stops": int(gate.get("stop", 0)), "gate_escapes": int(gate.get("escape", 0)),
-        "wm_fallbacks": int(getattr(model, "failures", 0) - fallbacks0),
+        "wm_fallbacks": int(model.failures - fallbacks0),
         "solve_ms_mean": float(np.mean(solve)) if solve else None,
         "solve_ms_p99": float(np.percentile(solve, 99)) if solve else None,
     }

@@ -182,16 +182,16 @@ class WorldModelPredictor:
     def __init__(self, model, dt: float):
         self.model = model
         self.dt = dt
-        meta = getattr(model, "metadata", None) or {}
-        version = str(getattr(model, "version", "") or "")
+        meta = model.metadata or {}
+        version = str(model.version or "")
         # "worldmodel-1.0.0": the artifact's directory name, the fleet's model_version
         self.version = ("%s-%s" % (meta["name"], version) if meta.get("name") and version
                         else version or "world_model")
-        self._payload: Optional[float] = getattr(model, "payload_kg", None)
+        self._payload: Optional[float] = model.payload_kg
 
     @property
     def fallbacks(self) -> int:
-        return int(getattr(self.model, "failures", 0))
+        return int(self.model.failures)
 
     def predict(self, state: Sequence[float], action: Sequence[float],
                 payload: Optional[float]) -> Tuple[float, float, float]:

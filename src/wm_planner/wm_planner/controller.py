@@ -210,9 +210,8 @@ class Controller:
         self._apply_payload()
 
     def _apply_payload(self) -> None:
-        set_payload = getattr(self.optimizer.motion_model, "set_payload", None)
-        if set_payload is not None and self.payload_kg is not None:
-            set_payload(self.payload_kg)
+        if self.payload_kg is not None:
+            self.optimizer.motion_model.set_payload(self.payload_kg)
         if self.nmpc is not None and self.payload_kg is not None:
             self.nmpc.set_payload(self.payload_kg)
 

@@ -33,23 +33,20 @@ PROBE_PAYLOADS = [None, 0.0, 100.0]
 
 def probe(model, dt: float, horizon: int = 10) -> Optional[str]:
     """None when the model's probe rollouts are all accepted, else the reason."""
-    failures = getattr(model, "failures", 0)
+    failures = model.failures
     controls = np.array([[c] * horizon for c in PROBE_COMMANDS], dtype=np.float64)
-    payload = getattr(model, "payload_kg", None)
+    payload = model.payload_kg
     try:
         for mass in PROBE_PAYLOADS:
-            if hasattr(model, "set_payload"):
-                model.set_payload(mass)
+            model.set_payload(mass)
             for v, w in PROBE_STATES:
                 traj = model.rollout(RobotState(0.0, 0.0, 0.3, v, w), controls, dt)
                 if not np.all(np.isfinite(traj)):
                     return "probe: non-finite rollout"
-                if getattr(model, "failures", 0) > failures:
-                    return "probe: %s" % (getattr(model, "last_error", "") or
-                                          "prediction refused")
+                if model.failures > failures:
+                    return "probe: %s" % (model.last_error or "prediction refused")
     finally:
-        if hasattr(model, "set_payload"):
-            model.set_payload(payload)
+        model.set_payload(payload)
     return None
 
 
@@ -68,7 +65,7 @@ class ModelSwap:
 
     @staticmethod
     def version(model) -> str:
-        return str(getattr(model, "version", "") or getattr(model, "name", "kinematic"))
+        return str(model.version or model.name)
 
     def swap(self, new, now: float) -> None:
         """Use `new` from now on (it passed the loader and the probe); keep the current one."""

@@ -40,7 +40,7 @@ rounding odom coordinates hundreds of metres from the origin.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -184,17 +184,57 @@ def _batch_major(u, poses, single: bool) -> Tuple[np.ndarray, np.ndarray]:
     return controls, traj
 
 
+class MotionModel(Protocol):
+    """What the planner, the monitor and the service use of a motion model; both models
+    below have all of it (no probing with getattr).
+
+    name, version, metadata    what it is ('kinematic' / 'world_model', the artifact's
+                               version and metadata; '' and {} for kinematics)
+    payload_kg, set_payload    the carried mass in kg (None: unknown); kinematics ignore it
+    failures, last_error       predictions refused so far (kinematics used instead), and why
+    rollout                    (K, H+1, 3) poses of clamped (K, H, 2) controls
+    clamp_rollout              (clamped controls, their rollouts) of raw requests, one call
+    predict                    batched what-if predictions (the world-model service)
+    """
+
+    name: str
+    version: str
+    metadata: Dict[str, Any]
+    payload_kg: Optional[float]
+    failures: int
+    last_error: str
+
+    def set_payload(self, payload_kg: Optional[float]) -> None: ...
+
+    def rollout(self, state: RobotState, controls: np.ndarray, dt: float) -> np.ndarray: ...
+
+    def clamp_rollout(self, state: RobotState, requests: np.ndarray, limits: RobotLimits,
+                      dt: float) -> Tuple[np.ndarray, np.ndarray]: ...
+
+    def predict(self, states: np.ndarray, commands: np.ndarray,
+                payloads: Sequence[Optional[float]], dt: float
+                ) -> Tuple[np.ndarray, np.ndarray]: ...
+
+
 class KinematicMotionModel:
-    """The unicycle the planner assumes without a learned model."""
+    """The unicycle the planner assumes without a learned model (a MotionModel)."""
 
     name = "kinematic"
     version = ""
 
     def __init__(self, use_torch: bool = True):
+        self.metadata: Dict[str, Any] = {}
+        self.payload_kg: Optional[float] = None
+        self.failures = 0          # a unicycle never refuses a prediction
+        self.last_error = ""
         # torch present: the scripted kernel; absent (or use_torch=False): numpy.
         self._torch = _torch_or_none() if use_torch else None
         if self._torch is not None:
             _warm_up(self)   # compile and specialise now, not in the first control cycles
+
+    def set_payload(self, payload_kg: Optional[float]) -> None:
+        """Kept for the record; the unicycle does not depend on the mass."""
+        self.payload_kg = None if payload_kg is None else float(payload_kg)
 
     def rollout(self, state: RobotState, controls: np.ndarray, dt: float) -> np.ndarray:
         return unicycle_rollout(state, controls, dt)

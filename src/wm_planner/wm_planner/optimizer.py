@@ -37,7 +37,6 @@ from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, Optimizer
 from .navigation_function import cost_to_go
 from .occupancy_forecast import PredictedOccupancy
 from .motion_model import KinematicMotionModel
-from .unicycle import clamp_controls
 
 # Indices of the special samples in every batch.
 _STOP = 0
@@ -190,11 +189,7 @@ class MPPI:
                        ) -> Tuple[np.ndarray, np.ndarray]:
         """(clamped controls, trajectories) of (K, H, 2) or (H, 2) requests."""
         dt = self.settings.dt
-        fused = getattr(self.motion_model, "clamp_rollout", None)
-        if fused is not None:
-            return fused(state, requests, self.limits, dt)
-        controls = clamp_controls(requests, self.limits, state.v, state.w, dt)
-        return controls, self.motion_model.rollout(state, controls, dt)
+        return self.motion_model.clamp_rollout(state, requests, self.limits, dt)
 
     def _adapt_samples(self, elapsed_ms: float) -> None:
         """Sample-count controller (settings.adaptive_samples): K for the next plan.

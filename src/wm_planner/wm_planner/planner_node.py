@@ -635,12 +635,12 @@ class PlannerNode(lifecycle.ManagedNode):
 
     def _use_motion_model(self, model) -> None:
         self.controller.use_motion_model(model)
-        self._model_failures = getattr(model, "failures", 0)
+        self._model_failures = model.failures
         self._report_motion_model(model)
 
     def _report_motion_model(self, model) -> None:
         self.diag.set_value("motion_model", ("%s %s" % (
-            model.name, getattr(model, "version", ""))).strip())
+            model.name, model.version)).strip())
 
     def _check_rollback(self) -> None:
         why = self.models.check(self._now())
@@ -653,7 +653,7 @@ class PlannerNode(lifecycle.ManagedNode):
     def _check_motion_model(self) -> None:
         """Report world-model predictions that were refused (that batch used kinematics)."""
         model = self.controller.motion_model
-        failures = getattr(model, "failures", 0)
+        failures = model.failures
         if failures > self._model_failures:
             self.diag.count("world_model_fallbacks", failures - self._model_failures)
             self._model_failures = failures
