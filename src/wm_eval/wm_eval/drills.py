@@ -32,8 +32,10 @@ from typing import Callable, List, Optional, Tuple, Union
 import yaml
 
 from wm_eval.paths import share_dir
+from wm_common.params import defaults
 from wm_eval.runner import DrillContext, run_scenario
 from wm_sim.lidar import LidarSpec
+from wm_sim.params import SIM_PARAMS
 from wm_sim.scenario import parse_scenario
 
 T_FAULT, T_CLEAR = 6.0, 11.0   # nominal; the fault waits for the robot to drive (make_hook)
@@ -47,7 +49,7 @@ SCENARIO = {
     "robots": [{"id": "robot1", "spawn": [1.5, 6.0, 0.0], "goals": [[GOAL[0], GOAL[1], 0.0]]}],
 }
 RID = "robot1"
-CONTROL_PERIOD = 0.1
+CONTROL_PERIOD = float(defaults(SIM_PARAMS)["control_period"])   # the simulator node's
 SCAN_PERIOD = 1.0 / LidarSpec().scan_rate_hz   # the simulated LiDAR's (10 Hz)
 RECEIVE_TOLERANCE = 1e-6  # commands carry the time they were issued (TwistStamped)
 

@@ -81,6 +81,7 @@ from wm_common.map_io import OccupancyMap
 from wm_common.params import defaults
 from wm_fleet.deadlock import DeadlockConfig, YieldArbiter
 from wm_fleet.schema import RobotEntry
+from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
 from wm_planner.configure import build_motion_model, node_params_from_yaml, resolve_artifact
 from wm_planner.configure import planner_params as planner_params_of
@@ -95,19 +96,20 @@ from wm_safety.params import SAFETY_PARAMS
 from wm_sim.engine import Engine, KinematicEngine
 from wm_sim.lidar import LidarSpec
 from wm_sim.mujoco_engine import MujocoEngine
+from wm_sim.params import SIM_PARAMS
 from wm_sim.scenario import load_world
 from wm_sim.world import (Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps,
                           robot_box)
 
 WORLD_MODEL = "worldmodel-1.0.0"
-CONTROL_PERIOD = 0.1    # s, the simulator node's control_period and the planner's dt
-PHYSICS_RATE = 50.0     # Hz, the simulator node's physics_rate (sub-steps of a cycle)
-MAP_RESOLUTION = 0.05   # m, the simulator node's map_resolution (the route's static map)
+# The simulator node's declared parameters, as the DDS runs use them: its control_period
+# (the planner's dt), physics_rate (sub-steps of a cycle) and map_resolution (the route's
+# static map).
+_SIM = defaults(SIM_PARAMS)
+CONTROL_PERIOD = float(_SIM["control_period"])
+PHYSICS_RATE = float(_SIM["physics_rate"])
+MAP_RESOLUTION = float(_SIM["map_resolution"])
 CHASSIS = (0.7, 0.55)   # m, length x width of the robot body (wm_sim.world.robot_box)
-# The planner node's perception input (config/robot.yaml, perception): window and lattice.
-FIELD_WINDOW = 16.0
-FIELD_RESOLUTION = 0.1
-FIELD_MAX_DISTANCE = 3.0
 TRACE_PERIOD = 0.5      # s between the path points a failed episode keeps
 LIDAR_MOUNT = LidarSpec().mount   # the simulated LiDAR in base_link (x, y, z, yaw)
 
@@ -172,6 +174,15 @@ def gate_params() -> Dict[str, Any]:
         _ROBOT_YAML_CACHE[(p, "collision_monitor")] = dict(
             defaults(SAFETY_PARAMS), **node_params_from_yaml(p, "collision_monitor"))
     return dict(_ROBOT_YAML_CACHE[(p, "collision_monitor")])
+
+
+# The planner node's perception input: the robot's perception window, lattice and saturation
+# (its declared defaults < config/robot.yaml's perception section, as the node runs).
+_PERCEPTION = dict(defaults(PERCEPTION_PARAMS),
+                   **node_params_from_yaml(str(_robot_yaml()), "perception"))
+FIELD_WINDOW = float(_PERCEPTION["window_size"])
+FIELD_RESOLUTION = float(_PERCEPTION["resolution"])
+FIELD_MAX_DISTANCE = float(_PERCEPTION["max_distance"])
 
 
 def outline_points(boxes: Sequence[Box], spacing: float = 0.05) -> np.ndarray:
