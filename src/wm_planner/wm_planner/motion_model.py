@@ -39,10 +39,13 @@ rounding odom coordinates hundreds of metres from the origin.
 """
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from typing import Any, Dict, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
+import torch
 
 from wm_world_model.artifact import load_verified, to_torchscript
 from wm_world_model.fused import ROLLOUT_SOURCE, FusedWorldModel
@@ -127,10 +130,6 @@ def _kernels():
     """The compiled TorchScript kernels (one CompilationUnit per process)."""
     global _COMPILED
     if _COMPILED is None:
-        import warnings
-
-        import torch
-
         # torch >= 2.10 deprecates TorchScript; the robot's torch 2.0 has no usable
         # alternative for a Python-free loop (as in wm_world_model.artifact.to_torchscript).
         with warnings.catch_warnings():
@@ -149,14 +148,6 @@ def _warm_up(model) -> None:
     """
     for k in (1, 2, 3):
         model.clamp_rollout(RobotState(), np.zeros((k, 2, 2)), RobotLimits(), 0.1)
-
-
-def _torch_or_none():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is in requirements.lock
-        return None
-    return torch
 
 
 def _channel_major(requests: np.ndarray) -> Tuple[np.ndarray, bool]:
@@ -227,8 +218,8 @@ class KinematicMotionModel:
         self.payload_kg: Optional[float] = None
         self.failures = 0          # a unicycle never refuses a prediction
         self.last_error = ""
-        # torch present: the scripted kernel; absent (or use_torch=False): numpy.
-        self._torch = _torch_or_none() if use_torch else None
+        # the scripted kernel, or numpy with use_torch=False (the reference in the tests)
+        self._torch = torch if use_torch else None
         if self._torch is not None:
             _warm_up(self)   # compile and specialise now, not in the first control cycles
 
@@ -275,8 +266,6 @@ class LearnedMotionModel:
 
     def __init__(self, artifact: str, dt: float, public_key_file: str = "",
                  require_signature: bool = False, threads: int = 1):
-        import torch
-
         model, meta = load_verified(artifact, public_key_file, require_signature)
         if abs(model.dt - dt) > 1e-9:
             raise ValueError("world model %s steps %.3f s but the planner's dt is %.3f s"
@@ -377,8 +366,6 @@ class LearnedMotionModel:
     def predict_on(self, device: str) -> None:
         """Run `predict` (the world-model service's batched calls) on a torch device: 'cuda'
         scripts a copy of the model there; the planner's own paths stay on the CPU."""
-        import copy
-
         torch = self._torch
         dev = torch.device(device)
         if dev.type == "cpu":
