@@ -290,8 +290,12 @@ DRILLS: List[Drill] = [
     Drill("pallet_drop", "a pallet drops inside the stop zone (5 cm ahead of the nose), "
           "taken away 5 s later",
           lambda c: set_sim(c, "fault_drop_box", "%s 0.80" % RID),
-          lambda c: set_sim(c, "fault_drop_box", ""), CONTROL_PERIOD,
-          "the next cloud that can see it"),
+          lambda c: set_sim(c, "fault_drop_box", ""), ("collision_monitor", "points_timeout"),
+          # the first cloud that sees it comes up to one scan later; the gate acts on it, or
+          # (too busy to take it in time) holds the robot once its newest points are
+          # points_timeout old: what it promises, not how fast an idle machine is (1.4 s once
+          # on the loaded 2-core CI box, 0.9-1.1 s here)
+          "gate points_timeout + one scan", detect_delay=SCAN_PERIOD),
     Drill("pause_redis", "the fleet's redis-server frozen (SIGSTOP) for 5 s: the fleet "
           "client's link goes down, navigation is held at stale_speed_limit, then SIGCONT",
           _pause_redis, _resume_redis),
