@@ -28,12 +28,13 @@ except ImportError:  # a source checkout without the packages installed
     sys.path[:0] = [os.path.join(_SRC, p) for p in ("wm_common", "wm_planner", "wm_sim",
                                                     "wm_eval", "wm_world_model")]
 
-from wm_eval.episode import (WORLD_MODEL, TruthField, motion_model_for, planner_params,
-                                static_world)
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
+from wm_eval.episode import (WORLD_MODEL, TruthField, motion_model_for, planner_params,
+                                static_world)
 from wm_planner.controller import Controller, CycleInput
-from wm_planner.models import Goal, RobotState
+from wm_planner.models import Goal
+from wm_world_model.state import RobotState
 
 from benchlib import main as bench_main, row
 

@@ -34,12 +34,13 @@ except ImportError:  # running from a source checkout without the packages insta
 
 from wm_common.geometry import Pose2D, inverse, transform_points
 from wm_common.grid import Grid2D
+from wm_common.map_io import read_map
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import PathFollowCritic
 from wm_planner.global_planner import GlobalPlanner
-from wm_common.map_io import read_map
-from wm_planner.models import Goal, RobotLimits, RobotState
-from wm_planner.unicycle import rollout
+from wm_planner.models import Goal
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 
 from benchlib import main as bench_main, row, time_calls
 
@@ -177,7 +178,8 @@ def run(repeats: Optional[int] = None) -> List[Dict[str, object]]:
     state = RobotState(CASES[3][2][0], CASES[3][2][1], 0.0, 0.5, 0.0)
     for k in (512, 2048):
         controls = np.clip(rng.normal([0.5, 0.0], [0.3, 0.6], (k, 10, 2)), -1.0, 1.0)
-        data = CriticData(state, Goal(*CASES[3][3]), controls, rollout(state, controls, 0.1),
+        data = CriticData(state, Goal(*CASES[3][3]), controls,
+                          unicycle_rollout(state, controls, 0.1),
                           0.1, RobotLimits(), ROBOT_RADIUS, route=route)
         critic = PathFollowCritic()
         rows.append(row("path_follow critic/K=%d,H=10" % k, time_calls(

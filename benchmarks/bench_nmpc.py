@@ -30,9 +30,10 @@ except ImportError:  # running from a source checkout without the packages insta
     sys.path[:0] = [os.path.join(_SRC, "wm_common"), os.path.join(_SRC, "wm_planner"),
                     os.path.join(_SRC, "wm_world_model")]
 
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.nmpc import NMPC
 from wm_planner.optimizer import MPPI
+from wm_world_model.state import RobotLimits, RobotState
 
 from bench_planner import ROBOT_RADIUS, warehouse_esdf
 from benchlib import main as bench_main, row

@@ -50,11 +50,12 @@ from wm_common.grid import Grid2D
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import DEFAULT_CRITICS
 from wm_planner.critics.base import time_weights
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.navigation_function import cost_to_go
 from wm_planner.optimizer import MPPI
-from wm_planner.unicycle import clamp_controls
+from wm_world_model.kinematics import clamp_controls
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotLimits, RobotState
 
 from benchlib import main as bench_main, row, time_calls
 

@@ -13,8 +13,8 @@ from rosutil import REPO
 
 from wm_monitor.transitions import read_segments
 from wm_planner.model_swap import probe
-from wm_planner.motion_model import LearnedMotionModel
 from wm_world_model.artifact import load_artifact
+from wm_world_model.motion_model import LearnedMotionModel
 
 
 def test_finetune_from_logged_transitions_makes_the_next_version(tmp_path):

@@ -31,12 +31,13 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import yaml
 
-from wm_eval.paths import share_dir
 from wm_common.params import defaults
+from wm_eval.paths import share_dir
 from wm_eval.runner import DrillContext, run_scenario
 from wm_sim.lidar import LidarSpec
 from wm_sim.params import SIM_PARAMS
 from wm_sim.scenario import parse_scenario
+from wm_world_model.artifact import resolve_artifact
 
 T_FAULT, T_CLEAR = 6.0, 11.0   # nominal; the fault waits for the robot to drive (make_hook)
 FAULT_LASTS = T_CLEAR - T_FAULT
@@ -137,7 +138,6 @@ def send_goal_pose(ctx: DrillContext) -> None:
 
 def corrupt_artifact(out: Path) -> Path:
     """A copy of the shipped world model with flipped bytes in its weights."""
-    from wm_planner.configure import resolve_artifact
     src = Path(resolve_artifact(robot_params("planner")["world_model_artifact"]))
     dst = out / "corrupt" / src.name
     if dst.exists():

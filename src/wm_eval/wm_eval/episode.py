@@ -72,23 +72,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from wm_eval.paths import REPO, share_dir
-from wm_eval.runner import footprint_clearance
 from wm_common.footprint import Footprint
 from wm_common.geometry import Pose2D
 from wm_common.grid import Grid2D
 from wm_common.map_io import OccupancyMap
 from wm_common.params import defaults
+from wm_eval.paths import REPO, share_dir
+from wm_eval.runner import footprint_clearance
 from wm_fleet.deadlock import DeadlockConfig, YieldArbiter
 from wm_fleet.schema import RobotEntry
 from wm_perception.params import PERCEPTION_PARAMS
 from wm_perception.pipeline import Perception, PerceptionConfig
-from wm_planner.configure import build_motion_model, node_params_from_yaml, resolve_artifact
+from wm_planner.configure import build_motion_model, node_params_from_yaml
 from wm_planner.configure import planner_params as planner_params_of
 from wm_planner.controller import REACHED, Controller, CycleInput
 from wm_planner.global_planner import GlobalPlanner
-from wm_planner.models import RobotState
-from wm_planner.motion_model import KinematicMotionModel
 from wm_planner.neighbours import NeighbourPlan
 from wm_safety.configure import build_gate
 from wm_safety.mux import NAV
@@ -100,6 +98,9 @@ from wm_sim.params import SIM_PARAMS
 from wm_sim.scenario import load_world
 from wm_sim.world import (Box, BoxArrays, World, boxes_signed_distance, chassis_overlaps,
                           robot_box)
+from wm_world_model.artifact import resolve_artifact
+from wm_world_model.motion_model import KinematicMotionModel
+from wm_world_model.state import RobotState
 
 WORLD_MODEL = "worldmodel-1.0.0"
 # The simulator node's declared parameters, as the DDS runs use them: its control_period

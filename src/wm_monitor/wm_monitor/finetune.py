@@ -40,9 +40,8 @@ import yaml
 
 from wm_monitor.prediction_error import StepResult
 from wm_monitor.transitions import SegmentSelector, TransitionLog, read_segments
-from wm_planner.configure import resolve_artifact
 from wm_world_model import data as wm_data
-from wm_world_model.artifact import load_artifact, save_artifact
+from wm_world_model.artifact import load_artifact, resolve_artifact, save_artifact
 from wm_world_model.data import Trajectory
 from wm_world_model.metrics import contexts, evaluate
 from wm_world_model.train import seed_everything, train_residual

@@ -36,10 +36,10 @@ from typing import Callable, Deque, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from wm_planner.configure import resolve_artifact
-from wm_planner.models import RobotState
-from wm_planner.motion_model import LearnedMotionModel
+from wm_world_model.artifact import resolve_artifact
 from wm_world_model.kinematics import unicycle_terms
+from wm_world_model.motion_model import LearnedMotionModel
+from wm_world_model.state import RobotState
 
 ABSURD_COORDINATE = 1.0e6   # m: a pose farther out is corrupt
 ABSURD_SPEED = 20.0         # m/s or rad/s: a twist or command beyond is corrupt
@@ -172,7 +172,8 @@ def kinematic_step(state: Sequence[float], action: Sequence[float],
 
 
 class WorldModelPredictor:
-    """One step of a wm_planner LearnedMotionModel (the planner's own class), batch 1.
+    """One step of a LearnedMotionModel (wm_world_model.motion_model, as the planner runs it),
+    batch 1.
 
     A prediction the model's guard refuses (non-finite, faster than its limits) comes back
     as the kinematic fallback the planner would have used, and is counted in `fallbacks`."""

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from wm_planner.command_limiter import CommandLimiter, speed_cap
-from wm_planner.models import RobotLimits
+from wm_world_model.state import RobotLimits
 
 LIM = RobotLimits(v_max=0.8, v_min=-0.2, w_max=1.2, a_max=1.0, alpha_max=2.5)
 

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from planner_world import BoxWorld
+from wm_common.footprint import Footprint
 from wm_common.geometry import Pose2D
 from wm_planner import controller as ctl
 from wm_planner.configure import planner_params
 from wm_planner.controller import Controller, CycleInput
-from wm_planner.models import Goal, RobotState
+from wm_planner.models import Goal
 from wm_planner.progress_checker import ProgressChecker
 from wm_planner.recoveries import BackUp, RecoveryContext, Spin
-from wm_common.footprint import Footprint
+from wm_world_model.state import RobotState
 
 IDENTITY = Pose2D(0.0, 0.0, 0.0)
 DT = 0.1

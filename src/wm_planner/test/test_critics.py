@@ -8,9 +8,10 @@ from wm_planner.critics import (CRITIC_REGISTRY, DEFAULT_CRITICS, ControlEffortC
                                 Critic, GoalAngleCritic, GoalCritic, ObstacleCritic,
                                 PathAngleCritic, PreferForwardCritic, SmoothnessCritic,
                                 make_critics)
-from wm_planner.models import Goal, RobotLimits, RobotState
+from wm_planner.models import Goal
 from wm_planner.navigation_function import cost_to_go
-from wm_planner.unicycle import rollout
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld
 
 H, DT = 10, 0.1
@@ -21,7 +22,8 @@ def make_data(controls, state=None, goal=None, esdf=None, ctg=None, prev=None):
     goal = goal or Goal(5.0, 0.0, 0.0)
     controls = np.asarray(controls, dtype=np.float64)
     return CriticData(state=state, goal=goal, controls=controls,
-                      trajectories=rollout(state, controls, DT), dt=DT, limits=RobotLimits(),
+                      trajectories=unicycle_rollout(state, controls, DT),
+                      dt=DT, limits=RobotLimits(),
                       robot_radius=0.3, esdf=esdf, cost_to_go=ctg, prev_controls=prev)
 
 
@@ -147,7 +149,7 @@ def test_a_body_already_in_contact_may_move_out_but_not_deeper():
     fp = Footprint.rectangle(1.04, 0.55)                 # front at 0.52: 0.02 m into it
     state = RobotState(0.0, 0.0, 0.0, 0.0, 0.0)
     controls = np.array([[[v, 0.0]] * 10 for v in (-0.2, 0.0, 0.2)], dtype=np.float64)
-    traj = rollout(state, controls, 0.1)
+    traj = unicycle_rollout(state, controls, 0.1)
     data = CriticData(state=state, goal=Goal(3.0, 0.0, 0.0), controls=controls,
                       trajectories=traj, dt=0.1, limits=RobotLimits(), robot_radius=0.3,
                       esdf=esdf, footprint=fp)

@@ -6,9 +6,10 @@ import pytest
 
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import FleetCritic
-from wm_planner.models import Goal, RobotLimits, RobotState
+from wm_planner.models import Goal
 from wm_planner.neighbours import NeighbourPlan
-from wm_planner.unicycle import rollout
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 
 DT, H = 0.1, 10
 
@@ -17,7 +18,8 @@ def data(controls, neighbours, footprint=None):
     state = RobotState()
     controls = np.asarray(controls, dtype=np.float64)
     return CriticData(state=state, goal=Goal(5.0, 0.0), controls=controls,
-                      trajectories=rollout(state, controls, DT), dt=DT, limits=RobotLimits(),
+                      trajectories=unicycle_rollout(state, controls, DT),
+                      dt=DT, limits=RobotLimits(),
                       robot_radius=0.3, neighbours=neighbours, footprint=footprint)
 
 

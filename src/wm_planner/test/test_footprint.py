@@ -7,7 +7,8 @@ from planner_world import BoxWorld
 
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import ObstacleCritic
-from wm_planner.models import Goal, RobotLimits, RobotState
+from wm_planner.models import Goal
+from wm_world_model.state import RobotLimits, RobotState
 
 # A 0.7 x 0.55 m body: three r=0.33 circles along x cover it; the circumscribed circle
 # would be r=0.45.

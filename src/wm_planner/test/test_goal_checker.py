@@ -1,7 +1,8 @@
 import math
 
 from wm_planner.goal_checker import goal_reached
-from wm_planner.models import Goal, RobotState
+from wm_planner.models import Goal
+from wm_world_model.state import RobotState
 
 
 def test_goal_reached_tolerances():

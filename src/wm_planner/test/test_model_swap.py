@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from wm_planner.model_swap import ModelSwap, probe
-from wm_planner.models import RobotState
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_world_model.artifact import load_artifact, save_artifact
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotState
 
 SHIPPED = (Path(__file__).resolve().parents[2] / "wm_world_model" / "models"
            / "worldmodel-1.0.0")

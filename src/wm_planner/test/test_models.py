@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from wm_planner.models import (Goal, OptimizerSettings, PlanResult, RobotLimits,
-                               RobotState)
+from wm_planner.models import Goal, OptimizerSettings, PlanResult
+from wm_world_model.state import RobotLimits, RobotState
 
 
 def test_defaults():

@@ -16,12 +16,14 @@ import wm_planner.optimizer as optimizer_module
 from wm_common.grid import Grid2D
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import FleetCritic, GoalCritic, ObstacleCritic
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.navigation_function import cost_to_go
 from wm_planner.neighbours import NeighbourPlan
 from wm_planner.optimizer import MPPI, retain_freed_memory
-from wm_planner.unicycle import clamp_controls, rollout
+from wm_world_model import motion_model
+from wm_world_model.kinematics import clamp_controls, unicycle_rollout
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "wm_world_model", "models",
@@ -57,7 +59,7 @@ def test_kernel_clamp_equals_clamp_controls(v0, w0, dt, h, k, seed):
     ref = clamp_controls(req, lim, v0, w0, dt)
     assert controls.shape == (k, h, 2) and traj.shape == (k, h + 1, 3)
     np.testing.assert_array_equal(controls, ref)
-    np.testing.assert_allclose(traj, rollout(state, ref, dt), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(traj, unicycle_rollout(state, ref, dt), rtol=0, atol=1e-12)
 
 
 def test_kernel_single_sequence_and_numpy_fallback():
@@ -113,8 +115,6 @@ def test_fused_world_model_equals_the_model(learned, payload):
 
 
 def test_fused_world_model_in_chunks(learned, monkeypatch):
-    import wm_planner.motion_model as motion_model
-
     lim = RobotLimits()
     state = RobotState(-2.0, 1.0, -0.4, 0.3, 0.2)
     req = _requests(250, 10, 8)
@@ -148,7 +148,7 @@ def test_fused_world_model_bad_prediction_falls_back_to_kinematics():
     controls, traj = model.clamp_rollout(state, req, lim, DT)
     ref_u = clamp_controls(req, lim, state.v, state.w, DT)
     np.testing.assert_array_equal(controls, ref_u)
-    np.testing.assert_allclose(traj, rollout(state, ref_u, DT), atol=1e-12)
+    np.testing.assert_allclose(traj, unicycle_rollout(state, ref_u, DT), atol=1e-12)
     assert model.failures == 1 and "non-finite" in model.last_error
 
 
@@ -161,7 +161,7 @@ def _batch(footprint=None, k=64, seed=6):
     esdf = world.window(0.0, 0.0, size_m=3.0)
     state = RobotState(0.9, -0.7, 0.0, 0.5, 0.0)
     controls = clamp_controls(_requests(k, 10, seed, scale=1.5), RobotLimits(), 0.5, 0.0, DT)
-    traj = rollout(state, controls, DT)
+    traj = unicycle_rollout(state, controls, DT)
     ctg = cost_to_go(esdf, (1.0, 1.2), 0.3, 0.3)
     return CriticData(state=state, goal=Goal(1.0, 1.2), controls=controls, trajectories=traj,
                       dt=DT, limits=RobotLimits(), robot_radius=0.3, esdf=esdf,

@@ -10,11 +10,12 @@ from wm_common.grid import Grid2D
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import make_critics
 from wm_planner.goal_checker import goal_reached
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.navigation_function import cost_to_go
 from wm_planner.nmpc import NMPC
 from wm_planner.optimizer import MPPI
-from wm_planner.unicycle import clamp_controls, rollout as unicycle_rollout
+from wm_world_model.kinematics import clamp_controls, unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld, step_unicycle
 
 ROBOT_RADIUS = 0.3
@@ -113,7 +114,7 @@ def test_single_plan_bends_around_an_obstacle(solver):
 
 
 def test_world_model_plan_matches_the_learned_motion_model():
-    from wm_planner.motion_model import LearnedMotionModel
+    from wm_world_model.motion_model import LearnedMotionModel
 
     planner = NMPC(OptimizerSettings(), RobotLimits(), robot_radius=ROBOT_RADIUS,
                    artifact=ARTIFACT)

@@ -5,14 +5,15 @@ import math
 import numpy as np
 import pytest
 
+from wm_common.map_io import OccupancyMap
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS, PathFollowCritic, make_critics
 from wm_planner.global_planner import GlobalPlanner
 from wm_planner.goal_checker import goal_reached
-from wm_common.map_io import OccupancyMap
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.optimizer import MPPI
-from wm_planner.unicycle import rollout
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld, step_unicycle
 
 H, DT = 10, 0.1
@@ -25,7 +26,8 @@ def make_data(controls, route=None, state=None):
     state = state or RobotState(0.0, 0.0, 0.0)
     controls = np.asarray(controls, dtype=np.float64)
     return CriticData(state=state, goal=Goal(3.0, 3.0, 0.0), controls=controls,
-                      trajectories=rollout(state, controls, DT), dt=DT, limits=RobotLimits(),
+                      trajectories=unicycle_rollout(state, controls, DT),
+                      dt=DT, limits=RobotLimits(),
                       robot_radius=ROBOT_RADIUS, route=route)
 
 

@@ -7,10 +7,11 @@ import pytest
 
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import DEFAULT_CRITICS, PredictedOccupancyCritic, make_critics
-from wm_planner.models import Goal, OptimizerSettings, RobotLimits, RobotState
-from wm_planner.optimizer import MPPI
+from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.occupancy_forecast import PredictedOccupancy
-from wm_planner.unicycle import rollout
+from wm_planner.optimizer import MPPI
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld
 
 H, DT = 10, 0.1
@@ -29,7 +30,8 @@ def make_data(controls, predictions, state=None, footprint=None, esdf=None):
     state = state or RobotState(0.0, 0.0, 0.0)
     controls = np.asarray(controls, dtype=np.float64)
     return CriticData(state=state, goal=Goal(5.0, 0.0, 0.0), controls=controls,
-                      trajectories=rollout(state, controls, DT), dt=DT, limits=RobotLimits(),
+                      trajectories=unicycle_rollout(state, controls, DT),
+                      dt=DT, limits=RobotLimits(),
                       robot_radius=0.3, footprint=footprint, esdf=esdf,
                       predictions=predictions)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
-from .models import RobotLimits
+from wm_world_model.state import RobotLimits
 
 
 class CommandLimiter:

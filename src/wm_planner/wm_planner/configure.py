@@ -3,31 +3,19 @@ the benchmarks configure it the same way."""
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Dict, Mapping, Optional
 
 from wm_common.footprint import DEFAULT_FOOTPRINT, Footprint
 from wm_common.params import check_value, defaults, flatten
 from wm_planner.command_limiter import speed_cap
 from wm_planner.critics import CRITIC_REGISTRY, make_critics
-from wm_planner.models import OptimizerSettings, RobotLimits
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_planner.models import OptimizerSettings
 from wm_planner.optimizer import MPPI
 from wm_planner.params import PLANNER_PARAMS
 from wm_planner.rotate_to_heading import RotateToHeading
-
-
-def resolve_artifact(name: str) -> str:
-    """A path as given, else the artifact of that name shipped with wm_world_model."""
-    if os.path.isdir(name) or os.path.isabs(name):
-        return name
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shipped = os.path.join(get_package_share_directory("wm_world_model"), "models", name)
-    except (ImportError, LookupError, ValueError, OSError):
-        return name
-    return shipped if os.path.isdir(shipped) else name
+from wm_world_model.artifact import resolve_artifact
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotLimits
 
 
 def node_params_from_yaml(path: str, node: str = "planner") -> Dict[str, Any]:

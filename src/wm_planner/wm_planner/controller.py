@@ -41,10 +41,11 @@ from wm_common.geometry import Pose2D, compose, inverse, wrap_angle
 from wm_common.grid import Grid2D
 from wm_common.map_io import OccupancyMap
 
+from wm_world_model.state import RobotState
 from .command_limiter import CommandLimiter
 from .configure import build_footprint, build_optimizer, build_rotate
 from .goal_checker import goal_reached
-from .models import STATUS_COLLISION, Goal, PlanResult, RobotState
+from .models import STATUS_COLLISION, Goal, PlanResult
 from .nmpc import build_nmpc
 from .progress_checker import ProgressChecker
 from .recoveries import Recovery, RecoveryContext, build_recoveries

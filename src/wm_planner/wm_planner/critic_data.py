@@ -10,7 +10,8 @@ import numpy as np
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
-from .models import Goal, RobotLimits, RobotState
+from wm_world_model.state import RobotLimits, RobotState
+from .models import Goal
 from .neighbours import NeighbourPlan
 from .occupancy_forecast import PredictedOccupancy
 

@@ -5,7 +5,8 @@ import math
 
 from wm_common.geometry import wrap_angle
 
-from .models import Goal, RobotState
+from wm_world_model.state import RobotState
+from .models import Goal
 
 
 def goal_reached(state: RobotState, goal: Goal) -> bool:

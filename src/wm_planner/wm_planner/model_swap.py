@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from wm_planner.models import RobotState
+from wm_world_model.state import RobotState
 
 # (v, w) start states and constant (v, w) commands the probe rolls out (m/s, rad/s)
 PROBE_STATES = [(0.0, 0.0), (0.5, 0.0), (0.3, 0.8), (-0.15, 0.0), (0.7, -1.0)]

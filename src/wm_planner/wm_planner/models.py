@@ -1,87 +1,21 @@
-"""Plain data types of the planner: limits, settings, state, goal and the plan result.
+"""Plain data types of the planner: settings, goal and the plan result (the robot's state and
+limits are the world model's: wm_world_model.state).
 
-Parameters reach these classes from ROS parameters / YAML through `from_dict`, which
-raises on unknown keys: a misspelt parameter silently falling back to its default is a
-classic source of "the tuning does nothing" bugs on a real robot.
+Parameters reach these classes from ROS parameters / YAML through `from_dict`
+(wm_common.records), which raises on unknown keys.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Optional
 
 import numpy as np
 
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    # YAML writes `v_max: 1` as an int and ROS may hand back numpy scalars; coerce to the
-    # default's type so that arithmetic and validation see what the dataclass declares.
-    if isinstance(default, bool):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError("%s must be a bool, got %r" % (name, value))
-        return bool(value)
-    if isinstance(default, int):
-        if isinstance(value, (bool, np.bool_)) or float(value) != int(float(value)):
-            raise TypeError("%s must be an integer, got %r" % (name, value))
-        return int(float(value))
-    if isinstance(default, float):
-        if isinstance(value, (bool, np.bool_)):
-            raise TypeError("%s must be a number, got %r" % (name, value))
-        return float(value)
-    return value
-
-
-class _FromDict:
-    """Mixin: `from_dict` that rejects unknown keys and coerces to the defaults' types."""
-
-    @classmethod
-    def from_dict(cls, d: Optional[Mapping[str, Any]] = None):
-        d = dict(d or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(d) - set(fields))
-        if unknown:
-            raise ValueError("unknown %s parameter(s) %s; valid: %s"
-                             % (cls.__name__, unknown, sorted(fields)))
-        kwargs = {}
-        for name, value in d.items():
-            f = fields[name]
-            default = f.default if f.default is not dataclasses.MISSING else None
-            kwargs[name] = value if value is None else _coerce(name, value, default)
-        return cls(**kwargs)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-
-def _check_finite(obj, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        if not math.isfinite(v):
-            raise ValueError("%s.%s must be finite, got %r" % (type(obj).__name__, n, v))
+from wm_common.records import FromDict, check_finite
 
 
 @dataclass
-class RobotLimits(_FromDict):
-    """Velocity (m/s, rad/s) and acceleration (m/s^2, rad/s^2) limits of the base."""
-
-    v_max: float = 0.8
-    v_min: float = -0.2
-    w_max: float = 1.2
-    a_max: float = 1.0
-    alpha_max: float = 2.5
-
-    def __post_init__(self) -> None:
-        _check_finite(self, "v_max", "v_min", "w_max", "a_max", "alpha_max")
-        # v_min <= 0 <= v_max so that "stop" is always a feasible command.
-        if not (self.v_min <= 0.0 <= self.v_max):
-            raise ValueError("RobotLimits needs v_min <= 0 <= v_max")
-        if self.w_max < 0.0 or self.a_max <= 0.0 or self.alpha_max <= 0.0:
-            raise ValueError("RobotLimits needs w_max >= 0 and positive accelerations")
-
-
-@dataclass
-class OptimizerSettings(_FromDict):
+class OptimizerSettings(FromDict):
     """MPPI sampling and update settings; `horizon` steps of `dt` seconds each."""
 
     num_samples: int = 512
@@ -108,7 +42,7 @@ class OptimizerSettings(_FromDict):
             raise ValueError("num_samples and min_samples must be >= 3")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError("horizon and iterations must be >= 1")
-        _check_finite(self, "dt", "temperature", "noise_sigma_v", "noise_sigma_w",
+        check_finite(self, "dt", "temperature", "noise_sigma_v", "noise_sigma_w",
                       "time_budget_ms")
         if self.dt <= 0.0 or self.temperature <= 0.0:
             raise ValueError("dt and temperature must be positive")
@@ -119,18 +53,7 @@ class OptimizerSettings(_FromDict):
 
 
 @dataclass
-class RobotState(_FromDict):
-    """Pose (odom frame) and current body velocities of the robot."""
-
-    x: float = 0.0
-    y: float = 0.0
-    yaw: float = 0.0
-    v: float = 0.0
-    w: float = 0.0
-
-
-@dataclass
-class Goal(_FromDict):
+class Goal(FromDict):
     """Goal pose in the odom frame with the tolerances the goal checker uses."""
 
     x: float = 0.0
@@ -140,7 +63,7 @@ class Goal(_FromDict):
     yaw_tolerance: float = 0.5
 
     def __post_init__(self) -> None:
-        _check_finite(self, "x", "y", "yaw", "xy_tolerance", "yaw_tolerance")
+        check_finite(self, "x", "y", "yaw", "xy_tolerance", "yaw_tolerance")
         if self.xy_tolerance < 0.0 or self.yaw_tolerance < 0.0:
             raise ValueError("goal tolerances must be >= 0")
 
@@ -156,7 +79,7 @@ def _empty(*shape: int) -> np.ndarray:
 
 
 @dataclass
-class PlanResult(_FromDict):
+class PlanResult(FromDict):
     """Output of one `MPPI.plan` call.
 
     controls: (H, 2) [v, w] sequence; controls[0] is the command to send now.

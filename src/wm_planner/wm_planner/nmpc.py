@@ -75,8 +75,10 @@ from scipy.ndimage import distance_transform_edt
 
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
+from wm_world_model.artifact import resolve_artifact
 from wm_world_model.casadi_form import CasadiKinematics, CasadiWorldModel, make_context
-from wm_world_model.kinematics import unicycle_terms
+from wm_world_model.kinematics import clamp_controls, unicycle_terms
+from wm_world_model.state import RobotLimits, RobotState
 
 from . import configure
 from .critic_data import CriticData
@@ -84,9 +86,8 @@ from .critics import (ControlEffortCritic, Critic, GoalAngleCritic, GoalCritic,
                       ObstacleCritic, PathAngleCritic, PreferForwardCritic, SmoothnessCritic,
                       make_critics, time_weights)
 from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings,
-                     PlanResult, RobotLimits, RobotState)
+                     PlanResult)
 from .navigation_function import cost_to_go
-from .unicycle import clamp_controls
 
 SOLVERS = ("ipopt", "sqpmethod")
 # Parameter vector layout before the context, window origin and the two grids.
@@ -1005,7 +1006,7 @@ def build_nmpc(p: Mapping[str, Any]) -> Optional[NMPC]:
     nmpc = NMPC(configure.build_settings(p), configure.build_limits(p),
                 configure.build_critics(p), robot_radius=p["robot_radius"],
                 footprint=configure.build_footprint(p),
-                artifact=configure.resolve_artifact(artifact) if artifact else "",
+                artifact=resolve_artifact(artifact) if artifact else "",
                 public_key_file=p.get("world_model_public_key", ""),
                 require_signature=p.get("world_model_require_signature", False),
                 solver="ipopt", max_iter=p.get("nmpc_max_iter", 30),

@@ -30,13 +30,13 @@ import numpy as np
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
 
+from wm_world_model.motion_model import KinematicMotionModel
+from wm_world_model.state import RobotLimits, RobotState
 from .critic_data import CriticData
 from .critics import Critic, ObstacleCritic, make_critics
-from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings,
-                     PlanResult, RobotLimits, RobotState)
+from .models import STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings, PlanResult
 from .navigation_function import cost_to_go
 from .occupancy_forecast import PredictedOccupancy
-from .motion_model import KinematicMotionModel
 
 # Indices of the special samples in every batch.
 _STOP = 0
@@ -75,7 +75,7 @@ class MPPI:
     nav_inflation_gain shape the navigation function's soft cost near obstacles
     (nav_inflation defaults to the obstacle critic's inflation_radius, else 0.3 m).
     num_visualized: how many sampled trajectories PlanResult carries for RViz.
-    motion_model: what rolls the controls out (wm_planner.motion_model); kinematics by
+    motion_model: what rolls the controls out (wm_world_model.motion_model); kinematics by
     default, the learned world model when the planner is given an artifact.
     """
 

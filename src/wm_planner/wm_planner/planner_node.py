@@ -52,11 +52,13 @@ from rclpy.task import Future
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wm_common.geometry import (Pose2D, compose, inverse)
+from wm_common.map_io import MapError, OccupancyMap, read_map
+from wm_common.params import check_value
 from wm_common.ros import lifecycle
-from wm_common.ros.localization import MapToOdom, resolve_use_tf
 from wm_common.ros.convert import (distance_field_to_grid, pose2d_to_pose, pose_to_pose2d,
                                    stamp_to_sec, trajectory_to_path)
 from wm_common.ros.diagnostics import DiagnosticsReporter
+from wm_common.ros.localization import MapToOdom, resolve_use_tf
 from wm_common.ros.nav2 import (CODES, PACKAGE, ComputePathToPose, FollowPath, NavigateToPose,
                                 set_error)
 from wm_common.ros.params import declare_params, read_params
@@ -65,15 +67,13 @@ from wm_common.stamped_buffer import StampedBuffer
 from wm_msgs.msg import DistanceField, FleetSnapshot, PlanStatus
 from wm_msgs.srv import SwapWorldModel
 from wm_planner import controller as ctl
-from wm_planner.controller import Controller, CycleInput
-from wm_planner.models import RobotState
-from wm_planner.neighbours import to_planning_frame
-from wm_planner.params import PLANNER_PARAMS, is_live_param
-from wm_common.params import check_value
-from wm_planner.occupancy_forecast import PredictedOccupancy
 from wm_planner.configure import build_motion_model
+from wm_planner.controller import Controller, CycleInput
 from wm_planner.model_swap import ModelSwap, probe
-from wm_common.map_io import MapError, OccupancyMap, read_map
+from wm_planner.neighbours import to_planning_frame
+from wm_planner.occupancy_forecast import PredictedOccupancy
+from wm_planner.params import PLANNER_PARAMS, is_live_param
+from wm_world_model.state import RobotState
 
 PREEMPTED, DEACTIVATED = "preempted", "deactivated"   # goal ends the node decides
 

@@ -15,14 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wm_planner.configure import build_optimizer
-from wm_planner.models import Goal, RobotState
+from wm_planner.configure import node_params_from_yaml
+from wm_planner.models import Goal
 from wm_service.app import create_app
 from wm_service.batcher import DynamicBatcher
 from wm_service.config import ServiceConfig, load_config
-from wm_planner.configure import node_params_from_yaml
 from wm_service.config import shipped_robot_yaml
 from wm_service.engine import KINEMATIC, Engine, PredictItem, service_planner_params
 from wm_service.openapi import SPEC_FILE, generate
+from wm_world_model.state import RobotState
 
 WM = "worldmodel-1.0.0"
 TOKEN = "a-test-token-of-32-characters-xx"

@@ -29,8 +29,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from wm_common.geometry import Pose2D
 from wm_fleet import schema as fleet_schema
 from wm_fleet.connection import RedisConfig
-from wm_planner.models import Goal, RobotState
+from wm_planner.models import Goal
 from wm_planner.neighbours import NeighbourPlan, to_planning_frame
+from wm_world_model.state import RobotState
 
 from . import schemas
 from .batcher import BatcherStopped, DynamicBatcher

@@ -16,11 +16,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from wm_common.grid import Grid2D
-from wm_planner.configure import (build_optimizer, node_params_from_yaml, planner_params,
-                                  resolve_artifact)
-from wm_planner.models import Goal, RobotState
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_planner.configure import build_optimizer, node_params_from_yaml, planner_params
+from wm_planner.models import Goal
 from wm_planner.neighbours import NeighbourPlan
+from wm_world_model.artifact import resolve_artifact
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotState
 
 from .config import ServiceConfig
 

@@ -66,14 +66,14 @@ from wm_common.geometry import Pose2D, compose, inverse
 from wm_common.params import defaults
 from wm_perception.pipeline import Perception, PerceptionConfig
 from wm_planner.controller import Controller, CycleInput
-from wm_planner.models import RobotState
 from wm_planner.params import PLANNER_PARAMS
+from wm_world_model.recording import BagWriter
+from wm_world_model.state import RobotState
 from .dynamics import DiffDriveParams
 from .engine import Engine, KinematicEngine
 from .lidar import LidarSpec
 from .localization import Localization
 from .odometry import WheelOdometry
-from wm_world_model.recording import BagWriter
 from .scenario import WORLDS
 from .world import World
 

@@ -48,6 +48,19 @@ class ArtifactError(RuntimeError):
     """An artifact that must not be loaded, with the reason."""
 
 
+def resolve_artifact(name: str) -> str:
+    """A path as given, else the artifact of that name shipped with wm_world_model."""
+    if os.path.isdir(name) or os.path.isabs(name):
+        return name
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shipped = os.path.join(get_package_share_directory("wm_world_model"), "models", name)
+    except (ImportError, LookupError, ValueError, OSError):
+        return name
+    return shipped if os.path.isdir(shipped) else name
+
+
 def artifact_dirname(version: str) -> str:
     return "%s-%s" % (NAME, version)
 

@@ -3,8 +3,8 @@
 Both models step the state [x, y, yaw, v, w] under a command [v_cmd, w_cmd] held for `dt`,
 given a context vector (the world model's [payload_kg, payload_known, latent...]):
 
-* CasadiKinematics: wm_planner.unicycle's semantics (explicit Euler on the heading at the
-  start of the step; the velocities become the command at once). The context is ignored.
+* CasadiKinematics: kinematics.unicycle_terms (explicit Euler on the heading at the start
+  of the step; the velocities become the command at once). The context is ignored.
 * CasadiWorldModel: wm_world_model.model.WorldModel.next rebuilt from the module's weights
   (calibrated unicycle step, body-frame residual MLP of Linear + SiLU layers, tanh bound,
   rotation into the world, velocity clamp), in float64. The clamp is the exact fmin/fmax:

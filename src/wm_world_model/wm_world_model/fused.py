@@ -5,7 +5,7 @@ The residual MLP's input normalisation and the constant context (payload) are fo
 first layer, the calibrated kinematics' gains and scales come from the model's own
 `kinematics.calibration_gains`, and the rollout works channel-major (K samples along the last
 axis) on float32. `ROLLOUT_SOURCE` is TorchScript source: the planner compiles it together with
-its command clamp into one CompilationUnit (wm_planner.motion_model), so that clamp and rollout
+its command clamp into one CompilationUnit (motion_model), so that clamp and rollout
 are one scripted call; `compile_rollout()` compiles it alone (the parity tests).
 `FusedWorldModel(model)` holds the tensors it takes (`args()`), and raises ValueError for a
 network that is not the Linear/SiLU stack it folds.

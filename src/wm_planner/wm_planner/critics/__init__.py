@@ -2,8 +2,8 @@
 
 make_critics({"goal": {"weight": 4.0}, "obstacle": {"collision_cost": 1e4}}) builds the
 listed critics in that order; make_critics() builds DEFAULT_CRITICS. Velocity limits are
-hard-clamped in the sampler (unicycle.clamp_controls), so there is no velocity-limit
-critic.
+hard-clamped in the sampler (wm_world_model.kinematics.clamp_controls), so there is no
+velocity-limit critic.
 """
 from __future__ import annotations
 

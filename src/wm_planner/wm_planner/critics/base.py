@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Dict
 
 import numpy as np
 
+from wm_common.records import coerce
 from ..critic_data import CriticData
-from ..models import _coerce
 
 
 class Critic:
@@ -38,7 +38,7 @@ class Critic:
                              % (unknown, self.name, sorted(self.PARAMS)))
         for key, default in self.PARAMS.items():
             value = params.get(key, default)
-            setattr(self, key, _coerce("%s.%s" % (self.name, key), value, default))
+            setattr(self, key, coerce("%s.%s" % (self.name, key), value, default))
         if not np.isfinite(self.weight) or self.weight < 0.0:
             raise ValueError("critic %r: weight must be finite and >= 0" % self.name)
         self.validate()

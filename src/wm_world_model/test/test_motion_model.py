@@ -1,7 +1,6 @@
-"""The planner's motion models: the shipped world model behind MPPI, and its run-time guard."""
+"""The motion models: the shipped world model as the planner runs it, and its run-time guard."""
 from __future__ import annotations
 
-import math
 import os
 import shutil
 
@@ -9,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from wm_planner.models import Goal, OptimizerSettings, RobotState
-from wm_planner.motion_model import KinematicMotionModel, LearnedMotionModel
-from wm_planner.optimizer import MPPI
-from wm_planner.unicycle import rollout as unicycle_rollout
+from wm_world_model.kinematics import unicycle_rollout
+from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
+from wm_world_model.state import RobotState
 
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "wm_world_model", "models",
                        "worldmodel-1.0.0")
@@ -102,20 +100,6 @@ def test_batched_predict_flags_only_the_implausible_rows():
     kin, _ = KinematicMotionModel().predict(states[1:], cmds[1:], [None], 0.1)
     np.testing.assert_allclose(out[1], kin[0])
     assert np.abs(out[0, :, :2]).max() < 0.05      # the standing robot stays (residual drift)
-
-
-def test_mppi_plans_with_the_world_model(learned):
-    opt = MPPI(OptimizerSettings(num_samples=256, seed=3), motion_model=learned)
-    state = RobotState(x=0.0, y=0.0, yaw=0.0)
-    goal = Goal(x=2.0, y=0.5)
-    for _ in range(30):
-        res = opt.plan(state, goal)
-        assert res.status == "ok"
-        v, w = res.controls[0]
-        # drive the plan's own prediction one step (the model's first predicted pose)
-        x, y, yaw = res.trajectory[1]
-        state = RobotState(x=x, y=y, yaw=yaw, v=v, w=w)
-    assert math.hypot(goal.x - state.x, goal.y - state.y) < 0.8   # from 2.06 m
 
 
 def test_dt_mismatch_and_corrupt_artifact_are_refused(tmp_path):

@@ -1,11 +1,12 @@
-"""Motion models behind MPPI's rollouts: plain kinematics, or the learned world model, guarded.
+"""Motion models: plain kinematics, or the learned world model, guarded; what the planner's
+MPPI rolls out, the monitor compares with the robot, and the service predicts with.
 
 Both answer
   * `rollout(state, controls, dt) -> (K, H+1, 3)` [x, y, yaw] for (K, H, 2) (or (H, 2)) clamped
     control sequences, and
   * `clamp_rollout(state, requests, limits, dt) -> (controls, trajectories)`: MPPI's hot path,
     the robot's velocity and acceleration limits applied to (K, H, 2) requested sequences
-    (exactly `unicycle.clamp_controls`) and the result rolled out, in one call,
+    (exactly `kinematics.clamp_controls`) and the result rolled out, in one call,
 so the optimizer and the critics never know which one ran.
 
 No per-step Python in the hot path: `clamp_rollout` runs one TorchScript function (compiled
@@ -14,8 +15,8 @@ interpreter. Inside, everything is channel-major, (H, 2, K) commands and (3, H+1
 each per-step operation then works on rows of K contiguous values, whereas the (K, 2)
 layout broadcasts per-channel limits along an inner dimension of 2, which costs torch and
 numpy a loop iteration per sample. Requests made as a transposed view of an (H, 2, K) array
-(what MPPI passes) reach the kernel without a copy. Without torch, the kinematic model falls
-back to numpy (a Python loop over H in clamp_controls).
+(what MPPI passes) reach the kernel without a copy. KinematicMotionModel(use_torch=False)
+runs the numpy reference instead (a Python loop over H in clamp_controls).
 
 LearnedMotionModel loads a world-model artifact (wm_world_model.artifact: checksums, schema,
 optional Ed25519 signature) and scripts it with the robot's own torch (TorchScript; the whole
@@ -30,8 +31,7 @@ rolls large batches out in chunks of WORLD_MODEL_CHUNK samples, which keeps a la
 activations in cache. Its output is checked every call: a prediction that is not
 finite or moves faster than the model's physical limits is reported (`failures`, `last_error`)
 and that batch falls back to kinematics, so a bad model degrades the plan, never the robot's
-safety. torch is imported only when a model is built (the kinematic one imports it for its
-kernel when it is installed, and works without it).
+safety.
 
 The model rolls out from the origin with the robot's heading and the pose is added back in
 float64: the world model is SE(2)-equivariant, so this is exact, and it keeps float32 from
@@ -47,19 +47,17 @@ from typing import Any, Dict, Optional, Protocol, Sequence, Tuple
 import numpy as np
 import torch
 
-from wm_world_model.artifact import load_verified, to_torchscript
-from wm_world_model.fused import ROLLOUT_SOURCE, FusedWorldModel
-
-from .models import RobotLimits, RobotState
-from .unicycle import as_batch, clamp_controls
-from .unicycle import rollout as unicycle_rollout
+from .artifact import load_verified, to_torchscript
+from .fused import ROLLOUT_SOURCE, FusedWorldModel
+from .kinematics import as_batch, clamp_controls, unicycle_rollout
+from .state import RobotLimits, RobotState
 
 # TorchScript source, compiled by `_kernels()` on first use. Shapes: u/req (H, 2, K) float64
 # commands; bounds (4, 2, 1) float64 rows [measured (v, w), box low, box high, max change per
 # step]; poses (3, H+1, K) [x, y, yaw].
 _KERNEL_SOURCE = '''
 def clamp_requests(req: Tensor, bounds: Tensor) -> Tensor:
-    """unicycle.clamp_controls, channel-major: velocity box, then the per-step rate limit."""
+    """kinematics.clamp_controls, channel-major: velocity box, then the per-step rate limit."""
     lo = bounds[1]
     hi = bounds[2]
     step = bounds[3]
@@ -75,7 +73,7 @@ def clamp_requests(req: Tensor, bounds: Tensor) -> Tensor:
 
 
 def kinematic_rollout(u: Tensor, x0: float, y0: float, yaw0: float, dt: float) -> Tensor:
-    """unicycle.rollout, channel-major: prefix sums over the horizon, float64."""
+    """kinematics.unicycle_rollout, channel-major: prefix sums over the horizon, float64."""
     h = u.shape[0]
     out = torch.empty((3, h + 1, u.shape[2]), dtype=u.dtype)
     out[0, 0].fill_(x0)

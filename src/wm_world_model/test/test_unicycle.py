@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wm_planner.models import RobotLimits, RobotState
-from wm_planner.unicycle import clamp_controls, rollout
+from wm_world_model.kinematics import clamp_controls, unicycle_rollout
+from wm_world_model.state import RobotLimits, RobotState
 
 
 def reference_rollout(state, controls, dt):
@@ -23,7 +23,7 @@ def test_rollout_matches_step_by_step_reference():
     rng = np.random.default_rng(0)
     state = RobotState(1.0, -2.0, 0.7, 0.3, 0.1)
     controls = rng.uniform([-0.2, -1.2], [0.8, 1.2], size=(64, 10, 2))
-    trajs = rollout(state, controls, 0.1)
+    trajs = unicycle_rollout(state, controls, 0.1)
     assert trajs.shape == (64, 11, 3)
     for k in range(64):
         np.testing.assert_allclose(trajs[k], reference_rollout(state, controls[k], 0.1),
@@ -31,7 +31,7 @@ def test_rollout_matches_step_by_step_reference():
 
 
 def test_rollout_single_sequence_and_straight_line():
-    traj = rollout(RobotState(0.0, 0.0, 0.0), np.tile([0.5, 0.0], (10, 1)), 0.1)
+    traj = unicycle_rollout(RobotState(0.0, 0.0, 0.0), np.tile([0.5, 0.0], (10, 1)), 0.1)
     assert traj.shape == (11, 3)
     np.testing.assert_allclose(traj[:, 0], np.arange(11) * 0.05)
     np.testing.assert_allclose(traj[:, 1:], 0.0)
@@ -43,7 +43,7 @@ def test_rollout_single_sequence_and_straight_line():
 def test_rollout_property(x, y, yaw, dt, h, seed):
     u = np.random.default_rng(seed).uniform(-2, 2, size=(3, h, 2))
     s = RobotState(x, y, yaw)
-    trajs = rollout(s, u, dt)
+    trajs = unicycle_rollout(s, u, dt)
     for k in range(3):
         np.testing.assert_allclose(trajs[k], reference_rollout(s, u[k], dt), atol=1e-9)
 
