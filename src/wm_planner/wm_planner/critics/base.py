@@ -3,7 +3,9 @@
 As in Nav2's MPPI controller each term is a small class that scores a whole batch at
 once; the optimizer only sums `score` over its critics. A critic declares its parameters
 and defaults in PARAMS, so a ROS/YAML parameter dict maps onto it one to one and a
-misspelt key is an error instead of a silently ignored setting.
+misspelt key is an error instead of a silently ignored setting. The same class carries
+the term's smooth form for the CasADi NMPC (`smooth_cost`, over the NLP's symbols in
+critics/smooth.py), so a critic is defined in one place for both solvers.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from typing import Any, ClassVar, Dict
 import numpy as np
 
 from wm_common.records import coerce
+
 from ..critic_data import CriticData
+from ..models import Goal
+from .smooth import SmoothInputs
 
 
 class Critic:
@@ -24,12 +29,16 @@ class Critic:
 
     name: ClassVar[str] = "critic"
     PARAMS: ClassVar[Dict[str, Any]] = {"weight": 1.0, "enabled": True}
-    # How the CasADi NMPC (wm_planner.nmpc) treats this critic: "smooth" (the NMPC's
-    # objective has its smooth form), or "sampler only: <why>" (left to the MPPI; a hybrid
-    # refine is still kept only when it is cheaper under all the critics together, this one
-    # included). Empty: undeclared, and an NMPC configured with the critic refuses it by
-    # name.
+    # How the CasADi NMPC (wm_planner.nmpc) treats this critic: "smooth" (its objective
+    # adds weight * smooth_cost, which the class defines), or "sampler only: <why>" (left
+    # to the MPPI; a hybrid refine is still kept only when it is cheaper under all the
+    # critics together, this one included). Empty: undeclared, and an NMPC configured with
+    # the critic refuses it by name.
     nmpc_form: ClassVar[str] = ""
+    # The term is switched on and off by the robot's distance to the goal (`active`). The
+    # NMPC's NLP is built once, so it gets the switch as a parameter of every solve
+    # (SmoothInputs.active), set from `active`.
+    goal_gated: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.PARAMS))
@@ -56,6 +65,18 @@ class Critic:
 
     def cost(self, data: CriticData) -> np.ndarray:
         raise NotImplementedError
+
+    def active(self, distance: float, goal: Goal) -> bool:
+        """Whether the term counts for a robot `distance` metres from `goal` (a goal-gated
+        critic's `cost` and smooth form both follow it)."""
+        return True
+
+    def smooth_cost(self, nlp: SmoothInputs) -> Any:
+        """The unweighted cost of the NLP's one horizon as a smooth CasADi expression (the
+        NMPC adds weight * smooth_cost). Defined by the critics with nmpc_form "smooth";
+        the NMPC refuses any other critic by name before it gets here."""
+        raise NotImplementedError("critic %r has no smooth form (nmpc_form %r)"
+                                  % (self.name, self.nmpc_form))
 
     def score(self, data: CriticData) -> np.ndarray:
         """(K,) weighted cost of every sample in the batch."""

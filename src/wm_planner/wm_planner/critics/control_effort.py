@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Critic
+from .smooth import ca
 
 
 class ControlEffortCritic(Critic):
@@ -18,3 +19,8 @@ class ControlEffortCritic(Critic):
     def cost(self, data):
         u = data.controls
         return (self.v_weight * u[..., 0] ** 2 + self.w_weight * u[..., 1] ** 2).mean(axis=1)
+
+    def smooth_cost(self, nlp):
+        u = nlp.controls
+        return ca.sum2(self.v_weight * u[0, :] ** 2 + self.w_weight * u[1, :] ** 2) \
+            / nlp.horizon

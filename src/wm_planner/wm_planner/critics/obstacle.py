@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Critic
+from .smooth import smooth_relu
 
 
 class ObstacleCritic(Critic):
@@ -27,6 +28,10 @@ class ObstacleCritic(Critic):
     pose (index 0) is excluded: it is the same for every sample and cannot be changed, and
     counting it would flag every sample, stop included, as soon as the robot is a hair
     inside its radius.
+
+    Smooth form: the soft cost with a smoothed hinge over every footprint circle and
+    future step. The collision itself is no cost there: the NMPC keeps clearance >=
+    safety_margin as a constraint and checks its plan with `score`.
     """
 
     name = "obstacle"
@@ -95,3 +100,10 @@ class ObstacleCritic(Critic):
         # rather than trusting a corrupt distance field.
         data.in_collision = collided
         return self.weight * self._soft(clearance) + self.collision_cost * collided
+
+    def smooth_cost(self, nlp):
+        r = self.inflation_radius
+        total = 0
+        for clearance in nlp.clearances:
+            total += smooth_relu((r - clearance) / r) ** self.power
+        return total

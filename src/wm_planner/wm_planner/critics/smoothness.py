@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Critic
+from .smooth import ca
 
 
 class SmoothnessCritic(Critic):
@@ -33,3 +34,9 @@ class SmoothnessCritic(Critic):
             d /= limit * data.dt
             total += weight * np.square(d, out=d).mean(axis=1)
         return total
+
+    def smooth_cost(self, nlp):
+        u, lim, dt = nlp.controls, nlp.limits, nlp.dt
+        du = ca.horzcat(u[:, 0] - nlp.previous, u[:, 1:] - u[:, :-1])
+        return ca.sum2(self.v_weight * (du[0, :] / (lim.a_max * dt)) ** 2
+                       + self.w_weight * (du[1, :] / (lim.alpha_max * dt)) ** 2) / nlp.horizon
