@@ -4,9 +4,10 @@ The NLP, built once per distance-field window shape (not per cycle):
   decision variables  the H commands U (2 x H), single shooting: the model is stepped inside
                       the NLP (states are expressions of U), plus one slack per footprint
                       circle and future step when there is a distance field;
-  parameters          the measured state, goal, last sent command, the per-cycle critic
-                      switches (goal_angle / path_angle / prefer_forward activation), the
-                      world model's context, and the distance field and cost-to-go of a
+  parameters          the measured state, goal, last sent command, one switch per
+                      goal-gated critic (goal_angle / path_angle / prefer_forward by
+                      default: 1 or 0 per solve from the critic's `active`), the world
+                      model's context, and the distance field and cost-to-go of a
                       fixed-size window around the robot (its origin is a parameter too);
   bounds              the velocity box of RobotLimits on every command;
   constraints         acceleration limits as linear constraints on successive commands,
@@ -14,10 +15,15 @@ The NLP, built once per distance-field window shape (not per cycle):
                       does, so a measured velocity outside the box never makes it
                       infeasible); clearance(circle) + slack >= safety_margin per footprint
                       circle and future step;
-  objective           the default MPPI critics' terms in smooth form (goal cost-to-go,
-                      terminal heading, path angle, obstacle inflation, control effort,
-                      smoothness, prefer forward), with the critics' own weights, plus an
-                      exact L1 (+ small L2) penalty on the clearance slacks.
+  objective           the sum of weight * smooth_cost over the critics with nmpc_form
+                      "smooth" (by default goal cost-to-go, terminal heading, path angle,
+                      obstacle inflation, control effort, smoothness, prefer forward),
+                      each the critic's own smooth form, written in its class over the
+                      NLP's symbols (critics/smooth.py's SmoothInputs; the objective here
+                      names no critic), plus an exact L1 (+ small L2) penalty on the
+                      clearance slacks. Critics declared "sampler only" are left out
+                      (ignored_critics); an undeclared one is refused by name when the
+                      NMPC is built.
 
 Why single shooting (the default; multiple_shooting=True adds the 5 x H states and the
 dynamics as equality constraints): H is 10, the dynamics (unicycle, or calibrated lag + a
@@ -66,7 +72,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import casadi as ca
@@ -82,90 +88,45 @@ from wm_world_model.state import RobotLimits, RobotState
 
 from . import configure
 from .critic_data import CriticData
-from .critics import (ControlEffortCritic, Critic, GoalAngleCritic, GoalCritic,
-                      ObstacleCritic, PathAngleCritic, PreferForwardCritic, SmoothnessCritic,
-                      make_critics, time_weights)
+from .critics import Critic, ObstacleCritic, make_critics
+from .critics.smooth import SmoothInputs
 from .models import (STATUS_COLLISION, STATUS_FAILED, STATUS_OK, Goal, OptimizerSettings,
                      PlanResult)
 from .navigation_function import cost_to_go
 
 SOLVERS = ("ipopt", "sqpmethod")
-# Parameter vector layout before the context, window origin and the two grids.
-_X0, _GOAL, _PREV, _FLAGS = slice(0, 5), slice(5, 8), slice(8, 10), slice(10, 13)
-_NFIXED = 13
+# Parameter vector layout: the state, goal and previous command, then one switch per
+# goal-gated critic (NMPC._n_fixed marks their end), the context, window origin and grids.
+_X0, _GOAL, _PREV = slice(0, 5), slice(5, 8), slice(8, 10)
+_SWITCHES = 10
 # IPOPT return statuses whose iterate is garbage (anything else -- converged, iteration or
 # time limit -- leaves a finite iterate that the post-checks may accept).
 _IPOPT_FATAL = ("Invalid_Number_Detected", "Error_In_Step_Computation",
                 "Not_Enough_Degrees_Of_Freedom", "Invalid_Problem_Definition",
                 "Invalid_Option", "Unrecoverable_Exception", "NonIpopt_Exception_Thrown",
                 "Insufficient_Memory", "Internal_Error", "Restoration_Failed")
-_EPS_ANGLE = 0.05     # rad: smoothing of |angle| near 0
-_EPS_REVERSE = 0.01   # m/s: smoothing of max(-v, 0)
-_EPS_DIST = 0.05      # m: smoothing of the Euclidean goal distance (a cone at the goal)
-_EPS_HINGE = 0.05     # smoothing of the hinges (obstacle inflation, path angle)
 
 
-@dataclass
-class _Terms:
-    """Weights of the smooth objective, read from the critics MPPI uses."""
-
-    goal: float = 0.0
-    goal_time_power: float = 1.0
-    goal_angle: float = 0.0
-    goal_angle_radius: float = 1.0
-    goal_angle_power: float = 1.0
-    path_angle: float = 0.0
-    path_max_angle: float = 0.5
-    path_power: float = 1.0
-    path_radius: float = 1.0
-    path_min_slope: float = 0.2
-    obstacle: float = 0.0
-    inflation: float = 0.3
-    obstacle_power: float = 2.0
-    collision_cost: float = 1e4
-    effort: float = 0.0
-    effort_v: float = 1.0
-    effort_w: float = 0.5
-    smooth: float = 0.0
-    smooth_v: float = 1.0
-    smooth_w: float = 0.5
-    forward: float = 0.0
-    forward_radius: float = 0.5
-    ignored: List[str] = field(default_factory=list)
-
-    @classmethod
-    def from_critics(cls, critics: Sequence[Critic]) -> "_Terms":
-        t = cls()
-        for c in critics:
-            if not c.enabled or c.weight == 0.0:
-                continue
-            if isinstance(c, GoalCritic):
-                t.goal, t.goal_time_power = c.weight, c.time_power
-            elif isinstance(c, GoalAngleCritic):
-                t.goal_angle, t.goal_angle_radius = c.weight, c.activation_radius
-                t.goal_angle_power = c.power
-            elif isinstance(c, PathAngleCritic):
-                t.path_angle, t.path_max_angle, t.path_power = c.weight, c.max_angle, c.power
-                t.path_radius, t.path_min_slope = c.deactivation_radius, c.min_slope
-            elif isinstance(c, ObstacleCritic):
-                t.obstacle, t.inflation, t.obstacle_power = (c.weight, c.inflation_radius,
-                                                             c.power)
-                t.collision_cost = c.collision_cost
-            elif isinstance(c, ControlEffortCritic):
-                t.effort, t.effort_v, t.effort_w = c.weight, c.v_weight, c.w_weight
-            elif isinstance(c, SmoothnessCritic):
-                t.smooth, t.smooth_v, t.smooth_w = c.weight, c.v_weight, c.w_weight
-            elif isinstance(c, PreferForwardCritic):
-                t.forward, t.forward_radius = c.weight, c.deactivation_radius
-            elif c.nmpc_form.startswith("sampler only"):
-                t.ignored.append(c.name)
-            else:
-                raise ValueError(
-                    "critic %r has no form in the NMPC's objective: give it one in "
-                    "wm_planner.nmpc (_Terms, _objective) and set nmpc_form = 'smooth' on "
-                    "its class, or declare nmpc_form = 'sampler only: <why>', or leave it out "
-                    "of `critics` with solver nmpc/hybrid" % c.name)
-        return t
+def _objective_critics(critics: Sequence[Critic]) -> Tuple[List[Critic], List[str]]:
+    """(the critics whose smooth form is in the objective, the names of those left to the
+    sampler), of the enabled critics with a weight; ValueError naming a critic that
+    declares neither (a new critic is never silently left out of the objective)."""
+    smooth: List[Critic] = []
+    ignored: List[str] = []
+    for c in critics:
+        if not c.enabled or c.weight == 0.0:
+            continue
+        if c.nmpc_form == "smooth" and type(c).smooth_cost is not Critic.smooth_cost:
+            smooth.append(c)
+        elif c.nmpc_form.startswith("sampler only"):
+            ignored.append(c.name)
+        else:
+            raise ValueError(
+                "critic %r has no form in the NMPC's objective: give its class a "
+                "smooth_cost (wm_planner/critics/base.py) and nmpc_form = 'smooth', or "
+                "declare nmpc_form = 'sampler only: <why>', or leave it out of `critics` "
+                "with solver nmpc/hybrid" % c.name)
+    return smooth, ignored
 
 
 @dataclass
@@ -282,7 +243,9 @@ class NMPC:
         self.refine_max_iter = int(refine_max_iter)
         self.refine_time_ms = refine_time_ms
         self.ipopt_options = dict(ipopt_options or {})
-        self.terms = _Terms.from_critics(self.critics)
+        self._smooth, self._ignored = _objective_critics(self.critics)
+        self._gated = [c for c in self._smooth if c.goal_gated]
+        self._n_fixed = _SWITCHES + len(self._gated)
         self.payload_kg: Optional[float] = None
 
         h = self.settings.horizon
@@ -320,7 +283,7 @@ class NMPC:
     @property
     def ignored_critics(self) -> List[str]:
         """Critics with no term in the NLP (they still score the result)."""
-        return list(self.terms.ignored)
+        return list(self._ignored)
 
     def set_payload(self, payload_kg: Optional[float]) -> None:
         """The carried mass (kg) for the world model's context, or None when unknown."""
@@ -342,7 +305,8 @@ class NMPC:
             reach += float(np.max(self.model.residual_bound[:2])) * s.horizon
         c = self.circles
         reach += float(np.max(np.hypot(c[:, 0], c[:, 1]) + c[:, 2]))
-        reach += self.terms.inflation + self.safety_margin
+        # the obstacle critic's penalty reads the field up to its inflation radius
+        reach += self._obstacle_check.inflation_radius + self.safety_margin
         # +2 cells of spline support on each side, +1 for the robot's cell offset.
         return 2 * int(math.ceil(reach / resolution)) + 6
 
@@ -366,16 +330,17 @@ class NMPC:
         nc = self.circles.shape[0]
         n_ctx = self._step.size1_in(2)
         n_grid = grid_shape[0] * grid_shape[1] if grid_shape is not None else 0
-        n_p = _NFIXED + n_ctx + ((2 + n_grid * (2 if has_ctg else 1)) if n_grid else 0)
+        n_fixed = self._n_fixed
+        n_p = n_fixed + n_ctx + ((2 + n_grid * (2 if has_ctg else 1)) if n_grid else 0)
 
         u = ca.MX.sym("U", 2, h)
         n_s = h * nc if grid_shape is not None else 0
         slack = ca.MX.sym("S", n_s)
         p = ca.MX.sym("p", n_p)
-        ctx = p[_NFIXED:_NFIXED + n_ctx]
+        ctx = p[n_fixed:n_fixed + n_ctx]
         esdf_fn = ctg_fn = None
         if grid_shape is not None:
-            off = _NFIXED + n_ctx
+            off = n_fixed + n_ctx
             origin = p[off:off + 2]
             esdf_fn = _spline_field(p[off + 2:off + 2 + n_grid], grid_shape, key[2], origin)
             if has_ctg:
@@ -429,49 +394,31 @@ class NMPC:
                         grid_shape)
 
     def _objective(self, u, states, slack, p, esdf_fn, ctg_fn, res: float):
-        """(f, g_acc, g_obs): the critics' terms in smooth form, the acceleration rows and
-        the clearance rows, for future states[k] = [x, y, yaw, v, w] after step k."""
-        s, lim, t = self.settings, self.limits, self.terms
-        h, dt = s.horizon, s.dt
-        goal, prev, flags = p[_GOAL], p[_PREV], p[_FLAGS]
+        """(f, g_acc, g_obs): the critics' smooth forms, the acceleration rows and the
+        clearance rows, for future states[k] = [x, y, yaw, v, w] after step k."""
+        s = self.settings
+        h = s.horizon
         circles = self.circles
         nc = circles.shape[0]
-        f = 0
-        # Goal: time-weighted cost-to-go (or Euclidean distance) of the future points.
-        if t.goal > 0.0:
-            tw = time_weights(h, t.goal_time_power)
-            for k in range(h):
-                f += t.goal * tw[k] * _goal_distance(states[k], goal, ctg_fn)
-        end = states[-1]
-        if t.goal_angle > 0.0:
-            err = _smooth_abs_angle(end[2] - goal[2])
-            f += t.goal_angle * flags[0] * err ** t.goal_angle_power
-        if t.path_angle > 0.0:
-            f += t.path_angle * flags[1] * _path_angle(end, goal, ctg_fn, res, t)
-        vs, ws = u[0, :], u[1, :]
-        if t.effort > 0.0:
-            f += t.effort * ca.sum2(t.effort_v * vs ** 2 + t.effort_w * ws ** 2) / h
-        if t.smooth > 0.0:
-            du = ca.horzcat(u[:, 0] - prev, u[:, 1:] - u[:, :-1])
-            f += t.smooth * ca.sum2(t.smooth_v * (du[0, :] / (lim.a_max * dt)) ** 2
-                                    + t.smooth_w * (du[1, :] / (lim.alpha_max * dt)) ** 2) / h
-        if t.forward > 0.0:
-            rev = 0.5 * (ca.sqrt(vs ** 2 + _EPS_REVERSE ** 2) - vs)
-            f += t.forward * flags[2] * ca.sum2(rev) * dt
-
         g_acc = ca.vec(ca.horzcat(u[:, 0], u[:, 1:] - u[:, :-1]))
-        g_obs = []
+        clearances = []
         if esdf_fn is not None:
             for k in range(h):
                 c, sn = ca.cos(states[k][2]), ca.sin(states[k][2])
                 for j in range(nc):
                     cx = states[k][0] + c * circles[j, 0] - sn * circles[j, 1]
                     cy = states[k][1] + sn * circles[j, 0] + c * circles[j, 1]
-                    clearance = esdf_fn(cx, cy) - circles[j, 2]
-                    g_obs.append(clearance + slack[k * nc + j])
-                    if t.obstacle > 0.0:
-                        pen = _smooth_relu((t.inflation - clearance) / t.inflation)
-                        f += t.obstacle * pen ** t.obstacle_power
+                    clearances.append(esdf_fn(cx, cy) - circles[j, 2])
+        nlp = SmoothInputs(controls=u, states=states, goal=p[_GOAL], previous=p[_PREV],
+                           horizon=h, dt=s.dt, limits=self.limits, cost_to_go=ctg_fn,
+                           resolution=res, clearances=clearances)
+        slots = iter(range(_SWITCHES, self._n_fixed))     # in self._gated's order
+        f = 0
+        for critic in self._smooth:
+            own = replace(nlp, active=p[next(slots)]) if critic.goal_gated else nlp
+            f += critic.weight * critic.smooth_cost(own)
+        g_obs = [clearance + slack[i] for i, clearance in enumerate(clearances)]
+        if esdf_fn is not None:
             f += self.slack_weight * ca.sum1(slack) + 10.0 * self.slack_weight * \
                 ca.sumsqr(slack)
         return f, g_acc, ca.vertcat(*g_obs) if g_obs else ca.MX(0, 1)
@@ -554,15 +501,11 @@ class NMPC:
         return key, origin, [gr.ravel() for gr in grids]
 
     def _params(self, state: RobotState, goal: Goal, origin, grids) -> ca.DM:
-        t = self.terms
         dist = math.hypot(state.x - goal.x, state.y - goal.y)
-        flags = [1.0 if (goal.yaw_tolerance < math.pi and dist <= t.goal_angle_radius)
-                 else 0.0,
-                 1.0 if dist > t.path_radius else 0.0,
-                 1.0 if dist > t.forward_radius else 0.0]
+        switches = [1.0 if c.active(dist, goal) else 0.0 for c in self._gated]
         prev = self._previous_command(state)
         head = np.concatenate([[state.x, state.y, state.yaw, state.v, state.w],
-                               [goal.x, goal.y, goal.yaw], prev, flags, self._context()])
+                               [goal.x, goal.y, goal.yaw], prev, switches, self._context()])
         parts = [head]
         if origin is not None:
             parts.append(origin)
@@ -884,12 +827,6 @@ def _spline_field(coeffs, shape: Tuple[int, int], res: float, origin):
     return f
 
 
-def _smooth_relu(z, delta: float = _EPS_HINGE):
-    """max(z, 0), smoothed over |z| < delta (C-infinity; the critics' hinges are kinks,
-    which cost a Newton-type solver its fast convergence)."""
-    return 0.5 * (z + ca.sqrt(z ** 2 + delta ** 2))
-
-
 def _extend_across_blocked(values: np.ndarray, blocked: np.ndarray, res: float) -> np.ndarray:
     """The cost-to-go with every blocked cell replaced by its nearest free cell's value plus
     the distance to it. cost_to_go gives blocked cells a value above the whole reachable
@@ -902,35 +839,6 @@ def _extend_across_blocked(values: np.ndarray, blocked: np.ndarray, res: float) 
     out = values.copy()
     out[blocked] = values[iy[blocked], ix[blocked]] + dist[blocked] * res
     return out
-
-
-def _goal_distance(xk, goal, ctg_fn):
-    if ctg_fn is not None:
-        return ctg_fn(xk[0], xk[1])
-    return ca.sqrt((xk[0] - goal[0]) ** 2 + (xk[1] - goal[1]) ** 2 + _EPS_DIST ** 2)
-
-
-def _smooth_abs_angle(e):
-    """|wrap(e)| near 0 (the chord 2|sin(e/2)|, smoothed at 0): smooth, 2pi-periodic."""
-    return ca.sqrt(2.0 - 2.0 * ca.cos(e) + _EPS_ANGLE ** 2) - _EPS_ANGLE
-
-
-def _path_angle(end, goal, ctg_fn, h: float, t: _Terms):
-    """Heading at the end versus the cost-to-go's descent (the goal direction without one):
-    hinge(chord(err) - chord(max_angle))^power, faded out where the slope is flat."""
-    if ctg_fn is not None:
-        dx = -(ctg_fn(end[0] + h, end[1]) - ctg_fn(end[0] - h, end[1])) / (2.0 * h)
-        dy = -(ctg_fn(end[0], end[1] + h) - ctg_fn(end[0], end[1] - h)) / (2.0 * h)
-        slope2 = dx ** 2 + dy ** 2
-        gate = slope2 / (slope2 + t.path_min_slope ** 2)
-    else:
-        dx, dy = goal[0] - end[0], goal[1] - end[1]
-        slope2 = dx ** 2 + dy ** 2
-        gate = 1.0
-    cos_err = (ca.cos(end[2]) * dx + ca.sin(end[2]) * dy) / ca.sqrt(slope2 + 1e-6)
-    chord = ca.sqrt(2.0 - 2.0 * cos_err + _EPS_ANGLE ** 2) - _EPS_ANGLE
-    free = math.sqrt(2.0 - 2.0 * math.cos(t.path_max_angle))
-    return gate * _smooth_relu(chord - free) ** t.path_power
 
 
 class _ConvexHessian(ca.Callback):
