@@ -3,12 +3,14 @@ cache, warm starts, failure paths and the hybrid refine step against MPPI."""
 import math
 import os
 
+import casadi as ca
 import numpy as np
 import pytest
 
 from wm_common.grid import Grid2D
 from wm_planner.critic_data import CriticData
 from wm_planner.critics import make_critics
+from wm_planner.critics.base import Critic
 from wm_planner.goal_checker import goal_reached
 from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.navigation_function import cost_to_go
@@ -299,8 +301,6 @@ def test_multiple_shooting_finds_the_same_plan():
 def test_a_critic_without_an_nmpc_form_is_refused_by_name():
     """A new critic is never silently left out of the NMPC's objective: undeclared, the
     NMPC refuses it at construction; declared sampler-only, it is listed as ignored."""
-    from wm_planner.critics.base import Critic
-
     class NewCritic(Critic):
         name = "new_term"
 
@@ -316,3 +316,51 @@ def test_a_critic_without_an_nmpc_form_is_refused_by_name():
     from wm_planner.critics import CRITIC_REGISTRY
     assert all(c.nmpc_form == "smooth" or c.nmpc_form.startswith("sampler only: ")
                for c in CRITIC_REGISTRY.values())
+
+
+def test_a_new_smooth_critic_enters_the_objective_through_its_own_form():
+    """The NMPC's objective is its critics' own smooth forms: a critic class nmpc.py has
+    never heard of, declared 'smooth', adds exactly weight * its smooth_cost, gets its own
+    per-solve switch from its `active`, and steers the plan; one that declares 'smooth'
+    without writing a smooth_cost is refused by name."""
+    class CruiseCritic(Critic):
+        """(v - cruise)^2, mean over the horizon, farther than 2 m from the goal only."""
+
+        name = "cruise"
+        nmpc_form = "smooth"
+        goal_gated = True
+        PARAMS = dict(Critic.PARAMS, weight=20.0, cruise=0.3)
+
+        def active(self, distance, goal):
+            return distance > 2.0
+
+        def cost(self, data):
+            return ((data.controls[..., 0] - self.cruise) ** 2).mean(axis=1)
+
+        def smooth_cost(self, nlp):
+            v = nlp.controls[0, :]
+            return nlp.active * ca.sum2((v - self.cruise) ** 2) / nlp.horizon
+
+    base = NMPC(critics=make_critics(None))
+    cruise = NMPC(critics=make_critics(None) + [CruiseCritic()])
+    state = RobotState(0.0, 0.0, 0.0, 0.3, 0.0)
+    u = np.random.default_rng(0).uniform([-0.2, -1.2], [0.8, 1.2], size=(10, 2))
+    for goal, active in ((Goal(5.0, 0.0, 0.0), True), (Goal(1.5, 0.0, 0.0), False)):
+        f = [float(n._problem(("free",)).f_fn(u.ravel(), n._params(state, goal, None, [])))
+             for n in (base, cruise)]
+        extra = 20.0 * np.mean((u[:, 0] - 0.3) ** 2) if active else 0.0
+        assert f[1] - f[0] == pytest.approx(extra, rel=1e-9, abs=1e-9)
+    goal = Goal(8.0, 0.0, 0.0)
+    fast, slow = base.plan(state, goal), cruise.plan(state, goal)
+    assert fast.status == slow.status == "ok"
+    assert fast.controls[-1, 0] > 0.75 and slow.controls[:, 0].max() < 0.45
+
+    class Unwritten(Critic):
+        name = "unwritten"
+        nmpc_form = "smooth"
+
+        def cost(self, data):
+            return np.zeros(data.num_samples)
+
+    with pytest.raises(ValueError, match="'unwritten' has no form in the NMPC"):
+        NMPC(critics=make_critics(None) + [Unwritten()])
