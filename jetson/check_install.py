@@ -45,7 +45,7 @@ SHIPPED_ARTIFACT = "worldmodel-1.0.0"
 # distribution name (requirements file) -> module to import
 MODULES = {"numpy": "numpy", "scipy": "scipy", "PyYAML": "yaml", "redis": "redis",
            "cryptography": "cryptography", "prometheus_client": "prometheus_client",
-           "mcap": "mcap", "zstandard": "zstandard", "lz4": "lz4"}
+           "mcap": "mcap", "zstandard": "zstandard", "lz4": "lz4", "casadi": "casadi"}
 
 
 def pinned_requirements(path: str = REQUIREMENTS) -> List[Tuple[str, str]]:

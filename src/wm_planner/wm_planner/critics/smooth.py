@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from ..models import RobotLimits
+from wm_world_model.state import RobotLimits
 
 try:
     import casadi as ca
