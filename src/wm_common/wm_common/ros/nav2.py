@@ -8,10 +8,13 @@ releases is the result: Humble's results carry no error code (std_msgs/Empty), J
 carry `error_code` and `error_msg`. `set_error` fills them where the installed type has them;
 the outcome is always in the goal's status (succeeded / aborted / canceled) and in the log.
 
-Error codes are Nav2's numbers: a navigator reports the code of the part that failed, so a
-route with no way through is ComputePathToPose's NO_VALID_PATH even in a NavigateToPose result.
+Error codes are Nav2's numbers (CODES, plain data in wm_common.nav2_codes): a navigator
+reports the code of the part that failed, so a route with no way through is
+ComputePathToPose's NO_VALID_PATH even in a NavigateToPose result.
 """
 from __future__ import annotations
+
+from wm_common.nav2_codes import CODES
 
 try:  # nav2_msgs: on robots with Nav2; not on PyPI
     from nav2_msgs.action import ComputePathToPose, FollowPath, NavigateToPose
@@ -28,22 +31,6 @@ __all__ = ["HAVE_NAV2", "NavigateToPose", "FollowPath", "ComputePathToPose", "Sp
            "ManageLifecycleNodes", "PACKAGE", "CODES", "set_error", "has_error_code"]
 
 PACKAGE = "nav2_msgs" if HAVE_NAV2 else "wm_msgs"
-
-# Nav2's error codes (nav2_msgs, Jazzy and later), by action. The numbers are part of the
-# interface; they are spelled out here because Humble's nav2_msgs does not define them.
-CODES = {
-    "NavigateToPose": {"NONE": 0, "GOAL_REJECTED": 1, "UNKNOWN": 9000,
-                       "FAILED_TO_LOAD_BEHAVIOR_TREE": 9001, "TF_ERROR": 9002,
-                       "TIMEOUT": 9003},
-    "FollowPath": {"NONE": 0, "GOAL_REJECTED": 1, "UNKNOWN": 100, "INVALID_CONTROLLER": 101,
-                   "TF_ERROR": 102, "INVALID_PATH": 103, "PATIENCE_EXCEEDED": 104,
-                   "FAILED_TO_MAKE_PROGRESS": 105, "NO_VALID_CONTROL": 106,
-                   "CONTROLLER_TIMED_OUT": 107, "TIMEOUT": 108},
-    "ComputePathToPose": {"NONE": 0, "GOAL_REJECTED": 1, "UNKNOWN": 200,
-                          "INVALID_PLANNER": 201, "TF_ERROR": 202, "START_OUTSIDE_MAP": 203,
-                          "GOAL_OUTSIDE_MAP": 204, "START_OCCUPIED": 205,
-                          "GOAL_OCCUPIED": 206, "TIMEOUT": 207, "NO_VALID_PATH": 208},
-}
 
 
 def has_error_code(result) -> bool:
