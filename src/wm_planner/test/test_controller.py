@@ -259,3 +259,20 @@ def test_follow_path_drives_the_given_path_and_a_replan_to_the_same_end_goes_on(
     with pytest.raises(ValueError):
         Controller(params(world_model_artifact="", global_route=False)).follow_path(
             path, "map", Pose2D(3.0, 0.0, 0.0), 0.0)
+
+
+def test_what_a_cycle_output_says_to_the_node():
+    """Moving (else the watchdog goes on with a controlled stop) and the health it reports."""
+    assert ctl.CycleOutput((0.3, 0.0), ctl.OK, behavior="mppi").moving
+    assert ctl.CycleOutput((0.0, 0.4), ctl.RECOVERING, behavior="spin").moving
+    assert not ctl.CycleOutput((0.0, 0.0), ctl.OK).moving
+    assert not ctl.CycleOutput((0.2, 0.0), ctl.FAILED).moving    # a stop step
+    assert ctl.CycleOutput((0.3, 0.0), ctl.OK, behavior="mppi").health() == \
+        ("ok", "tracking goal")
+    assert ctl.CycleOutput((0.0, 0.5), ctl.OK, behavior="rotate_to_heading").health() == \
+        ("ok", "turning on the spot towards the way")
+    assert ctl.CycleOutput((0.0, 0.5), ctl.RECOVERING, behavior="spin").health() == \
+        ("warn", "recovery: spin")
+    for status in (ctl.IDLE, ctl.FAILED, ctl.WAITING, ctl.ABORTED, ctl.STALE,
+                   ctl.GOAL_REACHED, ctl.NO_TRANSFORM):
+        assert ctl.CycleOutput((0.0, 0.0), status).health() is None

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wm_planner.model_swap import ModelSwap, probe
+from wm_planner.configure import planner_params
+from wm_planner.model_swap import NEEDS_MPPI, ModelSwap, load_candidate, probe
 from wm_world_model.artifact import load_artifact, save_artifact
 from wm_world_model.motion_model import KinematicMotionModel, LearnedMotionModel
 from wm_world_model.state import RobotState
@@ -65,3 +66,31 @@ def test_a_model_that_proved_itself_is_kept(tmp_path):
     assert swap.check(12.0) is None and swap.current is new
     with pytest.raises(ValueError):
         ModelSwap(old, rollback_failures=0)
+
+
+def test_a_candidate_is_loaded_with_the_payload_and_probed_or_refused(tmp_path):
+    p = planner_params({"world_model_artifact": ""})
+    model, why = load_candidate(p, str(SHIPPED), 80.0)
+    assert why == "" and model.version == "1.0.0" and model.payload_kg == 80.0
+    assert load_candidate(dict(p, solver="nmpc"), str(SHIPPED), None) == (None, NEEDS_MPPI)
+    assert load_candidate(p, "", None) == (None, "refused: no artifact given")
+    model, why = load_candidate(p, str(tmp_path / "missing"), None)
+    assert model is None and why.startswith("refused: ")
+    slow = variant(tmp_path, "9.9.9", v_abs_max=0.1)
+    model, why = load_candidate(p, slow, None)
+    assert model is None and why.startswith("refused: probe: "), why
+
+
+def test_fallbacks_count_the_refusals_of_the_model_in_use(tmp_path):
+    old = KinematicMotionModel()
+    swap = ModelSwap(old, rollback_failures=3, rollback_window=30.0)
+    assert swap.versions() == (ModelSwap.version(old), "")
+    new = LearnedMotionModel(variant(tmp_path, "1.0.3"), 0.1)
+    new.rollout(RobotState(0.0, 0.0, 0.0, 40.0, 0.0), np.zeros((10, 2)), 0.1)
+    swap.swap(new, now=0.0)                      # refusals before the swap do not count
+    assert swap.versions() == ("1.0.3", ModelSwap.version(old))
+    assert swap.fallbacks(new) == 0
+    for _ in range(2):
+        new.rollout(RobotState(0.0, 0.0, 0.0, 40.0, 0.0), np.zeros((10, 2)), 0.1)
+    assert swap.fallbacks(new) == new.failures - 1 >= 2
+    assert swap.fallbacks(new) == 0              # counted once

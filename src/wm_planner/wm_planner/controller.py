@@ -125,6 +125,22 @@ class CycleOutput:
     counters: List[str] = field(default_factory=list)   # diagnostics counters to bump
     log: List[Tuple[str, str]] = field(default_factory=list)   # (level, message)
 
+    @property
+    def moving(self) -> bool:
+        """Whether the command drives the robot on (else it is a step of a controlled stop,
+        which the node's watchdog goes on with between cycles)."""
+        return self.status in (OK, RECOVERING) and self.cmd != (0.0, 0.0)
+
+    def health(self) -> Optional[Tuple[str, str]]:
+        """(level 'ok' or 'warn', message) this cycle reports in the diagnostics, or None (it
+        leaves the last one)."""
+        if self.status == RECOVERING:
+            return "warn", "recovery: %s" % self.behavior
+        if self.status == OK:
+            return "ok", ("tracking goal" if self.behavior != "rotate_to_heading" else
+                          "turning on the spot towards the way")
+        return None
+
 
 class Controller:
     """The planner's control cycle for one robot (see the module docstring).

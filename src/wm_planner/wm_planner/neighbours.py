@@ -3,16 +3,23 @@
 A neighbour publishes its predicted trajectory with a time per point on its own ROS clock (the
 fleet runs chrony, see README). The node that receives it (the fleet client) rejects entries
 too far in the future or past, transforms the points into the planning frame and expresses
-the times relative to the state the planner plans from; this module only holds the result and
-answers "where will it be at t?".
+the times relative to the state the planner plans from; this module holds the result, answers
+"where will it be at t?", and turns a fleet snapshot's robots into such plans
+(`neighbour_plans`, for the planner node).
 
 Plain numpy; Python 3.8.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
+
+from wm_common.geometry import Pose2D, inverse
+
+MIN_RADIUS = 0.05   # a neighbour that shares no footprint is at least this big [m]
 
 
 @dataclass(frozen=True)
@@ -64,3 +71,25 @@ def to_planning_frame(robot_id: str, times_abs, xy_shared, radius: float, frame_
     py = frame_to_plan.y + s * xy[:, 0] + c * xy[:, 1]
     t = np.asarray(times_abs, dtype=np.float64).reshape(-1) - t_state
     return NeighbourPlan(robot_id, t, np.stack([px, py], axis=1), radius)
+
+
+def neighbour_plans(robots: Iterable[Tuple[str, Sequence[Tuple[float, float, float]],
+                                           Tuple[float, float, float],
+                                           Sequence[Tuple[float, float]]]],
+                    map_to_odom: Pose2D, t_state: float
+                    ) -> Tuple[List[NeighbourPlan], List[str]]:
+    """The fleet snapshot's robots as NeighbourPlans in odom, times relative to t_state, and
+    why any was left out. robots: (robot_id, its shared path [(t, x, y)] in map, where it is
+    (t, x, y), its footprint's points [(x, y)]); one that shares no path stays where it is,
+    its radius is its footprint's (at least MIN_RADIUS)."""
+    o2m = inverse(map_to_odom)
+    out, errors = [], []
+    for robot_id, path, here, footprint in robots:
+        pts = list(path) or [here]
+        radius = max([math.hypot(x, y) for x, y in footprint] + [MIN_RADIUS])
+        try:
+            out.append(to_planning_frame(robot_id, [p[0] for p in pts], [p[1:] for p in pts],
+                                         radius, o2m, t_state))
+        except ValueError as e:
+            errors.append(str(e))
+    return out, errors

@@ -1,8 +1,12 @@
 """The planner node's parameters (names, defaults, ranges, descriptions): one source of truth
-for the node, the YAML check and the README table."""
+for the node, the YAML check and the README table; which may change at run time, and the check
+of a set-parameters request (`check_changes`)."""
+import array
+from typing import Any, Dict, Iterable, Optional, Tuple
+
 from wm_common.footprint import DEFAULT_FOOTPRINT
 from wm_common.localization import localization_params
-from wm_common.params import Param
+from wm_common.params import Param, check_value
 from wm_planner.critics import CRITIC_REGISTRY, DEFAULT_CRITICS
 
 PLANNER_PARAMS = [
@@ -195,3 +199,28 @@ LIVE_PARAMS = frozenset([
 def is_live_param(name: str) -> bool:
     """Whether `name` may change while the planner is configured (critic parameters may)."""
     return name in LIVE_PARAMS or name.split(".", 1)[0] in CRITIC_REGISTRY
+
+
+def check_changes(items: Iterable[Tuple[str, Any]], configured: bool
+                  ) -> Tuple[Dict[str, Any], Optional[str]]:
+    """A set-parameters request, (name, value) pairs, checked against PLANNER_PARAMS: (the
+    planner's changes, None), or ({}, why) to refuse them all. Names that are not the
+    planner's (use_sim_time, autostart, ...) pass unchecked; while `configured`, only live
+    parameters may change (the others need cleanup, set, configure)."""
+    specs = {s.name: s for s in PLANNER_PARAMS}
+    changes = {}
+    for name, value in items:
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        if isinstance(value, array.array):   # rclpy's type for numeric arrays
+            value = list(value)
+        why = check_value(spec, value)
+        if why is not None:
+            return {}, "%s: %s" % (name, why)
+        changes[name] = value
+    fixed = sorted(n for n in changes if not is_live_param(n)) if configured else []
+    if fixed:
+        return {}, "%s can only change while unconfigured (cleanup, set, configure)" % (
+            ", ".join(fixed))
+    return changes, None
