@@ -17,6 +17,9 @@ from wm_planner.controller import Controller, CycleInput
 from wm_planner.models import Goal
 from wm_planner.progress_checker import ProgressChecker
 from wm_planner.recoveries import BackUp, RecoveryContext, Spin
+from wm_world_model import motion_model
+from wm_world_model.casadi_form import CasadiKinematics, CasadiWorldModel
+from wm_world_model.motion_model import KinematicMotionModel
 from wm_world_model.state import RobotState
 
 IDENTITY = Pose2D(0.0, 0.0, 0.0)
@@ -177,6 +180,23 @@ def test_a_live_change_reaches_every_solver():
     with pytest.raises(ValueError):
         c.reconfigure({"v_max": 0.5, "footprint": [0.3, 0.2, 0.3, -0.2]})
     assert (c.optimizer, c.nmpc, c.p["v_max"]) == before
+
+
+def test_the_nmpc_plans_with_the_mppis_own_model_also_after_a_swap(monkeypatch):
+    """Hybrid: the artifact is loaded and verified once (for the MPPI); the NMPC's CasADi
+    form is derived from that same WorldModel, and a swap reaches both solvers."""
+    loads = []
+    real = motion_model.load_verified
+    monkeypatch.setattr(motion_model, "load_verified",
+                        lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    c = Controller(params(world_model_artifact="worldmodel-1.0.0", solver="hybrid"))
+    assert len(loads) == 1
+    assert isinstance(c.nmpc.model, CasadiWorldModel)
+    assert c.nmpc.model.version == c.motion_model.version == "1.0.0"
+    w = c.motion_model.world_model.residual[0].weight.detach().double().numpy()
+    assert np.array_equal(np.asarray(c.nmpc.model.layers[0][1]), w)
+    c.use_motion_model(KinematicMotionModel())
+    assert isinstance(c.nmpc.model, CasadiKinematics) and len(loads) == 1
 
 
 def test_back_up_and_spin_move_only_where_the_footprint_has_room():

@@ -16,7 +16,9 @@ from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.navigation_function import cost_to_go
 from wm_planner.nmpc import NMPC
 from wm_planner.optimizer import MPPI
+from wm_world_model.casadi_form import casadi_form
 from wm_world_model.kinematics import clamp_controls, unicycle_rollout
+from wm_world_model.motion_model import LearnedMotionModel
 from wm_world_model.state import RobotLimits, RobotState
 from planner_world import BoxWorld, step_unicycle
 
@@ -116,16 +118,15 @@ def test_single_plan_bends_around_an_obstacle(solver):
 
 
 def test_world_model_plan_matches_the_learned_motion_model():
-    from wm_world_model.motion_model import LearnedMotionModel
-
+    learned = LearnedMotionModel(ARTIFACT, 0.1)
     planner = NMPC(OptimizerSettings(), RobotLimits(), robot_radius=ROBOT_RADIUS,
-                   artifact=ARTIFACT)
+                   model=casadi_form(learned.world_model, learned.version, 0.1))
     state = RobotState(0.5, 0.2, 0.3, 0.4, 0.1)
     r = planner.plan(state, Goal(3.0, 1.0, 0.0), BoxWorld([]).window(0.5, 0.2))
     assert r.status == "ok", planner.last_stats
     assert_within_limits(r.controls, state, planner.limits, 0.1)
     # The trajectory is the world model's (torch, float32) rollout of the plan.
-    ref = LearnedMotionModel(ARTIFACT, 0.1).rollout(state, r.controls, 0.1)
+    ref = learned.rollout(state, r.controls, 0.1)
     assert np.abs(r.trajectory - ref).max() < 1e-4
     # Progress toward the goal.
     assert math.hypot(r.trajectory[-1, 0] - 3.0, r.trajectory[-1, 1] - 1.0) < \

@@ -178,7 +178,7 @@ class Controller:
         friends with the reason; nothing is replaced then)."""
         footprint = build_footprint(p)
         optimizer = build_optimizer(p, motion_model=motion_model)
-        nmpc = build_nmpc(p)
+        nmpc = build_nmpc(p, optimizer.motion_model)
         rotate = build_rotate(p)
         progress = ProgressChecker(p["progress_checker.required_movement_radius"],
                                    p["progress_checker.movement_time_allowance"])
@@ -213,8 +213,10 @@ class Controller:
                 self.nmpc.reset()
 
     def use_motion_model(self, model) -> None:
-        """Plan with another motion model (a world-model swap or rollback)."""
+        """Plan with another motion model (a world-model swap or rollback): the MPPI and, with
+        solver nmpc/hybrid, the NMPC (the CasADi form of the same model)."""
         self.optimizer = build_optimizer(self.p, motion_model=model)
+        self.nmpc = build_nmpc(self.p, model)
         self.limiter.limits = self.optimizer.limits
         self._apply_payload()
 

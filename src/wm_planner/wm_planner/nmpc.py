@@ -81,9 +81,10 @@ from scipy.ndimage import distance_transform_edt
 
 from wm_common.footprint import Footprint
 from wm_common.grid import Grid2D
-from wm_world_model.artifact import resolve_artifact
-from wm_world_model.casadi_form import CasadiKinematics, CasadiWorldModel, make_context
+from wm_world_model.casadi_form import (CasadiKinematics, CasadiWorldModel, casadi_form,
+                                       make_context)
 from wm_world_model.kinematics import clamp_controls, unicycle_terms
+from wm_world_model.motion_model import MotionModel
 from wm_world_model.state import RobotLimits, RobotState
 
 from . import configure
@@ -163,9 +164,8 @@ class NMPC:
 
     settings / limits / critics / robot_radius / footprint / nav_inflation*: as MPPI's (the
         horizon and dt come from settings; the objective's weights from the critics).
-    model: a CasadiKinematics / CasadiWorldModel; else `artifact` (a world-model artifact
-        directory, loaded with wm_world_model.artifact's checks, public_key_file /
-        require_signature as the planner's) or, with neither, the plain unicycle.
+    model: a CasadiKinematics / CasadiWorldModel (wm_world_model.casadi_form.casadi_form of
+        the planner's motion model); None: the plain unicycle.
     solver: 'ipopt' (default) or 'sqpmethod' (CasADi's SQP with the QP solver `qpsol`,
         'qrqp' by default); max_iter and max_time_ms (IPOPT's wall-clock limit; the SQP has
         none, bound it with max_iter) cap one plan.
@@ -179,9 +179,6 @@ class NMPC:
                  robot_radius: float = 0.3, *,
                  footprint=None,
                  model=None,
-                 artifact: str = "",
-                 public_key_file: str = "",
-                 require_signature: bool = False,
                  solver: str = "ipopt",
                  qpsol: str = "qrqp",
                  max_iter: int = 30,
@@ -217,9 +214,7 @@ class NMPC:
         if not (safety_margin >= 0.0 and slack_weight > 0.0):
             raise ValueError("safety_margin >= 0 and slack_weight > 0 required")
         if model is None:
-            model = (CasadiWorldModel.from_artifact(artifact, public_key_file,
-                                                    require_signature)
-                     if artifact else CasadiKinematics(self.settings.dt))
+            model = CasadiKinematics(self.settings.dt)
         if abs(model.dt - self.settings.dt) > 1e-9:
             raise ValueError("the motion model steps %.3f s but the planner's dt is %.3f s"
                              % (model.dt, self.settings.dt))
@@ -901,22 +896,19 @@ def _full_hessian(triu_fn: ca.Function) -> ca.Function:
 __all__ = ["NMPC", "RefineInfo", "SOLVERS"]
 
 
-def build_nmpc(p: Mapping[str, Any]) -> Optional[NMPC]:
+def build_nmpc(p: Mapping[str, Any], motion_model: MotionModel) -> Optional[NMPC]:
     """The CasADi NMPC for solver nmpc / hybrid (None for mppi): same settings, limits,
-    critics (weights read at build time), footprint and world model as the MPPI."""
+    critics (weights read at build time) and footprint as the MPPI, and the CasADi form of
+    the MPPI's own motion model (`motion_model`, already loaded and verified)."""
     if p.get("solver", "mppi") not in configure.SOLVERS:
         raise ValueError("solver must be one of %s, got %r" % (configure.SOLVERS,
                                                               p.get("solver")))
     if p.get("solver", "mppi") == "mppi":
         return None
-    artifact = p.get("world_model_artifact", "")
-    artifact = "" if artifact.strip().lower() == "none" else artifact
     nmpc = NMPC(configure.build_settings(p), configure.build_limits(p),
                 configure.build_critics(p), robot_radius=p["robot_radius"],
                 footprint=configure.build_footprint(p),
-                artifact=resolve_artifact(artifact) if artifact else "",
-                public_key_file=p.get("world_model_public_key", ""),
-                require_signature=p.get("world_model_require_signature", False),
+                model=casadi_form(motion_model.world_model, motion_model.version, p["dt"]),
                 solver="ipopt", max_iter=p.get("nmpc_max_iter", 30),
                 max_time_ms=p.get("nmpc_max_time_ms", 25.0), refine_solver="sqpmethod",
                 refine_max_iter=p.get("refine_max_iter", 3))

@@ -24,8 +24,8 @@ from typing import Any, List, Optional, Tuple
 import casadi as ca
 import numpy as np
 
-from wm_world_model.artifact import load_verified
 from wm_world_model.kinematics import calibrated_increments, calibration_gains, unicycle_terms
+from wm_world_model.model import WorldModel
 
 STATE_DIM = 5
 ACTION_DIM = 2
@@ -118,13 +118,6 @@ class CasadiWorldModel:
         if int(cfg.feature_dim) != self.feature_mean.size:
             raise ValueError("world model normalisation does not match its feature size")
 
-    @classmethod
-    def from_artifact(cls, path: str, public_key_file: str = "",
-                      require_signature: bool = False) -> "CasadiWorldModel":
-        """Load an artifact with every check of wm_world_model.artifact.load_artifact."""
-        model, meta = load_verified(path, public_key_file, require_signature)
-        return cls(model, version=str(meta.get("version", "")))
-
     def features(self, x, u, ctx):
         """Normalised residual inputs [v, w, v_cmd, w_cmd, payload, known, latent...]."""
         known = ctx[1] if self.use_payload else 0.0
@@ -207,3 +200,13 @@ def make_context(model, payload_kg: Optional[float] = None) -> np.ndarray:
 
 __all__ = ["CalibratedKinematics", "CasadiKinematics", "CasadiWorldModel", "make_context",
            "STATE_DIM", "ACTION_DIM"]
+
+
+def casadi_form(world_model: Optional[WorldModel], version: str, dt: float):
+    """The CasADi form of a motion model: of its torch WorldModel (a loaded, verified
+    artifact: MotionModel.world_model), or the plain unicycle when it has none. Derived from
+    the model the planner already runs, so a hybrid planner loads and verifies an artifact
+    once and its NMPC plans with the same model as its MPPI, also after a swap."""
+    if world_model is None:
+        return CasadiKinematics(dt)
+    return CasadiWorldModel(world_model, version=version)

@@ -50,6 +50,7 @@ import torch
 from .artifact import load_verified, to_torchscript
 from .fused import ROLLOUT_SOURCE, FusedWorldModel
 from .kinematics import as_batch, clamp_controls, unicycle_rollout
+from .model import WorldModel
 from .state import RobotLimits, RobotState
 
 # TorchScript source, compiled by `_kernels()` on first use. Shapes: u/req (H, 2, K) float64
@@ -181,6 +182,9 @@ class MotionModel(Protocol):
                                version and metadata; '' and {} for kinematics)
     payload_kg, set_payload    the carried mass in kg (None: unknown); kinematics ignore it
     failures, last_error       predictions refused so far (kinematics used instead), and why
+    world_model                the torch WorldModel behind the predictions (None for
+                               kinematics): the other forms (the NMPC's CasADi expression)
+                               are derived from it, never loaded again
     rollout                    (K, H+1, 3) poses of clamped (K, H, 2) controls
     clamp_rollout              (clamped controls, their rollouts) of raw requests, one call
     predict                    batched what-if predictions (the world-model service)
@@ -192,6 +196,7 @@ class MotionModel(Protocol):
     payload_kg: Optional[float]
     failures: int
     last_error: str
+    world_model: Optional[WorldModel]
 
     def set_payload(self, payload_kg: Optional[float]) -> None: ...
 
@@ -210,6 +215,7 @@ class KinematicMotionModel:
 
     name = "kinematic"
     version = ""
+    world_model: Optional[WorldModel] = None
 
     def __init__(self, use_torch: bool = True):
         self.metadata: Dict[str, Any] = {}
@@ -274,7 +280,7 @@ class LearnedMotionModel:
             torch.set_num_threads(int(threads))
         self._torch = torch
         self._script = to_torchscript(model)
-        self._model = model
+        self.world_model: Optional[WorldModel] = model
         self._predict_script, self._predict_device = self._script, "cpu"
         try:
             self._fused: Optional[FusedWorldModel] = FusedWorldModel(model)
@@ -370,7 +376,7 @@ class LearnedMotionModel:
             self._predict_script, self._predict_device = self._script, "cpu"
             return
 
-        self._predict_script = to_torchscript(copy.deepcopy(self._model).to(dev))
+        self._predict_script = to_torchscript(copy.deepcopy(self.world_model).to(dev))
         self._predict_device = str(dev)
 
     def predict(self, states: np.ndarray, commands: np.ndarray,
