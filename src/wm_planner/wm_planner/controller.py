@@ -3,6 +3,9 @@ command to the base.
 
     goal check -> route -> progress check / recoveries -> turn on the spot -> solve -> limiter
 
+"solve" is the Solver the `solver` parameter chose (wm_planner.solver: MPPI, NMPC or the
+hybrid), called the same way whichever it is.
+
 The planner node (wm_planner.planner_node), the in-process episodes of the evaluation
 (wm_eval.episode) and the data generator (wm_sim.datagen) all call `Controller.step`;
 none keeps a copy of the cycle. Everything is built from the planner's flat parameter dict
@@ -50,7 +53,7 @@ from .nmpc import build_nmpc
 from .progress_checker import ProgressChecker
 from .recoveries import Recovery, RecoveryContext, build_recoveries
 from .route_manager import RouteManager
-from .solver import plan_with
+from .solver import Solver, build_solver
 from .unknown_space import unknown_as_obstacles
 
 # How a goal ends (GoalOutcome.code); the node maps them onto the action's error codes.
@@ -186,6 +189,7 @@ class Controller:
                                       self._reroute)
         self.footprint: Footprint = footprint
         self.optimizer, self.nmpc, self.rotate = optimizer, nmpc, rotate
+        self.solver: Solver = build_solver(p, optimizer, nmpc)
         self.progress, self.recoveries = progress, recoveries
         self._apply_payload()
 
@@ -195,28 +199,27 @@ class Controller:
         rebuilt). Raises (nothing changes) when the new set does not build."""
         new_p = dict(self.p)
         new_p.update(changes)
-        old = (self.footprint, self.optimizer, self.nmpc, self.rotate, self.progress,
-               self.recoveries)
+        old = (self.footprint, self.optimizer, self.nmpc, self.solver, self.rotate,
+               self.progress, self.recoveries)
         try:
             self._build(new_p, self.optimizer.motion_model)
         except Exception:
-            (self.footprint, self.optimizer, self.nmpc, self.rotate, self.progress,
-             self.recoveries) = old
+            (self.footprint, self.optimizer, self.nmpc, self.solver, self.rotate,
+             self.progress, self.recoveries) = old
             raise
         self.p = new_p
         self.limiter.limits = self.optimizer.limits
         if self.routes is not None:
             self.routes.switch_margin = float(new_p["route_switch_margin"])
         if self.goal is not None:
-            self.optimizer.reset()
-            if self.nmpc is not None:
-                self.nmpc.reset()
+            self.solver.reset()
 
     def use_motion_model(self, model) -> None:
         """Plan with another motion model (a world-model swap or rollback): the MPPI and, with
         solver nmpc/hybrid, the NMPC (the CasADi form of the same model)."""
         self.optimizer = build_optimizer(self.p, motion_model=model)
         self.nmpc = build_nmpc(self.p, model)
+        self.solver = build_solver(self.p, self.optimizer, self.nmpc)
         self.limiter.limits = self.optimizer.limits
         self._apply_payload()
 
@@ -251,9 +254,7 @@ class Controller:
     def _clear_memory(self) -> None:
         if self.routes is not None:
             self.routes.clear_memory()
-        self.optimizer.reset()
-        if self.nmpc is not None:
-            self.nmpc.reset()
+        self.solver.reset()
 
     # ------------------------------------------------------------------ goals
     def _reset_goal_state(self, now: float) -> None:
@@ -274,9 +275,7 @@ class Controller:
         self.detour = None
         self._reset_goal_state(now)
         self.progress.reset()
-        self.optimizer.reset()
-        if self.nmpc is not None:
-            self.nmpc.reset()
+        self.solver.reset()
         if self.routes is not None:
             self.routes.new_goal()
 
@@ -448,11 +447,10 @@ class Controller:
             if was_turning:
                 out.log.append(("info", "facing the way: the MPC drives again"))
 
-        solver = self.p["solver"]
-        result = plan_with(solver, self.optimizer, self.nmpc, s, goal, inp.field,
-                           route=route, predictions=inp.predictions,
-                           neighbours=None if solver == "nmpc" else list(inp.neighbours))
-        out.result, out.behavior = result, solver
+        result = self.solver.plan(s, goal, inp.field, route=route,
+                                  predictions=inp.predictions,
+                                  neighbours=list(inp.neighbours))
+        out.result, out.behavior = result, self.p["solver"]
         if result.status == STATUS_COLLISION:
             self.collisions_seen += 1
         if result.status != "ok":

@@ -663,12 +663,19 @@ class NMPC:
 
     def plan(self, state: RobotState, goal: Goal, esdf: Optional[Grid2D] = None, *,
              warm_start: Optional[np.ndarray] = None,
-             cost_to_go: Optional[Grid2D] = None) -> PlanResult:
-        """One NMPC solve from `state` toward `goal` over the distance field `esdf`.
+             cost_to_go: Optional[Grid2D] = None,
+             predictions: Optional[Sequence[Any]] = None,
+             route: Optional[np.ndarray] = None,
+             neighbours: Optional[Sequence[Any]] = None) -> PlanResult:
+        """One NMPC solve from `state` toward `goal` over the distance field `esdf` (the
+        Solver interface of wm_planner.solver).
 
         warm_start: an (H, 2) command sequence to start from (else the previous solution
         shifted one step, else a pursuit of the route). cost_to_go: the navigation function
         of this esdf and goal when the caller has it already (MPPI.last_cost_to_go).
+        predictions, route, neighbours: taken as every solver takes them, and not used: only
+        sampler-only critics read them (ignored_critics()), and the NMPC's cost-to-go is its
+        own, from the field alone.
         status: 'ok'; 'collision' (stop) when the solution hits the field per the obstacle
         critic; 'failed' (stop) on non-finite input, a corrupt field or a solver failure.
         """
