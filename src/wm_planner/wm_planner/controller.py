@@ -311,6 +311,12 @@ class Controller:
             self.routes.new_goal()
 
     # ------------------------------------------------------------------ commands
+    @property
+    def command_time(self) -> float:
+        """The time the last command was computed for (the limiter's step): what a stamped
+        cmd_vel carries."""
+        return self.limiter.last_t if self.limiter.last_t is not None else 0.0
+
     def stop_step(self, now: float) -> Tuple[float, float]:
         """One step of a controlled stop (the watchdog calls it between cycles)."""
         return self.limiter.stop_step(now)

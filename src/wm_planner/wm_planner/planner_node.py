@@ -141,7 +141,7 @@ class PlannerNode(lifecycle.ManagedNode):
     def on_deactivate(self, state):
         # An operator's deactivate: zero now, while the publisher is still active (the ramp
         # would outlive it); the base's own cmd_vel timeout is the last resort anyway.
-        self.out.command(0.0, 0.0)
+        self.out.command(0.0, 0.0, self.now())
         self.goals.end(DEACTIVATED, "planner deactivated")
         return super().on_deactivate(state)
 
@@ -199,7 +199,7 @@ class PlannerNode(lifecycle.ManagedNode):
         except Exception as e:  # a planner bug must stop the robot, not kill the node
             self.diag.count("planner_exceptions")
             self.get_logger().error("planner failed: %r" % (e,), throttle_duration_sec=2.0)
-            self.out.command(*self.controller.stop_step(now))
+            self.out.command(*self.controller.stop_step(now), self.controller.command_time)
             self.stopping = True
             return self.out.failed(input_stamp)
         self._check_motion_model()
@@ -230,7 +230,7 @@ class PlannerNode(lifecycle.ManagedNode):
         self.diag.set_value("behavior", out.behavior)
         self.diag.set_value("recoveries", str(out.recoveries))
         self.stopping = not out.moving
-        self.out.command(*out.cmd)
+        self.out.command(*out.cmd, self.controller.command_time)
         goal = self.goals.current
         if goal is not None:
             goal.track(out.distance_remaining, out.recoveries)
@@ -252,7 +252,7 @@ class PlannerNode(lifecycle.ManagedNode):
         """Start (or continue) a controlled stop at the deceleration limit: one step now, the
         rest from the watchdog, then zero continuously."""
         self.stopping = True
-        self.out.command(*self.controller.stop_step(self.now()))
+        self.out.command(*self.controller.stop_step(self.now()), self.controller.command_time)
 
     def _on_watchdog(self) -> None:
         if not self.active:
@@ -272,7 +272,7 @@ class PlannerNode(lifecycle.ManagedNode):
             self.publish_stop()
         elif self.stopping:
             # the controlled stop's next step; zero, continuously, once stopped
-            self.out.command(*self.controller.stop_step(now))
+            self.out.command(*self.controller.stop_step(now), self.controller.command_time)
 
     # ---------------------------------------------------------------- world-model swaps
     def _on_swap_world_model(self, request, response):

@@ -15,7 +15,7 @@ from geometry_msgs.msg import Point, PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Path
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wm_common.ros.convert import trajectory_to_path
+from wm_common.ros.convert import sec_to_stamp, trajectory_to_path
 from wm_common.ros.qos import CMD_VEL_QOS, STATUS_QOS
 from wm_msgs.msg import PlanStatus
 from wm_planner import controller as ctl
@@ -52,12 +52,15 @@ class PlannerOutputs:
                     self.route_pub):
             self.node.destroy_lifecycle_publisher(pub)
 
-    def command(self, v: float, w: float) -> None:
-        """Publish (v, w) on cmd_vel as it is (callers pass the command limiter's output)."""
+    def command(self, v: float, w: float, t: float) -> None:
+        """Publish (v, w) on cmd_vel as it is (callers pass the command limiter's output and
+        the time it stepped to, `t`: a TwistStamped carries that time, so consecutive
+        stamps show the steps the limiter allowed, not when a loaded machine got round to
+        publishing them)."""
         p = self.node.p
         if p["cmd_vel_stamped"]:
             msg = TwistStamped()
-            msg.header.stamp = self.node.get_clock().now().to_msg()
+            msg.header.stamp = sec_to_stamp(t)
             msg.header.frame_id = p["base_frame"]
             tw = msg.twist
         else:
