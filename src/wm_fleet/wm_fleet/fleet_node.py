@@ -30,7 +30,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wm_common.geometry import Pose2D, compose, polygon_from_flat
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import pose2d_to_pose, pose_to_pose2d, sec_to_stamp, stamp_to_sec
+from wm_common.ros.convert import (Refused, odometry_pose, pose2d_to_pose, sec_to_stamp,
+                                   stamp_to_sec)
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.localization import MapToOdom, resolve_use_tf
 from wm_common.ros.nav2 import SpeedLimit
@@ -154,17 +155,13 @@ class FleetNode(lifecycle.ManagedNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_odom(self, msg: Odometry) -> None:
-        if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
-            return self.diag.reject("odom_frame", "odom in frame %r, expected %r" % (
-                msg.header.frame_id, self.p["odom_frame"]))
         try:
-            pose = pose_to_pose2d(msg.pose.pose)
-        except ValueError as e:
-            return self.diag.reject("odom_invalid", str(e))
+            t, pose = odometry_pose(msg, self.p["odom_frame"])
+        except Refused as e:
+            return self.diag.reject(e.reason, e.detail)
         v, w = msg.twist.twist.linear.x, msg.twist.twist.angular.z
         if not (math.isfinite(v) and math.isfinite(w)) or max(abs(v), abs(w)) > 20.0:
             return self.diag.reject("odom_invalid", "twist not finite or absurd")
-        t = stamp_to_sec(msg.header.stamp)
         if self.odom.push(t, (pose, (float(v), float(w)))):
             self.localization.on_odom(t, pose)
 

@@ -19,7 +19,8 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from std_msgs.msg import Float32
 
 from wm_common.map_io import MapError, OccupancyMap
-from wm_common.ros.convert import distance_field_to_grid, pose_to_pose2d, stamp_to_sec
+from wm_common.ros.convert import (Refused, distance_field_to_grid, odometry_pose, pose_to_pose2d,
+                                   stamp_to_sec)
 from wm_common.ros.qos import FIELD_QOS, MAP_QOS, SENSOR_QOS, STATUS_QOS
 from wm_msgs.msg import DistanceField, FleetSnapshot
 from wm_planner.inputs import check_payload
@@ -73,14 +74,10 @@ class PlannerInputs:
 
     def _on_odom(self, msg: Odometry) -> None:
         node = self.node
-        if msg.header.frame_id and msg.header.frame_id != node.p["odom_frame"]:
-            return self._reject("odom_frame", "odom in frame %r, expected %r" % (
-                msg.header.frame_id, node.p["odom_frame"]))
         try:
-            pose = pose_to_pose2d(msg.pose.pose)
-        except ValueError as e:
-            return self._reject("odom_invalid", str(e))
-        t = stamp_to_sec(msg.header.stamp)
+            t, pose = odometry_pose(msg, node.p["odom_frame"])
+        except Refused as e:
+            return self._reject(e.reason, e.detail)
         rejected = node.inputs.add_odom(t, pose, msg.twist.twist.linear.x,
                                         msg.twist.twist.angular.z)
         if rejected is not None:

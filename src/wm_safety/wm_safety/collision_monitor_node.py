@@ -49,7 +49,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from wm_common.map_io import MapError
 from wm_common.ros import lifecycle
-from wm_common.ros.convert import pose_to_pose2d, sec_to_stamp, stamp_to_sec
+from wm_common.ros.convert import Refused, odometry_pose, sec_to_stamp, stamp_to_sec
 from wm_common.ros.diagnostics import DiagnosticsReporter
 from wm_common.ros.localization import MapToOdom, resolve_use_tf
 from wm_common.ros.nav2 import SpeedLimit
@@ -328,14 +328,10 @@ class CollisionMonitorNode(lifecycle.ManagedNode):
                             "%.2f m/s" % limit if math.isfinite(limit) else "none")
 
     def _on_odom(self, msg: Odometry) -> None:
-        if msg.header.frame_id and msg.header.frame_id != self.p["odom_frame"]:
-            return self._reject("odom_frame", "odom in frame %r, expected %r" % (
-                msg.header.frame_id, self.p["odom_frame"]))
         try:
-            pose = pose_to_pose2d(msg.pose.pose)
-        except ValueError as e:
-            return self._reject("odom_invalid", str(e))
-        t = stamp_to_sec(msg.header.stamp)
+            t, pose = odometry_pose(msg, self.p["odom_frame"])
+        except Refused as e:
+            return self._reject(e.reason, e.detail)
         if not self.localization.on_odom(t, pose):
             self._reject("odom_out_of_order", "stamp %.3f older than the latest" % t)
 

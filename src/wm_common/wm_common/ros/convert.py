@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import array
 import math
+from typing import Tuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
-from nav_msgs.msg import Path
+from nav_msgs.msg import Odometry, Path
 
 from wm_common.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
 from wm_common.grid import Grid2D
@@ -32,6 +33,28 @@ def pose_to_pose2d(pose: Pose) -> Pose2D:
     if abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) > 0.1:
         raise ValueError("pose orientation is not a unit quaternion")
     return Pose2D(float(p.x), float(p.y), yaw_from_quaternion(q.x, q.y, q.z, q.w))
+
+
+class Refused(ValueError):
+    """A message refused: `reason` names the diagnostics counter, `detail` the log line."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def odometry_pose(msg: Odometry, odom_frame: str) -> Tuple[float, Pose2D]:
+    """(stamp in s, planar pose) of an Odometry in `odom_frame` (an empty frame_id is taken
+    to be it); Refused 'odom_frame' for another frame, 'odom_invalid' for a pose that is not
+    finite or not a rotation."""
+    if msg.header.frame_id and msg.header.frame_id != odom_frame:
+        raise Refused("odom_frame", "odom in frame %r, expected %r" % (msg.header.frame_id,
+                                                                       odom_frame))
+    try:
+        pose = pose_to_pose2d(msg.pose.pose)
+    except ValueError as e:
+        raise Refused("odom_invalid", str(e)) from None
+    return stamp_to_sec(msg.header.stamp), pose
 
 
 def pose2d_to_pose(p: Pose2D, z: float = 0.0) -> Pose:
