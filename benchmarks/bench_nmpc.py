@@ -33,6 +33,8 @@ except ImportError:  # running from a source checkout without the packages insta
 from wm_planner.models import Goal, OptimizerSettings
 from wm_planner.nmpc import NMPC
 from wm_planner.optimizer import MPPI
+from wm_world_model.casadi_form import casadi_form
+from wm_world_model.motion_model import LearnedMotionModel
 from wm_world_model.state import RobotLimits, RobotState
 
 from bench_planner import ROBOT_RADIUS, warehouse_esdf
@@ -78,8 +80,10 @@ def _stats(name: str, times, iters, costs, statuses, **extra) -> Dict[str, objec
 
 
 def bench_solver(solver: str, artifact: str, pairs, esdf) -> List[Dict[str, object]]:
+    learned = LearnedMotionModel(artifact, 0.1) if artifact else None
+    form = casadi_form(learned.world_model, learned.version, 0.1) if learned else None
     nmpc = NMPC(OptimizerSettings(), RobotLimits(), robot_radius=ROBOT_RADIUS, solver=solver,
-                artifact=artifact)
+                model=form)
     model = "world_model" if artifact else "kinematic"
     nmpc.plan(pairs[0][0], pairs[0][1], esdf)          # build the NLP and solver (untimed)
     cold = {"t": [], "it": [], "c": [], "s": []}
